@@ -1,0 +1,53 @@
+# sipedge — see README.md. Every target works on a fresh Debian machine as root.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+GO ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+FUZZTIME ?= 20s
+# Debian packages the tests need, installed only when missing.
+TEST_DEBS := iproute2 ethtool
+
+.PHONY: all build run test test-deps lint bench bench-parse fuzz clean
+
+all: build
+
+build:
+	@mkdir -p bin
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./appliance/cmd/...
+
+run: build
+	./bin/appliance run -c config.toml
+
+test-deps:
+	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing test dependencies:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# Every test of the repository (privileged ones included: run as root), the
+# bench module's check mode, then a short fuzz pass.
+test: test-deps lint
+	$(GO) test -count=1 ./...
+	cd bench && $(GO) test -count=1 ./...
+	$(MAKE) fuzz
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./sipcore
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	cd bench && $(GO) vet ./...
+
+# Parser figures: sipcore against sipgo on the same messages, side by side.
+bench-parse:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./sipcore | tee /tmp/sipedge-sipcore.bench
+	cd bench && $(GO) run ./cmd/parsecmp
+
+bench: bench-parse
+
+clean:
+	rm -rf bin

@@ -1,0 +1,63 @@
+// Package port defines how datagrams enter and leave a pipeline worker. One
+// Port feeds one worker; the worker never knows which implementation it has
+// (afxdp, kernel socket or pcap), only this interface.
+//
+// port must not import any implementation (afxdp, sockets, pcap), sipcore or
+// appliance.
+package port
+
+import (
+	"errors"
+	"net/netip"
+)
+
+// ErrClosed is returned by Receive and Transmit once the port is closed.
+var ErrClosed = errors.New("port: closed")
+
+// Packet is one UDP datagram moving through a Port. Its memory is owned by
+// the port: a received packet is valid until it is released; a transmit
+// buffer from Alloc belongs to the worker until it is passed to Transmit.
+type Packet struct {
+	// Payload is the UDP payload. On receive it aliases port memory. On
+	// transmit it is a buffer from Alloc: write the datagram into
+	// Payload[:cap] and reslice it to the bytes to send.
+	Payload []byte
+	// Src and Dst are the UDP endpoints. On receive Src is the remote peer
+	// and Dst the local address it was sent to. On transmit Dst is required;
+	// a zero Src lets the port choose its own address.
+	Src, Dst netip.AddrPort
+	// HW is the peer's link-layer address where the port has one: on
+	// receive the frame's source MAC; on transmit, when non-zero, the
+	// destination MAC to use (copy it from the received packet when replying
+	// to its sender, so no neighbour lookup is needed).
+	HW [6]byte
+	// Handle is private to the port (a UMEM frame address, a buffer index).
+	Handle uint64
+}
+
+// Port is a batch datagram source and sink, used by exactly one worker
+// goroutine. Implementations allocate nothing per packet after warm-up.
+type Port interface {
+	// Name says what the port is and the mode it runs in, for logs
+	// ("afxdp eth0 queue 0 (copy, native)").
+	Name() string
+	// Receive fills rx with up to len(rx) datagrams and returns how many.
+	// It waits at most the port's poll interval when nothing arrives and
+	// then returns 0, nil, so the worker can run its timers. It returns
+	// io.EOF when a finite source (a capture) is exhausted and ErrClosed
+	// after Close.
+	Receive(rx []Packet) (int, error)
+	// Release gives received packets back to the port. Every received
+	// packet is released exactly once, after its last use.
+	Release(rx []Packet)
+	// Alloc fills tx with empty transmit buffers (len 0, cap = the largest
+	// payload the port can send) and returns how many it could provide.
+	Alloc(tx []Packet) int
+	// Transmit sends tx in order and returns how many went out. Every
+	// buffer in tx goes back to the port, sent or not; unsent ones are
+	// counted by the port.
+	Transmit(tx []Packet) (int, error)
+	// Close stops the port and releases its resources. It may be called
+	// from another goroutine to stop a worker blocked in Receive.
+	Close() error
+}
