@@ -2,12 +2,9 @@ package afxdp
 
 import (
 	"fmt"
-	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
-
-func loadU32(p *uint32) uint32 { return atomic.LoadUint32(p) }
 
 // raiseMemlock lifts RLIMIT_MEMLOCK, which the UMEM (and on older kernels
 // the BPF maps) count against. Where the process may not raise it (no

@@ -81,3 +81,5 @@ func (r *ring) needsWakeup() bool {
 }
 
 const xdpRingNeedWakeup = 1 // XDP_RING_NEED_WAKEUP
+
+func loadU32(p *uint32) uint32 { return atomic.LoadUint32(p) }

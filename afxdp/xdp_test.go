@@ -293,3 +293,37 @@ func TestDetachOnExit(t *testing.T) {
 	}
 	p.Close()
 }
+
+// TestFragmentsPass: a SIP datagram larger than the MTU arrives as IP
+// fragments; the program passes them, so the kernel reassembles it and a
+// kernel socket on the SIP port gets it whole, while small datagrams on
+// the same port still go to the AF_XDP socket.
+func TestFragmentsPass(t *testing.T) {
+	r := newRig(t, vethtest.Options{}, XDPNative, 1)
+	for _, v6 := range []bool{false, true} {
+		k, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(r.hostAddr(v6, sipPort)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer k.Close()
+		c := r.peerConn(t, v6)
+		big := make([]byte, 4000)
+		for i := range big {
+			big[i] = byte(i)
+		}
+		if _, err := c.WriteToUDPAddrPort(big, r.hostAddr(v6, sipPort)); err != nil {
+			t.Fatal(err)
+		}
+		k.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 8000)
+		n, _, err := k.ReadFromUDPAddrPort(buf)
+		if err != nil || n != len(big) || string(buf[:n]) != string(big) {
+			t.Errorf("v6=%v: kernel socket got %d bytes, %v; want the %d-byte datagram reassembled", v6, n, err, len(big))
+		}
+		if d, ok := awaitFrame(t, r.socks[0], c, r.hostAddr(v6, sipPort), []byte("small"), 5*time.Second); !ok {
+			t.Errorf("v6=%v: small datagram did not reach the AF_XDP socket", v6)
+		} else {
+			r.socks[0].Release([]Desc{d})
+		}
+	}
+}
