@@ -383,6 +383,14 @@ func ParseCredentials(v []byte, c *Credentials) error {
 		}
 		seen |= 1 << p
 		switch p {
+		case dpUsername, dpRealm, dpNonce, dpCnonce, dpURI:
+			// An empty one can never be right; say so rather than
+			// fail later as a wrong password.
+			if len(val) == 0 {
+				return digestErr(p, DigestMalformed)
+			}
+		}
+		switch p {
 		case dpUsername, dpRealm, dpNonce, dpCnonce, dpOpaque:
 			if len(val) > MaxDigestField {
 				return digestErr(p, DigestTooLong)
