@@ -264,12 +264,62 @@ func digestErr(p digestParam, k DigestProblem) *DigestError { return &digestErrs
 var ErrDigestScheme error = digestErr(dpScheme, DigestUnsupported)
 
 func lookupDigestParam(name []byte) digestParam {
-	for p := dpUsername; p < numDigestParams; p++ {
-		if asciiEqualFold(name, digestParamNames[p]) {
-			return p
+	// Dispatch on length and a letter first: this runs for every parameter
+	// of every credential. The full comparison below confirms the guess.
+	var p digestParam
+	switch len(name) {
+	case 2:
+		p = dpNC
+	case 3:
+		p = dpURI
+		if name[0]|0x20 == 'q' {
+			p = dpQop
 		}
+	case 5:
+		p = dpRealm
+		if name[0]|0x20 == 'n' {
+			p = dpNonce
+		}
+	case 6:
+		p = dpCnonce
+		if name[0]|0x20 == 'o' {
+			p = dpOpaque
+		}
+	case 8:
+		p = dpResponse
+		if name[0]|0x20 == 'u' {
+			p = dpUsername
+			if name[4]|0x20 == 'h' {
+				p = dpUserhash
+			}
+		}
+	case 9:
+		p = dpAlgorithm
+		if name[0]|0x20 == 'u' {
+			p = dpUsernameStar
+		}
+	default:
+		return dpUnknown
+	}
+	if tokenEqualLower(name, digestParamNames[p]) {
+		return p
 	}
 	return dpUnknown
+}
+
+// tokenEqualLower compares a token (tchar bytes only) with a lowercase name.
+// Setting bit 0x20 lowercases letters and leaves every other tchar that can
+// equal a name byte ('-', '*', digits) unchanged, so one OR per byte does.
+func tokenEqualLower(tok []byte, lower string) bool {
+	if len(tok) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(tok); i++ {
+		if tok[i]|0x20 != lower[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // ParseCredentials parses an Authorization or Proxy-Authorization header
@@ -337,6 +387,10 @@ func ParseCredentials(v []byte, c *Credentials) error {
 			k := start
 			esc := false
 			for k < len(v) && v[k] != '"' {
+				if digestQdtext[v[k]] {
+					k++
+					continue
+				}
 				b := v[k]
 				if b == '\\' {
 					esc = true
@@ -507,29 +561,30 @@ func (c *Credentials) Verify(method, ha1 []byte) bool {
 	if !lowerHexInto(a1[:n], ha1) || !lowerHexInto(got[:n], c.Response) {
 		return false
 	}
+	esc := c.Escaped
 	var buf [digestBufLen]byte
 	if alg.Sess() {
 		b := append(buf[:0], a1[:n]...)
 		b = append(b, ':')
-		b = appendUnescaped(b, c.Nonce)
+		b = appendDigestField(b, c.Nonce, esc)
 		b = append(b, ':')
-		b = appendUnescaped(b, c.Cnonce)
+		b = appendDigestField(b, c.Cnonce, esc)
 		alg.hexSum(&a1, b)
 	}
 
 	b := append(buf[:0], method...)
 	b = append(b, ':')
-	b = appendUnescaped(b, c.URI)
+	b = appendDigestField(b, c.URI, esc)
 	alg.hexSum(&a2, b)
 
 	b = append(buf[:0], a1[:n]...)
 	b = append(b, ':')
-	b = appendUnescaped(b, c.Nonce)
+	b = appendDigestField(b, c.Nonce, esc)
 	b = append(b, ':')
 	if c.Qop == QopAuth {
 		b = append(b, c.NC...)
 		b = append(b, ':')
-		b = appendUnescaped(b, c.Cnonce)
+		b = appendDigestField(b, c.Cnonce, esc)
 		b = append(b, ":auth:"...)
 	}
 	b = append(b, a2[:n]...)
@@ -541,6 +596,16 @@ func (c *Credentials) Verify(method, ha1 []byte) bool {
 // escapes (quoted-pair) removed, e.g. to look up a Username when
 // Credentials.Escaped is set.
 func AppendUnescaped(dst, raw []byte) []byte { return appendUnescaped(dst, raw) }
+
+// appendDigestField copies a field into a hash input. Unescaping walks byte
+// by byte and almost no credential has an escape, so it copies in bulk
+// unless the parser saw one.
+func appendDigestField(dst, raw []byte, escaped bool) []byte {
+	if !escaped {
+		return append(dst, raw...)
+	}
+	return appendUnescaped(dst, raw)
+}
 
 func appendUnescaped(dst, raw []byte) []byte {
 	for i := 0; i < len(raw); i++ {
@@ -640,18 +705,27 @@ func isHex(b []byte) bool {
 // lowerHexInto copies hex src into dst (same length) in lowercase, the form
 // every digest computation hashes; false if src is not hex.
 func lowerHexInto(dst, src []byte) bool {
+	dst = dst[:len(src)]
 	for i, ch := range src {
-		switch {
-		case ch >= '0' && ch <= '9', ch >= 'a' && ch <= 'f':
-			dst[i] = ch
-		case ch >= 'A' && ch <= 'F':
-			dst[i] = ch + ('a' - 'A')
-		default:
+		l := digestHexLower[ch]
+		if l == 0 {
 			return false
 		}
+		dst[i] = l
 	}
 	return true
 }
+
+// digestHexLower maps hex digits to their lowercase form and all else to 0.
+var digestHexLower = func() (t [256]byte) {
+	for _, c := range "0123456789abcdef" {
+		t[c] = byte(c)
+	}
+	for _, c := range "ABCDEF" {
+		t[c] = byte(c) + 'a' - 'A'
+	}
+	return t
+}()
 
 // asciiEqualFold compares b with the ASCII string s ignoring case.
 func asciiEqualFold(b []byte, s string) bool {
@@ -699,6 +773,15 @@ var digestTchar = func() (t [256]bool) {
 	}
 	for _, c := range "!#$%&'*+-.^_`|~" {
 		t[c] = true
+	}
+	return t
+}()
+
+// digestQdtext marks the quoted-string bytes that need no attention: all but
+// DQUOTE, backslash and control characters other than HTAB.
+var digestQdtext = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c >= 0x20 && c != 0x7f && c != '"' && c != '\\' || c == '\t'
 	}
 	return t
 }()

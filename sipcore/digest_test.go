@@ -454,3 +454,17 @@ func TestDigestZeroAllocs(t *testing.T) {
 		t.Fatalf("a parse or verify failed inside AllocsPerRun")
 	}
 }
+
+func TestLookupDigestParam(t *testing.T) {
+	for p := dpUsername; p < numDigestParams; p++ {
+		name := digestParamNames[p]
+		if got := lookupDigestParam([]byte(strings.ToUpper(name))); got != p {
+			t.Errorf("lookup(%q) = %d, want %d", strings.ToUpper(name), got, p)
+		}
+	}
+	for _, name := range []string{"", "n", "nd", "urx", "qos", "realms", "stale", "domain", "usernamex", "username_", "userhasx", "algorithn", "x*"} {
+		if got := lookupDigestParam([]byte(name)); got != dpUnknown {
+			t.Errorf("lookup(%q) = %d, want unknown", name, got)
+		}
+	}
+}
