@@ -15,9 +15,9 @@
 //
 // The AF_XDP socket (socket.go, ring.go) is owned entirely here on
 // golang.org/x/sys/unix (XDPUmemReg, SockaddrXDP, XDPMmapOffsets, raw
-// get/setsockopt). github.com/asavie/xdp v0.3.3 is not imported: what is
-// sound in it (constants, struct layouts) x/sys/unix already provides, and
-// the rest is what this package must do differently — it does not unmap its
+// get/setsockopt). From github.com/asavie/xdp v0.3.3 it takes the sound
+// part: the ring descriptor type (Desc, struct xdp_desc). The rest of that
+// library is what this package must do differently — it does not unmap its
 // rings on Close (the queue stays busy until exit), reads ring indexes with
 // plain loads, allocates per Receive, scans all frames per call, panics on
 // sendto errors, has no XDP_USE_NEED_WAKEUP, and its program redirects ARP

@@ -6,17 +6,17 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/asavie/xdp"
 	"golang.org/x/sys/unix"
 )
 
 // Desc describes one frame handed between the application and the kernel:
-// the UMEM offset of the packet's first byte and its length. Its layout is
-// struct xdp_desc, so RX and TX ring entries are read and written as Descs.
-type Desc struct {
-	Addr    uint64
-	Len     uint32
-	Options uint32
-}
+// the UMEM offset of the packet's first byte and its length. It is
+// asavie/xdp's descriptor, whose layout is struct xdp_desc (the one sound
+// piece of that library this package needs), so RX and TX ring entries are
+// read and written as Descs and code written against asavie/xdp's Desc works
+// with this package unchanged.
+type Desc = xdp.Desc
 
 // frame ownership, tracked per frame so that a double release or a release
 // of a frame the kernel still owns is counted instead of corrupting the free
