@@ -1,5 +1,7 @@
 package sipcore
 
+import "encoding/binary"
+
 // headerKind classifies a header name, long or compact, case-insensitively.
 // It dispatches on length and first letter so that a name costs at most a
 // couple of byte comparisons: no map, no lower-casing copy.
@@ -171,4 +173,77 @@ func methodOf(b []byte) Method {
 		return MethodUPDATE
 	}
 	return MethodUnknown
+}
+
+// nameCand is a header name folded to lower case and packed little-endian
+// into two words, for kindAt's word compares.
+type nameCand struct {
+	w0, w1 uint64
+	kind   HeaderKind
+}
+
+// kindByLen lists, per name length, the known names of that length.
+var kindByLen = buildKindByLen()
+
+func buildKindByLen() (t [17][]nameCand) {
+	names := []struct {
+		n string
+		k HeaderKind
+	}{
+		{"to", HdrTo}, {"via", HdrVia}, {"from", HdrFrom}, {"cseq", HdrCSeq},
+		{"route", HdrRoute}, {"event", HdrEvent}, {"call-id", HdrCallID},
+		{"contact", HdrContact}, {"require", HdrRequire}, {"expires", HdrExpires},
+		{"subject", HdrSubject}, {"refer-to", HdrReferTo}, {"identity", HdrIdentity},
+		{"supported", HdrSupported}, {"user-agent", HdrUserAgent},
+		{"referred-by", HdrReferredBy}, {"max-forwards", HdrMaxForwards},
+		{"content-type", HdrContentType}, {"allow-events", HdrAllowEvents},
+		{"record-route", HdrRecordRoute}, {"authorization", HdrAuthorization},
+		{"proxy-require", HdrProxyRequire}, {"content-length", HdrContentLength},
+		{"accept-contact", HdrAcceptContact}, {"session-expires", HdrSessionExpires},
+		{"content-encoding", HdrContentEncoding},
+	}
+	for _, nm := range names {
+		var pad [16]byte
+		copy(pad[:], nm.n)
+		w0, w1 := foldWords(pad[:], len(nm.n))
+		t[len(nm.n)] = append(t[len(nm.n)], nameCand{w0, w1, nm.k})
+	}
+	return t
+}
+
+// foldWords loads the first n (2..16) bytes of b, which must hold 16, as
+// two little-endian words with ASCII letters folded to lower case (|0x20)
+// and the bytes past n cleared. Folding with |0x20 maps no token character
+// onto another except a letter onto its other case, and header names are
+// checked to be tokens before they get here.
+func foldWords(b []byte, n int) (w0, w1 uint64) {
+	w0 = binary.LittleEndian.Uint64(b) | 0x2020202020202020
+	w1 = binary.LittleEndian.Uint64(b[8:]) | 0x2020202020202020
+	if n < 8 {
+		w0 &= 1<<(8*uint(n)) - 1
+		w1 = 0
+	} else {
+		w1 &= 1<<(8*uint(n-8)) - 1
+	}
+	return w0, w1
+}
+
+// kindAt classifies the header name b[pos:ne] (a token) with two word
+// loads and compares instead of a byte loop; near the end of the buffer,
+// or for names over 16 bytes, it falls back to headerKind.
+func kindAt(b []byte, pos, ne int) HeaderKind {
+	n := ne - pos
+	if n == 1 {
+		return compactKind[b[pos]|0x20]
+	}
+	if n > 16 || pos+16 > len(b) {
+		return headerKind(b[pos:ne])
+	}
+	w0, w1 := foldWords(b[pos:pos+16], n)
+	for _, c := range kindByLen[n] {
+		if c.w0 == w0 && c.w1 == w1 {
+			return c.kind
+		}
+	}
+	return HdrOther
 }

@@ -276,7 +276,7 @@ func (m *Msg) parseHeader(pos, end, next int) error {
 	for e > p && isWS(b[e-1]) {
 		e--
 	}
-	kind := headerKind(b[pos:ne])
+	kind := kindAt(b, pos, ne)
 	name, line := span(pos, ne), span(pos, next)
 
 	switch kind {

@@ -46,6 +46,9 @@ func isHex(c byte) bool { return c-'0' < 10 || (c|0x20)-'a' < 6 }
 
 // skipWS returns the first index at or after p, below e, that is not SP or HT.
 func skipWS(b []byte, p, e int) int {
+	if p < e && p < len(b) && !isWS(b[p]) {
+		return p // the usual case, kept cheap enough to inline
+	}
 	for p < e && isWS(b[p]) {
 		p++
 	}
@@ -75,10 +78,16 @@ func scanClass(b []byte, p, e int, class uint16) (int, bool) {
 // scanToken returns the first index at or after p, below e, that is not a
 // token character.
 func scanToken(b []byte, p, e int) int {
-	for p < e && charClass[b[p]]&cToken != 0 {
-		p++
+	if p >= e {
+		return p
 	}
-	return p
+	s := b[p:e]
+	for i, c := range s {
+		if charClass[c]&cToken == 0 {
+			return p + i
+		}
+	}
+	return e
 }
 
 // endQuoted returns the index just past the quoted-string that starts with

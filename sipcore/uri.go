@@ -191,26 +191,29 @@ func parseHost(b []byte, p, e int) (int, HostKind, bool) {
 		}
 		return q + 1, HostIPv6, true
 	}
-	q := p
-	numeric := true
-	for q < e && charClass[b[q]]&cHost != 0 {
-		if c := b[q]; c != '.' && !isDigit(c) {
-			numeric = false
-		}
+	s := b[p:e]
+	q := 0
+	for q < len(s) && charClass[s[q]]&cHost != 0 {
 		q++
 	}
-	if q == p || b[p] == '.' || b[p] == '-' {
+	if q == 0 || s[0] == '.' || s[0] == '-' {
 		return p, HostNone, false
 	}
-	if !numeric {
-		// RFC 3261 toplabel starts with a letter; "2001" in front of a
-		// bare IPv6 address (RFC 5118 ipv6-bad) is caught below.
-		return q, HostName, true
+	if !isDigit(s[0]) {
+		// RFC 3261 toplabel starts with a letter: a name.
+		return p + q, HostName, true
 	}
-	if !isIPv4(b[p:q]) {
-		return p, HostNone, false
+	if isIPv4(s[:q]) {
+		return p + q, HostIPv4, true
 	}
-	return q, HostIPv4, true
+	for _, c := range s[:q] {
+		if c != '.' && !isDigit(c) {
+			return p + q, HostName, true // "1and1.example.com"
+		}
+	}
+	// Digits and dots but no dotted quad, e.g. "2001" in front of a bare
+	// IPv6 address (RFC 5118 ipv6-bad).
+	return p, HostNone, false
 }
 
 // isIPv4 reports whether b is a dotted quad of decimal octets.
