@@ -530,7 +530,7 @@ func ParseCredentials(v []byte, c *Credentials) error {
 	if c.Algorithm.Sess() && seen&(1<<dpCnonce) == 0 {
 		return digestErr(dpCnonce, DigestMissing)
 	}
-	if len(c.Response) != c.Algorithm.HexLen() || !isHex(c.Response) {
+	if len(c.Response) != c.Algorithm.HexLen() || !allHex(c.Response) {
 		return digestErr(dpResponse, DigestMalformed)
 	}
 	return nil
@@ -647,7 +647,7 @@ func CheckHA1(alg Algorithm, ha1 []byte) error {
 	if n == 0 {
 		return errDigestHA1Alg
 	}
-	if len(ha1) != n || !isHex(ha1) {
+	if len(ha1) != n || !allHex(ha1) {
 		if n == 32 {
 			return errDigestHA1MD5
 		}
@@ -693,7 +693,7 @@ func hexDigitVal(ch byte) (byte, bool) {
 	return 0, false
 }
 
-func isHex(b []byte) bool {
+func allHex(b []byte) bool {
 	for _, ch := range b {
 		if _, ok := hexDigitVal(ch); !ok {
 			return false
