@@ -32,3 +32,88 @@ func (e *ParseError) Error() string {
 
 // Unwrap lets errors.Is(err, sipcore.ErrBadCSeq) work.
 func (e *ParseError) Unwrap() error { return e.Kind }
+
+// Every rule Parse enforces, with the response a stateless proxy sends for a
+// request that breaks it. Status 0 means the datagram is dropped silently
+// (and counted by the caller): nothing trustworthy to answer to.
+var (
+	// Size and count limits (Msg's index arrays and MaxLineLength). 513 is
+	// "Message Too Large" (RFC 3261 21.5.14): the limit is ours, not the
+	// grammar's.
+	ErrMessageTooLarge = &ErrKind{Rule: "message-too-large", Status: 513, Reason: "Message Too Large"}
+	ErrTooManyHeaders  = &ErrKind{Rule: "too-many-headers", Status: 513, Reason: "Message Too Large (too many headers)"}
+	ErrTooManyVias     = &ErrKind{Rule: "too-many-via", Status: 513, Reason: "Message Too Large (too many Via values)"}
+	ErrTooManyContacts = &ErrKind{Rule: "too-many-contact", Status: 513, Reason: "Message Too Large (too many Contact values)"}
+	ErrTooManyRoutes   = &ErrKind{Rule: "too-many-route", Status: 513, Reason: "Message Too Large (too many Route values)"}
+	ErrTooManyRRoutes  = &ErrKind{Rule: "too-many-record-route", Status: 513, Reason: "Message Too Large (too many Record-Route values)"}
+	ErrLineTooLong     = &ErrKind{Rule: "line-too-long", Status: 513, Reason: "Message Too Large (header line too long)"}
+
+	// Start line. A first line that is neither a request line nor a status
+	// line gives no reason to believe a SIP peer is listening: drop.
+	ErrStartLine      = &ErrKind{Rule: "malformed-start-line", Status: 0}
+	ErrRequestLine    = &ErrKind{Rule: "malformed-request-line", Status: 400, Reason: "Bad Request (malformed Request-Line)"}
+	ErrRequestURI     = &ErrKind{Rule: "malformed-request-uri", Status: 400, Reason: "Bad Request (malformed Request-URI)"}
+	ErrRequestURIHdrs = &ErrKind{Rule: "request-uri-with-headers", Status: 400, Reason: "Bad Request (headers in Request-URI)"}
+	ErrVersion        = &ErrKind{Rule: "unsupported-sip-version", Status: 505, Reason: "Version Not Supported"}
+	ErrStatusLine     = &ErrKind{Rule: "malformed-status-line", Status: 0}
+	ErrStatusCode     = &ErrKind{Rule: "status-code-out-of-range", Status: 0}
+
+	// Header section framing.
+	ErrHeaderLine   = &ErrKind{Rule: "malformed-header-line", Status: 400, Reason: "Bad Request (malformed header line)"}
+	ErrNoHeaderEnd  = &ErrKind{Rule: "header-section-not-terminated", Status: 400, Reason: "Bad Request (header section not terminated)"}
+	ErrBadURI       = &ErrKind{Rule: "malformed-uri", Status: 400, Reason: "Bad Request (malformed URI)"}
+	ErrStarContact  = &ErrKind{Rule: "star-contact-mixed", Status: 400, Reason: "Bad Request (Contact * with other values)"}
+	ErrCSeqMismatch = &ErrKind{Rule: "cseq-method-mismatch", Status: 400, Reason: "Bad Request (CSeq method does not match Request-Line)"}
+
+	// Malformed values of the headers the proxy reads.
+	ErrBadVia           = &ErrKind{Rule: "malformed-via", Status: 400, Reason: "Bad Request (malformed Via)"}
+	ErrBadFrom          = &ErrKind{Rule: "malformed-from", Status: 400, Reason: "Bad Request (malformed From)"}
+	ErrBadTo            = &ErrKind{Rule: "malformed-to", Status: 400, Reason: "Bad Request (malformed To)"}
+	ErrBadCallID        = &ErrKind{Rule: "malformed-call-id", Status: 400, Reason: "Bad Request (malformed Call-ID)"}
+	ErrBadCSeq          = &ErrKind{Rule: "malformed-cseq", Status: 400, Reason: "Bad Request (malformed CSeq)"}
+	ErrBadMaxForwards   = &ErrKind{Rule: "malformed-max-forwards", Status: 400, Reason: "Bad Request (malformed Max-Forwards)"}
+	ErrBadContact       = &ErrKind{Rule: "malformed-contact", Status: 400, Reason: "Bad Request (malformed Contact)"}
+	ErrBadRoute         = &ErrKind{Rule: "malformed-route", Status: 400, Reason: "Bad Request (malformed Route)"}
+	ErrBadRecordRoute   = &ErrKind{Rule: "malformed-record-route", Status: 400, Reason: "Bad Request (malformed Record-Route)"}
+	ErrBadContentLength = &ErrKind{Rule: "malformed-content-length", Status: 400, Reason: "Bad Request (malformed Content-Length)"}
+	// RFC 3261 18.3: on UDP a Content-Length larger than the datagram is an
+	// error (400); a smaller one truncates the message.
+	ErrContentLengthExceeds = &ErrKind{Rule: "content-length-exceeds-datagram", Status: 400, Reason: "Bad Request (Content-Length larger than datagram)"}
+
+	// Single-valued headers given more than once (RFC 4475 multi01, mcl01).
+	ErrDupFrom          = &ErrKind{Rule: "duplicate-from", Status: 400, Reason: "Bad Request (multiple From)"}
+	ErrDupTo            = &ErrKind{Rule: "duplicate-to", Status: 400, Reason: "Bad Request (multiple To)"}
+	ErrDupCallID        = &ErrKind{Rule: "duplicate-call-id", Status: 400, Reason: "Bad Request (multiple Call-ID)"}
+	ErrDupCSeq          = &ErrKind{Rule: "duplicate-cseq", Status: 400, Reason: "Bad Request (multiple CSeq)"}
+	ErrDupMaxForwards   = &ErrKind{Rule: "duplicate-max-forwards", Status: 400, Reason: "Bad Request (multiple Max-Forwards)"}
+	ErrDupContentLength = &ErrKind{Rule: "duplicate-content-length", Status: 400, Reason: "Bad Request (multiple Content-Length)"}
+
+	// Required headers (RFC 3261 8.1.1) missing.
+	ErrMissingVia    = &ErrKind{Rule: "missing-via", Status: 400, Reason: "Bad Request (missing Via)"}
+	ErrMissingFrom   = &ErrKind{Rule: "missing-from", Status: 400, Reason: "Bad Request (missing From)"}
+	ErrMissingTo     = &ErrKind{Rule: "missing-to", Status: 400, Reason: "Bad Request (missing To)"}
+	ErrMissingCallID = &ErrKind{Rule: "missing-call-id", Status: 400, Reason: "Bad Request (missing Call-ID)"}
+	ErrMissingCSeq   = &ErrKind{Rule: "missing-cseq", Status: 400, Reason: "Bad Request (missing CSeq)"}
+)
+
+// ResponseFor says how a proxy answers a message Parse rejected with err:
+// the status code and reason phrase of the response, or 0 and "" when the
+// datagram must be dropped silently. It drops whenever err is nil or not a
+// parse error, the start line did not show a request (responses are never
+// answered, RFC 3261 16.7 / 18.1.2), or the request is an ACK (which is
+// never answered, RFC 3261 17.1.1.3).
+func ResponseFor(m *Msg, err error) (status int, reason string) {
+	var k *ErrKind
+	switch e := err.(type) {
+	case *ParseError:
+		k = e.Kind
+	case *ErrKind:
+		k = e
+	default:
+		return 0, ""
+	}
+	if k == nil || k.Status == 0 || m == nil || !m.IsRequest || m.Method == MethodACK {
+		return 0, ""
+	}
+	return k.Status, k.Reason
+}

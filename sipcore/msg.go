@@ -18,9 +18,11 @@ func (s Span) Empty() bool { return s.Len == 0 }
 const (
 	MaxMessageSize = 65535 // largest UDP payload Parse accepts
 	MaxHeaders     = 128   // header values (after splitting comma lists)
-	MaxVias        = 32
-	MaxContacts    = 16
-	MaxRoutes      = 32 // each of Route and Record-Route
+	// MaxVias is 64, not 32: RFC 4475 longreq (a valid message) carries 34
+	// Vias, and a Max-Forwards of 70 allows that many honest hops.
+	MaxVias     = 64
+	MaxContacts = 16
+	MaxRoutes   = 32 // each of Route and Record-Route
 )
 
 // Method identifies a SIP method. Unknown methods keep their text in
@@ -202,14 +204,14 @@ type Msg struct {
 	// MaxForwards is -1 when the header is absent.
 	MaxForwards int
 
-	Contacts  [MaxContacts]NameAddr
-	NContact  int
+	Contacts    [MaxContacts]NameAddr
+	NContact    int
 	StarContact bool // Contact: *
 
-	Routes        [MaxRoutes]NameAddr
-	NRoute        int
-	RecordRoutes  [MaxRoutes]NameAddr
-	NRecordRoute  int
+	Routes       [MaxRoutes]NameAddr
+	NRoute       int
+	RecordRoutes [MaxRoutes]NameAddr
+	NRecordRoute int
 
 	// ContentLength is -1 when the header is absent.
 	ContentLength int
@@ -233,6 +235,47 @@ type Msg struct {
 	// err is returned (by pointer) from Parse so that errors carry the
 	// offset without allocating.
 	err ParseError
+
+	// seen has bit k set when a header of HeaderKind k was parsed: duplicate
+	// and required-header checks without scanning Headers.
+	seen uint32
+}
+
+// Has reports whether the message carries at least one header of the kind.
+func (m *Msg) Has(kind HeaderKind) bool { return m.seen&(1<<kind) != 0 }
+
+// Next returns the index in Headers of the first header of the kind at or
+// after from, or -1 when there is none. Iterate with
+// for i := m.Next(k, 0); i >= 0; i = m.Next(k, i+1).
+func (m *Msg) Next(kind HeaderKind, from int) int {
+	if from < 0 {
+		from = 0
+	}
+	for i := from; i < m.NHeaders; i++ {
+		if m.Headers[i].Kind == kind {
+			return i
+		}
+	}
+	return -1
+}
+
+// Find returns the index in Headers of the first header named name at or
+// after from, or -1 when there is none. Names compare case-insensitively and
+// a compact form equals its long name ("i" finds Call-ID and the reverse).
+func (m *Msg) Find(name string, from int) int {
+	if k := headerKind(name); k != HdrOther {
+		return m.Next(k, from)
+	}
+	if from < 0 {
+		from = 0
+	}
+	for i := from; i < m.NHeaders; i++ {
+		h := &m.Headers[i]
+		if h.Kind == HdrOther && equalFold(m.B(h.Name), name) {
+			return i
+		}
+	}
+	return -1
 }
 
 // Buf returns the buffer the message was parsed from.

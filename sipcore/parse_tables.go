@@ -1,0 +1,144 @@
+package sipcore
+
+// Character classes of the RFC 3261 grammar, one 256-entry table each so
+// that the scanners test a byte with a single load.
+const (
+	cToken  = 1 << iota // token (RFC 3261 25.1)
+	cUser               // user: unreserved / user-unreserved / '%'
+	cPass               // password: unreserved / "&=+$," / '%'
+	cParam              // uri paramchar: unreserved / param-unreserved / '%'
+	cHost               // hostname and IPv4 characters
+	cIPv6               // inside an IPv6 reference
+	cScheme             // scheme after its first letter
+	cGenVal             // generic-param value: token / host (incl. IPv6 refs)
+	cWord               // Call-ID word
+)
+
+var charClass = buildCharClass()
+
+func buildCharClass() (t [256]uint16) {
+	set := func(class uint16, chars string) {
+		for i := 0; i < len(chars); i++ {
+			t[chars[i]] |= class
+		}
+	}
+	const alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	const mark = "-_.!~*'()"
+	set(cToken, alnum+"-.!%*_+`'~")
+	set(cUser, alnum+mark+"&=+$,;?/%")
+	set(cPass, alnum+mark+"&=+$,%")
+	set(cParam, alnum+mark+"[]/:&+$%")
+	set(cHost, alnum+"-.")
+	set(cIPv6, "0123456789abcdefABCDEF:.")
+	set(cScheme, alnum+"+-.")
+	set(cGenVal, alnum+"-.!%*_+`'~:[]")
+	set(cWord, alnum+"-.!%*_+`'~()<>:\\\"/[]?{}")
+	return t
+}
+
+func isWS(c byte) bool { return c == ' ' || c == '\t' }
+
+func isDigit(c byte) bool { return c-'0' < 10 }
+
+func isAlpha(c byte) bool { return (c|0x20)-'a' < 26 }
+
+func isHex(c byte) bool { return c-'0' < 10 || (c|0x20)-'a' < 6 }
+
+// skipWS returns the first index at or after p, below e, that is not SP or HT.
+func skipWS(b []byte, p, e int) int {
+	if p < e && p < len(b) && !isWS(b[p]) {
+		return p // the usual case, kept cheap enough to inline
+	}
+	for p < e && isWS(b[p]) {
+		p++
+	}
+	return p
+}
+
+// scanClass returns the first index at or after p, below e, whose byte is
+// not in class; ok is false when a '%' there does not start a %HH escape.
+func scanClass(b []byte, p, e int, class uint16) (int, bool) {
+	for p < e {
+		c := b[p]
+		if charClass[c]&class == 0 {
+			break
+		}
+		if c == '%' && class&(cUser|cPass|cParam) != 0 {
+			if p+2 >= e || !isHex(b[p+1]) || !isHex(b[p+2]) {
+				return p, false
+			}
+			p += 3
+			continue
+		}
+		p++
+	}
+	return p, true
+}
+
+// scanToken returns the first index at or after p, below e, that is not a
+// token character.
+func scanToken(b []byte, p, e int) int {
+	if p >= e {
+		return p
+	}
+	s := b[p:e]
+	for i, c := range s {
+		if charClass[c]&cToken == 0 {
+			return p + i
+		}
+	}
+	return e
+}
+
+// endQuoted returns the index just past the quoted-string that starts with
+// the '"' at b[p], or -1 when it is not closed before e.
+func endQuoted(b []byte, p, e int) int {
+	for q := p + 1; q < e; q++ {
+		switch b[q] {
+		case '\\':
+			q++
+		case '"':
+			return q + 1
+		}
+	}
+	return -1
+}
+
+// lower folds an ASCII letter to lower case and leaves other bytes alone.
+func lower(c byte) byte {
+	if c-'A' < 26 {
+		return c | 0x20
+	}
+	return c
+}
+
+// equalFold compares ASCII case-insensitively without allocating.
+func equalFold[T ~string | ~[]byte](a []byte, b T) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if lower(a[i]) != lower(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// eqLower reports whether n equals lit, a lower-case literal of letters and
+// '-', ignoring the case of n. The |0x20 trick alone would also let CR match
+// '-', hence the second test.
+func eqLower[T ~string | ~[]byte](n T, lit string) bool {
+	if len(n) != len(lit) {
+		return false
+	}
+	for i := 0; i < len(lit); i++ {
+		c, l := n[i], lit[i]
+		if c|0x20 != l || (l == '-' && c != '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func span(from, to int) Span { return Span{Off: uint16(from), Len: uint16(to - from)} }
