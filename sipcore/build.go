@@ -112,6 +112,9 @@ func viaEdits(es *edits, m *Msg, src netip.AddrPort) {
 	if v.HasRPort {
 		rportEnd, rportBare = paramNameEnd(m.buf, v.Params, "rport")
 	}
+	if rportBare { // before received: when rport ends the Via both insert at one offset
+		es.add(rportEnd, rportEnd, editRPort)
+	}
 	need := rportBare
 	if !need {
 		ip, ok := ParseIP(m.B(v.Host))
@@ -125,9 +128,6 @@ func viaEdits(es *edits, m *Msg, src netip.AddrPort) {
 		} else {
 			es.add(v.Value.End(), v.Value.End(), editReceived)
 		}
-	}
-	if rportBare {
-		es.add(rportEnd, rportEnd, editRPort)
 	}
 }
 
@@ -165,18 +165,6 @@ func paramNameEnd(buf []byte, params Span, name string) (int, bool) {
 		}
 	}
 	return -1, false
-}
-
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		if b[i]|0x20 != s[i]|0x20 {
-			return false
-		}
-	}
-	return true
 }
 
 // deleteFirstValue removes the first value of a comma-separated header

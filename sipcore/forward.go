@@ -248,7 +248,8 @@ func BuildResponseForward(dst []byte, m *Msg, k *Key, hop *NextHop) (int, error)
 		hop.Port = next.Port
 	}
 	if next.RPort.Len > 0 {
-		if p, ok := parsePort(m.B(next.RPort)); ok {
+		b := m.B(next.RPort)
+		if p, end, ok := parsePort(b, 0, len(b)); ok && end == len(b) && p != 0 {
 			hop.Port = p
 		}
 	}
@@ -267,21 +268,4 @@ func BuildResponseForward(dst []byte, m *Msg, k *Key, hop *NextHop) (int, error)
 		return 0, ErrNoRoom
 	}
 	return w.n, nil
-}
-
-func parsePort(b []byte) (uint16, bool) {
-	if len(b) == 0 || len(b) > 5 {
-		return 0, false
-	}
-	v := 0
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		v = v*10 + int(c-'0')
-	}
-	if v == 0 || v > 65535 {
-		return 0, false
-	}
-	return uint16(v), true
 }
