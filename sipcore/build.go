@@ -1,0 +1,179 @@
+package sipcore
+
+import (
+	"net/netip"
+	"strconv"
+)
+
+// Builder errors. Like parse errors they are allocated once; Status says
+// what a proxy answers (0: drop and count).
+var (
+	// ErrTooManyHops: Max-Forwards reached 0; answer 483 (RFC 3261 16.3 item 3).
+	ErrTooManyHops = &ErrKind{Rule: "max-forwards-exhausted", Status: 483, Reason: "Too Many Hops"}
+	// ErrLoopDetected: the request already passed through this cluster unchanged.
+	ErrLoopDetected = &ErrKind{Rule: "loop-detected", Status: 482, Reason: "Loop Detected"}
+	// ErrNoRoom: the output buffer is too small for the message; the caller
+	// drops it and counts it (a frame size problem, not the peer's fault).
+	ErrNoRoom = &ErrKind{Rule: "output-buffer-too-small", Status: 0}
+	// ErrNotRequest / ErrNotResponse: a builder got the wrong kind of message.
+	ErrNotRequest  = &ErrKind{Rule: "not-a-request", Status: 0}
+	ErrNotResponse = &ErrKind{Rule: "not-a-response", Status: 0}
+	// ErrNotOurVia: a response whose top Via was not made by this cluster;
+	// a stateless proxy drops it (RFC 3261 16.7 item 3 / 18.1.2).
+	ErrNotOurVia = &ErrKind{Rule: "response-top-via-not-ours", Status: 0}
+	// ErrNoNextVia: a response to a request this node originated (a probe):
+	// nothing to forward it to.
+	ErrNoNextVia = &ErrKind{Rule: "response-has-no-next-via", Status: 0}
+)
+
+// writer copies into a fixed buffer and remembers when it ran out of room,
+// so builders check once at the end and never grow (allocate) the buffer.
+type writer struct {
+	b     []byte
+	n     int
+	short bool
+}
+
+func (w *writer) put(p []byte) {
+	if w.n+len(p) > len(w.b) {
+		w.short = true
+		return
+	}
+	w.n += copy(w.b[w.n:], p)
+}
+
+func (w *writer) str(s string) {
+	if w.n+len(s) > len(w.b) {
+		w.short = true
+		return
+	}
+	w.n += copy(w.b[w.n:], s)
+}
+
+func (w *writer) uint(v uint64) {
+	var tmp [20]byte
+	w.put(strconv.AppendUint(tmp[:0], v, 10))
+}
+
+func (w *writer) addr(a netip.Addr) {
+	var tmp [64]byte
+	w.put(a.Unmap().AppendTo(tmp[:0]))
+}
+
+// editKind is how one span of the original message changes on the way out.
+type editKind uint8
+
+const (
+	editDelete      editKind = iota // drop [off,end)
+	editReplaceRURI                 // [off,end) becomes the new Request-URI
+	editReceived                    // insert ";received=<src ip>" at off (end == off)
+	editReceivedVal                 // [off,end) (an existing received value) becomes <src ip>
+	editRPort                       // insert "=<src port>" at off
+	editMaxFwd                      // [off,end) becomes Max-Forwards - 1
+	editToTag                       // insert ";tag=<derived>" at off
+	editInsertTop                   // insert our Via, Record-Route, missing Max-Forwards
+	editContentLen                  // insert "Content-Length: N" (absent on UDP)
+)
+
+type edit struct {
+	off, end int
+	kind     editKind
+}
+
+// edits is a small sorted set of changes; a message needs at most a handful.
+type edits struct {
+	e [10]edit
+	n int
+}
+
+func (es *edits) add(off, end int, k editKind) {
+	if es.n == len(es.e) {
+		return
+	}
+	i := es.n
+	for i > 0 && es.e[i-1].off > off {
+		es.e[i] = es.e[i-1]
+		i--
+	}
+	es.e[i] = edit{off, end, k}
+	es.n++
+}
+
+// viaEdits adds the RFC 3261 18.2.1 / RFC 3581 changes to the top Via of a
+// request received from src: received= when the sent-by is not the source
+// address (always when rport is asked for), and the rport value.
+func viaEdits(es *edits, m *Msg, src netip.AddrPort) {
+	if m.NVia == 0 || !src.IsValid() {
+		return
+	}
+	v := &m.Vias[0]
+	srcIP := src.Addr().Unmap()
+	rportEnd, rportBare := -1, false
+	if v.HasRPort {
+		rportEnd, rportBare = paramNameEnd(m.buf, v.Params, "rport")
+	}
+	if rportBare { // before received: when rport ends the Via both insert at one offset
+		es.add(rportEnd, rportEnd, editRPort)
+	}
+	need := rportBare
+	if !need {
+		ip, ok := ParseIP(m.B(v.Host))
+		need = !ok || ip.Unmap() != srcIP
+	}
+	if need {
+		if v.Received.Len > 0 {
+			if ip, ok := ParseIP(m.B(v.Received)); !ok || ip.Unmap() != srcIP {
+				es.add(int(v.Received.Off), v.Received.End(), editReceivedVal)
+			}
+		} else {
+			es.add(v.Value.End(), v.Value.End(), editReceived)
+		}
+	}
+}
+
+// paramNameEnd finds parameter name in a ";"-separated parameter list and
+// returns the offset just past the name, and whether it has no value.
+func paramNameEnd(buf []byte, params Span, name string) (int, bool) {
+	p := buf[params.Off:params.End()]
+	i := 0
+	for i < len(p) {
+		for i < len(p) && (p[i] == ' ' || p[i] == '\t' || p[i] == ';') {
+			i++
+		}
+		start := i
+		for i < len(p) && p[i] != '=' && p[i] != ';' && p[i] != ' ' && p[i] != '\t' {
+			i++
+		}
+		if equalFold(p[start:i], name) {
+			j := i
+			for j < len(p) && (p[j] == ' ' || p[j] == '\t') {
+				j++
+			}
+			return int(params.Off) + i, j == len(p) || p[j] != '='
+		}
+		for i < len(p) && p[i] != ';' {
+			if p[i] == '"' { // quoted values may hold ';'
+				i++
+				for i < len(p) && p[i] != '"' {
+					if p[i] == '\\' {
+						i++
+					}
+					i++
+				}
+			}
+			i++
+		}
+	}
+	return -1, false
+}
+
+// deleteFirstValue removes the first value of a comma-separated header
+// line (the top Route, the top Via): the whole line when it is the line's
+// only value, else the value up to the next one ("a, b" -> "b").
+func deleteFirstValue(es *edits, line Span, off, nextOnLine int) {
+	if nextOnLine >= 0 {
+		es.add(off, nextOnLine, editDelete)
+		return
+	}
+	es.add(int(line.Off), line.End(), editDelete)
+}
