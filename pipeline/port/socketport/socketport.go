@@ -381,7 +381,7 @@ func (p *Port) recv(fd uintptr) bool {
 }
 
 func (p *Port) pktinfoDst(h *unix.Msghdr) netip.Addr {
-	ctl := p.rctl[(uintptr(unsafe.Pointer(h.Control))-uintptr(unsafe.Pointer(&p.rctl[0]))):]
+	ctl := p.rctl[(uintptr(unsafe.Pointer(h.Control)) - uintptr(unsafe.Pointer(&p.rctl[0]))):]
 	ctl = ctl[:min(int(h.Controllen), len(ctl))]
 	for len(ctl) >= unix.SizeofCmsghdr {
 		c := (*unix.Cmsghdr)(unsafe.Pointer(&ctl[0]))
