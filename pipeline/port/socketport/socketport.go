@@ -330,7 +330,7 @@ func (p *Port) Receive(rx []port.Packet) (int, error) {
 		pk.Src = sockaddrToAddrPort(&p.rnames[k])
 		pk.Dst = p.local
 		if p.pktinfo {
-			pk.Dst = netip.AddrPortFrom(p.pktinfoDst(&m.Hdr), p.local.Port())
+			pk.Dst = netip.AddrPortFrom(p.pktinfoDst(k, &m.Hdr), p.local.Port())
 		}
 		pk.HW = [6]byte{}
 		pk.Handle = uint64(p.rbuf[k])
@@ -380,8 +380,10 @@ func (p *Port) recv(fd uintptr) bool {
 	}
 }
 
-func (p *Port) pktinfoDst(h *unix.Msghdr) netip.Addr {
-	ctl := p.rctl[(uintptr(unsafe.Pointer(h.Control)) - uintptr(unsafe.Pointer(&p.rctl[0]))):]
+// pktinfoDst returns the destination address of received message k from its
+// IP_PKTINFO / IPV6_PKTINFO control message.
+func (p *Port) pktinfoDst(k int, h *unix.Msghdr) netip.Addr {
+	ctl := p.rctl[k*ctlSpace : (k+1)*ctlSpace]
 	ctl = ctl[:min(int(h.Controllen), len(ctl))]
 	for len(ctl) >= unix.SizeofCmsghdr {
 		c := (*unix.Cmsghdr)(unsafe.Pointer(&ctl[0]))
