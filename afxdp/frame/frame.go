@@ -74,7 +74,8 @@ func (f *Frame) DstAddrPort() netip.AddrPort { return netip.AddrPortFrom(f.Dst, 
 // Decode decodes an Ethernet frame (one optional 802.1Q tag) carrying UDP
 // over IPv4 or IPv6 into f. Bytes after the IP datagram (Ethernet padding) are
 // ignored. Checksums are not verified. On error f is partly filled and must
-// not be used.
+// not be used, except f.L3, set as soon as an IP header was found (for
+// ErrFragment, ErrNotUDP and the length errors).
 func Decode(b []byte, f *Frame) error {
 	if len(b) < ethLen {
 		return ErrTruncated
@@ -128,6 +129,9 @@ func decodeIPv4(b []byte, off int, f *Frame) error {
 	if ip[0]>>4 != 4 {
 		return ErrNotIP
 	}
+	// L3 is set before the checks below so that a caller that reassembles
+	// fragments or walks extension headers (the pcap port) finds the header.
+	f.L3 = off
 	ihl := int(ip[0]&0x0f) * 4
 	if ihl < ipv4MinLen {
 		return ErrBadIHL
@@ -151,7 +155,6 @@ func decodeIPv4(b []byte, off int, f *Frame) error {
 	f.TTL = ip[8]
 	f.Src = netip.AddrFrom4([4]byte(ip[12:16]))
 	f.Dst = netip.AddrFrom4([4]byte(ip[16:20]))
-	f.L3 = off
 	return decodeUDP(b, off+ihl, off+total, f)
 }
 
@@ -163,6 +166,7 @@ func decodeIPv6(b []byte, off int, f *Frame) error {
 	if ip[0]>>4 != 6 {
 		return ErrNotIP
 	}
+	f.L3 = off
 	plen := int(binary.BigEndian.Uint16(ip[4:6]))
 	if plen == 0 {
 		// A jumbogram (RFC 2675) or garbage: neither is SIP over UDP.
@@ -179,7 +183,6 @@ func decodeIPv6(b []byte, off int, f *Frame) error {
 	f.TTL = ip[7]
 	f.Src = netip.AddrFrom16([16]byte(ip[8:24]))
 	f.Dst = netip.AddrFrom16([16]byte(ip[24:40]))
-	f.L3 = off
 	return decodeUDP(b, off+ipv6Len, off+ipv6Len+plen, f)
 }
 
