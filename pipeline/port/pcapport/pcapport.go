@@ -196,20 +196,34 @@ func (p *Port) openReader(in io.Reader) error {
 		}
 		p.next = r.ZeroCopyReadPacketData
 		p.linkType = func(ci *gopacket.CaptureInfo) int {
+			lt := r.LinkType()
 			if len(ci.AncillaryData) > 0 {
-				if lt, ok := ci.AncillaryData[0].(layers.LinkType); ok {
-					return int(lt)
+				if l, ok := ci.AncillaryData[0].(layers.LinkType); ok {
+					lt = l
 				}
 			}
-			return int(r.LinkType())
+			// gopacket v1.1.19 truncates pcapng link types to 8 bits: 20
+			// is what is left of SLL2 (276); link type 20 itself is
+			// unassigned.
+			if lt == linkSLL2&0xff {
+				return linkSLL2
+			}
+			return int(lt)
 		}
 		return nil
 	}
+	// gopacket v1.1.19 keeps link types in a uint8, which turns SLL2 (276)
+	// into 20: read the 32-bit field of the file header ourselves.
+	hdr, _ := br.Peek(24)
 	r, err := pcapgo.NewReader(br)
 	if err != nil {
 		return fmt.Errorf("not a pcap or pcapng capture: %w", err)
 	}
-	lt := int(r.LinkType())
+	lt := int(binary.LittleEndian.Uint32(hdr[20:24]))
+	if m := binary.BigEndian.Uint32(hdr[0:4]); m == 0xa1b2c3d4 || m == 0xa1b23c4d {
+		lt = int(binary.BigEndian.Uint32(hdr[20:24]))
+	}
+	lt &= 0x03ffffff // the high bits carry FCS information (pcap format, LinkType field)
 	p.next = r.ZeroCopyReadPacketData
 	p.linkType = func(*gopacket.CaptureInfo) int { return lt }
 	return nil
