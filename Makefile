@@ -33,8 +33,12 @@ test: test-deps lint
 	cd bench && $(GO) test -count=1 ./...
 	$(MAKE) fuzz
 
+# A short pass of each fuzz target over untrusted input (go test runs one
+# fuzz target per invocation).
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./sipcore
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCredentials$$' -fuzztime 10s ./sipcore
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 10s ./afxdp/frame
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
