@@ -332,3 +332,26 @@ func TestAllocsParse(t *testing.T) {
 		}
 	}
 }
+
+// TestScanHost compares the word-at-a-time host scan with the table.
+func TestScanHost(t *testing.T) {
+	slow := func(s []byte) int {
+		q := 0
+		for q < len(s) && charClass[s[q]]&cHost != 0 {
+			q++
+		}
+		return q
+	}
+	b := []byte("pc33.atlanta-example.COM9")
+	for c := 0; c < 256; c++ {
+		for pos := 0; pos < len(b); pos++ {
+			s := append([]byte(nil), b...)
+			s[pos] = byte(c)
+			for n := 0; n <= len(s); n++ {
+				if got, want := scanHost(s[:n]), slow(s[:n]); got != want {
+					t.Fatalf("scanHost(%q) = %d, want %d", s[:n], got, want)
+				}
+			}
+		}
+	}
+}
