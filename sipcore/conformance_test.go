@@ -93,7 +93,7 @@ var conformance = map[string]confCase{
 		why:   "RFC 4475 says accept despite the RFC 3261 grammar bug"},
 	"longreq.dat": {method: "INVITE", scheme: SchemeSIP, user: "user", host: "example.com", port: 0,
 		callID: "longreq.onereallyreallyreallyreallyreallyreallyreallyreallyreallyreallyreallyreallyreallyreallyreallyreallyreallyreallyreallyreallylongcallid",
-		cseq: 3882340, cseqMethod: "INVITE", nvia: 34, cl: 150, body: 150,
+		cseq:   3882340, cseqMethod: "INVITE", nvia: 34, cl: 150, body: 150,
 		check: func(t *testing.T, m *Msg) {
 			eq(t, "top Via host", m.B(m.Vias[0].Host), "sip33.example.com")
 			if !bytes.HasSuffix(m.B(m.Vias[33].Branch), []byte("longbranchvalue")) {

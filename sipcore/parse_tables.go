@@ -1,5 +1,10 @@
 package sipcore
 
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
 // Character classes of the RFC 3261 grammar, one 256-entry table each so
 // that the scanners test a byte with a single load.
 const (
@@ -142,3 +147,34 @@ func eqLower[T ~string | ~[]byte](n T, lit string) bool {
 }
 
 func span(from, to int) Span { return Span{Off: uint16(from), Len: uint16(to - from)} }
+
+const (
+	swarOnes = 0x0101010101010101
+	swarHigh = 0x8080808080808080
+	swarLow7 = 0x7f7f7f7f7f7f7f7f
+)
+
+// swarBetween sets the high bit of each byte b of x with m < b < n (b, m,
+// n below 128; bytes with their own high bit set never match): eight range
+// checks in a handful of word operations, no carry between bytes.
+func swarBetween(x, m, n uint64) uint64 {
+	return (swarOnes*(127+n) - x&swarLow7) & ^x & (x&swarLow7 + swarOnes*(127-m)) & swarHigh
+}
+
+// scanHost returns the length of the leading run of host characters
+// (letters, digits, '-', '.') of s, eight bytes per step: hosts are the
+// longest runs the parser validates byte by byte on the hot path.
+func scanHost(s []byte) int {
+	q := 0
+	for ; q+8 <= len(s); q += 8 {
+		x := binary.LittleEndian.Uint64(s[q:])
+		in := swarBetween(x|0x2020202020202020, 'a'-1, 'z'+1) |
+			swarBetween(x, '0'-1, '9'+1) | swarBetween(x, ',', '/')
+		if in != swarHigh {
+			return q + bits.TrailingZeros64(^in&swarHigh)/8
+		}
+	}
+	for ; q < len(s) && charClass[s[q]]&cHost != 0; q++ {
+	}
+	return q
+}

@@ -192,10 +192,7 @@ func parseHost(b []byte, p, e int) (int, HostKind, bool) {
 		return q + 1, HostIPv6, true
 	}
 	s := b[p:e]
-	q := 0
-	for q < len(s) && charClass[s[q]]&cHost != 0 {
-		q++
-	}
+	q := scanHost(s)
 	if q == 0 || s[0] == '.' || s[0] == '-' {
 		return p, HostNone, false
 	}

@@ -1,0 +1,118 @@
+package sipcore
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// FuzzParse checks that Parse never panics, that every span of a
+// successful parse lies inside the message, and that the message it framed
+// (buf[:m.End]) parses again, alone, to the same facts.
+func FuzzParse(f *testing.F) {
+	f.Add(fixtureINVITE)
+	f.Add(fixture200OK)
+	dir := os.Getenv("SIPEDGE_SHARED")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "shared")
+	}
+	for _, sub := range []string{"rfc4475", "rfc5118"} {
+		files, _ := filepath.Glob(filepath.Join(dir, "conformance", sub, "*.dat"))
+		for _, p := range files {
+			if b, err := os.ReadFile(p); err == nil {
+				f.Add(b)
+			}
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		buf := append([]byte(nil), data...)
+		var m Msg
+		if err := Parse(buf, &m); err != nil {
+			ResponseFor(&m, err) // must not panic either
+			return
+		}
+		if m.End > len(buf) || m.End < 0 {
+			t.Fatalf("End %d outside datagram of %d", m.End, len(buf))
+		}
+		checkSpans(t, &m)
+
+		again := append([]byte(nil), buf[:m.End]...)
+		var m2 Msg
+		if err := Parse(again, &m2); err != nil {
+			t.Fatalf("re-parse of buf[:End] failed: %v", err)
+		}
+		same := func(what string, a, b []byte) {
+			if !bytes.Equal(a, b) {
+				t.Fatalf("%s differs on re-parse: %q vs %q", what, a, b)
+			}
+		}
+		if m.IsRequest != m2.IsRequest || m.Method != m2.Method || m.StatusCode != m2.StatusCode ||
+			m.CSeq != m2.CSeq || m.NVia != m2.NVia || m.Body.Len != m2.Body.Len {
+			t.Fatalf("re-parse differs: req %v/%v method %d/%d status %d/%d cseq %d/%d via %d/%d body %d/%d",
+				m.IsRequest, m2.IsRequest, m.Method, m2.Method, m.StatusCode, m2.StatusCode,
+				m.CSeq, m2.CSeq, m.NVia, m2.NVia, m.Body.Len, m2.Body.Len)
+		}
+		same("method", m.B(m.MethodSpan), m2.B(m2.MethodSpan))
+		same("Call-ID", m.B(m.CallID), m2.B(m2.CallID))
+		same("CSeq method", m.B(m.CSeqSpan), m2.B(m2.CSeqSpan))
+		for i := 0; i < m.NVia; i++ {
+			same("branch", m.B(m.Vias[i].Branch), m2.B(m2.Vias[i].Branch))
+		}
+	})
+}
+
+// checkSpans fails when any span Parse set reaches past m.End.
+func checkSpans(t *testing.T, m *Msg) {
+	t.Helper()
+	in := func(what string, s Span) {
+		if s.End() > m.End {
+			t.Fatalf("%s span [%d,%d) outside message end %d", what, s.Off, s.End(), m.End)
+		}
+	}
+	uri := func(what string, u *URI) {
+		for _, s := range []Span{u.Raw, u.SchemeSpan, u.User, u.Password, u.Host, u.Params,
+			u.Transport, u.MAddr, u.UserParam, u.TTL, u.MethodPar, u.Headers} {
+			in(what, s)
+		}
+	}
+	na := func(what string, a *NameAddr) {
+		for _, s := range []Span{a.Value, a.Display, a.Params, a.Tag} {
+			in(what, s)
+		}
+		uri(what, &a.URI)
+	}
+	in("method", m.MethodSpan)
+	in("reason", m.Reason)
+	uri("Request-URI", &m.RURI)
+	for i := 0; i < m.NHeaders; i++ {
+		h := &m.Headers[i]
+		in("header name", h.Name)
+		in("header value", h.Value)
+		in("header line", h.Line)
+	}
+	for i := 0; i < m.NVia; i++ {
+		v := &m.Vias[i]
+		for _, s := range []Span{v.Value, v.Transport, v.Host, v.Params, v.Branch, v.Received, v.RPort, v.MAddr} {
+			in("Via", s)
+		}
+		if int(v.Header) >= m.NHeaders {
+			t.Fatalf("Via header index %d >= %d", v.Header, m.NHeaders)
+		}
+	}
+	na("From", &m.From)
+	na("To", &m.To)
+	for i := 0; i < m.NContact; i++ {
+		na("Contact", &m.Contacts[i])
+	}
+	for i := 0; i < m.NRoute; i++ {
+		na("Route", &m.Routes[i])
+	}
+	for i := 0; i < m.NRecordRoute; i++ {
+		na("Record-Route", &m.RecordRoutes[i])
+	}
+	in("Call-ID", m.CallID)
+	in("CSeq method", m.CSeqSpan)
+	in("Content-Type", m.ContentType)
+	in("body", m.Body)
+}
