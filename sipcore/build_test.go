@@ -22,7 +22,7 @@ var (
 	}
 )
 
-func mustParse(t testing.TB, s string) *Msg {
+func mustParseStr(t testing.TB, s string) *Msg {
 	t.Helper()
 	var m Msg
 	if err := Parse([]byte(s), &m); err != nil {
@@ -47,7 +47,7 @@ func forward(t testing.TB, m *Msg, ruri []byte) *Msg {
 	if err != nil {
 		t.Fatalf("BuildForward: %v", err)
 	}
-	return mustParse(t, string(out[:n]))
+	return mustParseStr(t, string(out[:n]))
 }
 
 const simpleInvite = "INVITE sip:bob@example.com SIP/2.0\r\n" +
@@ -66,7 +66,7 @@ const simpleInvite = "INVITE sip:bob@example.com SIP/2.0\r\n" +
 	"v=0\n"
 
 func TestForwardRequest(t *testing.T) {
-	in := mustParse(t, simpleInvite)
+	in := mustParseStr(t, simpleInvite)
 	out := forward(t, in, nil)
 	if out.NVia != 2 {
 		t.Fatalf("Vias = %d, want 2", out.NVia)
@@ -105,20 +105,20 @@ func TestForwardRequest(t *testing.T) {
 }
 
 func TestForwardBranchStable(t *testing.T) {
-	a := forward(t, mustParse(t, simpleInvite), nil)
-	b := forward(t, mustParse(t, simpleInvite), nil)
+	a := forward(t, mustParseStr(t, simpleInvite), nil)
+	b := forward(t, mustParseStr(t, simpleInvite), nil)
 	if !bytes.Equal(a.B(a.Vias[0].Branch), b.B(b.Vias[0].Branch)) {
 		t.Error("a retransmission got a different branch")
 	}
 	// CANCEL carries the INVITE's branch: ours must match too (RFC 3261 16.11).
 	cancel := strings.Replace(strings.Replace(simpleInvite, "INVITE sip:", "CANCEL sip:", 1), "314159 INVITE", "314159 CANCEL", 1)
-	c := forward(t, mustParse(t, cancel), nil)
+	c := forward(t, mustParseStr(t, cancel), nil)
 	if !bytes.Equal(a.B(a.Vias[0].Branch), c.B(c.Vias[0].Branch)) {
 		t.Error("CANCEL got a different branch from its INVITE")
 	}
 	// Another transaction gets another branch.
 	other := strings.Replace(simpleInvite, "z9hG4bK776asdhds", "z9hG4bK776asdhdt", 1)
-	o := forward(t, mustParse(t, other), nil)
+	o := forward(t, mustParseStr(t, other), nil)
 	if bytes.Equal(a.B(a.Vias[0].Branch), o.B(o.Vias[0].Branch)) {
 		t.Error("two transactions share a branch")
 	}
@@ -132,8 +132,8 @@ func TestForwardBranchStable(t *testing.T) {
 func TestForwardRFC2543Branch(t *testing.T) {
 	old := "INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.5\r\n" +
 		"From: <sip:a@example.com>\r\nTo: <sip:bob@example.com>\r\nCall-ID: 1@x\r\nCSeq: 1 INVITE\r\n\r\n"
-	a := forward(t, mustParse(t, old), nil)
-	b := forward(t, mustParse(t, old), nil)
+	a := forward(t, mustParseStr(t, old), nil)
+	b := forward(t, mustParseStr(t, old), nil)
 	if !bytes.Equal(a.B(a.Vias[0].Branch), b.B(b.Vias[0].Branch)) {
 		t.Error("RFC 2543 request: retransmission got a different branch")
 	}
@@ -151,17 +151,17 @@ func TestForwardRFC2543Branch(t *testing.T) {
 
 func TestForwardMaxForwardsAndLoops(t *testing.T) {
 	zero := strings.Replace(simpleInvite, "Max-Forwards: 70", "Max-Forwards: 0", 1)
-	_, err := BuildForward(make([]byte, 4096), mustParse(t, zero), testForward, testSrc, nil)
+	_, err := BuildForward(make([]byte, 4096), mustParseStr(t, zero), testForward, testSrc, nil)
 	if !errors.Is(err, ErrTooManyHops) || ErrTooManyHops.Status != 483 {
 		t.Fatalf("Max-Forwards 0: err = %v, want 483", err)
 	}
-	once := forward(t, mustParse(t, simpleInvite), nil)
+	once := forward(t, mustParseStr(t, simpleInvite), nil)
 	// The same request comes back (Route already consumed): a loop.
 	if _, err := BuildForward(make([]byte, 4096), once, testForward, testSrc, nil); !errors.Is(err, ErrLoopDetected) {
 		t.Fatalf("looped request: err = %v, want ErrLoopDetected", err)
 	}
 	// A spiral (new Request-URI) is not a loop.
-	spiral := forward(t, mustParse(t, simpleInvite), []byte("sip:bob@192.0.2.77"))
+	spiral := forward(t, mustParseStr(t, simpleInvite), []byte("sip:bob@192.0.2.77"))
 	if got := string(spiral.B(spiral.RURI.Raw)); got != "sip:bob@192.0.2.77" {
 		t.Fatalf("Request-URI = %q", got)
 	}
@@ -171,21 +171,21 @@ func TestForwardMaxForwardsAndLoops(t *testing.T) {
 }
 
 func TestForwardNoRoom(t *testing.T) {
-	m := mustParse(t, simpleInvite)
+	m := mustParseStr(t, simpleInvite)
 	if _, err := BuildForward(make([]byte, 100), m, testForward, testSrc, nil); !errors.Is(err, ErrNoRoom) {
 		t.Fatalf("err = %v, want ErrNoRoom", err)
 	}
 }
 
 func TestBuildResponse(t *testing.T) {
-	in := mustParse(t, simpleInvite)
+	in := mustParseStr(t, simpleInvite)
 	out := make([]byte, 2048)
 	o := &ResponseOptions{Key: &testKey, Extra: []byte("Retry-After: 30\r\n")}
 	n, err := BuildResponse(out, in, 503, "Service Unavailable", testSrc, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := mustParse(t, string(out[:n]))
+	r := mustParseStr(t, string(out[:n]))
 	if r.IsRequest || r.StatusCode != 503 || string(r.B(r.Reason)) != "Service Unavailable" {
 		t.Fatalf("status line wrong:\n%s", out[:n])
 	}
@@ -205,38 +205,38 @@ func TestBuildResponse(t *testing.T) {
 		t.Errorf("response copies headers it must not:\n%s", out[:n])
 	}
 	// The retransmitted request gets the same To tag.
-	n2, _ := BuildResponse(make([]byte, 2048), mustParse(t, simpleInvite), 503, "Service Unavailable", testSrc, o)
+	n2, _ := BuildResponse(make([]byte, 2048), mustParseStr(t, simpleInvite), 503, "Service Unavailable", testSrc, o)
 	if n2 != n {
 		t.Error("retransmission got a different response")
 	}
 	// 100 Trying has no To tag; an existing tag is kept.
 	n, _ = BuildResponse(out, in, 100, "Trying", testSrc, o)
-	if r := mustParse(t, string(out[:n])); r.To.Tag.Len != 0 {
+	if r := mustParseStr(t, string(out[:n])); r.To.Tag.Len != 0 {
 		t.Error("100 Trying got a To tag")
 	}
-	tagged := mustParse(t, strings.Replace(simpleInvite, "To: Bob <sip:bob@example.com>", "To: Bob <sip:bob@example.com>;tag=abc", 1))
+	tagged := mustParseStr(t, strings.Replace(simpleInvite, "To: Bob <sip:bob@example.com>", "To: Bob <sip:bob@example.com>;tag=abc", 1))
 	n, _ = BuildResponse(out, tagged, 481, "Call/Transaction Does Not Exist", testSrc, o)
-	if r := mustParse(t, string(out[:n])); string(r.B(r.To.Tag)) != "abc" {
+	if r := mustParseStr(t, string(out[:n])); string(r.B(r.To.Tag)) != "abc" {
 		t.Error("existing To tag changed")
 	}
 }
 
 func TestResponseForward(t *testing.T) {
-	fwd := forward(t, mustParse(t, simpleInvite), nil)
+	fwd := forward(t, mustParseStr(t, simpleInvite), nil)
 	// The backend answers the forwarded request: its response carries our Via on top.
 	resp := make([]byte, 2048)
 	n, err := BuildResponse(resp, fwd, 180, "Ringing", netip.MustParseAddrPort("192.0.2.1:5060"), &ResponseOptions{Key: &testKey})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := mustParse(t, string(resp[:n]))
+	r := mustParseStr(t, string(resp[:n]))
 	out := make([]byte, 2048)
 	var hop NextHop
 	n, err = BuildResponseForward(out, r, &testKey, &hop)
 	if err != nil {
 		t.Fatal(err)
 	}
-	back := mustParse(t, string(out[:n]))
+	back := mustParseStr(t, string(out[:n]))
 	if back.NVia != 1 || string(back.B(back.Vias[0].Branch)) != "z9hG4bK776asdhds" {
 		t.Fatalf("our Via not removed:\n%s", out[:n])
 	}
@@ -254,14 +254,14 @@ func TestResponseForward(t *testing.T) {
 }
 
 func TestResponseForwardSharedViaLine(t *testing.T) {
-	fwd := forward(t, mustParse(t, simpleInvite), nil)
+	fwd := forward(t, mustParseStr(t, simpleInvite), nil)
 	branch := string(fwd.B(fwd.Vias[0].Branch))
 	resp := "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=" + branch +
 		", SIP/2.0/UDP 198.51.100.3:5070;branch=z9hG4bKx\r\n" +
 		"From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>;tag=2\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
 	out := make([]byte, 2048)
 	var hop NextHop
-	n, err := BuildResponseForward(out, mustParse(t, resp), &testKey, &hop)
+	n, err := BuildResponseForward(out, mustParseStr(t, resp), &testKey, &hop)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +293,7 @@ func TestBuildersAllocateNothing(t *testing.T) {
 	if n := testing.AllocsPerRun(200, func() { BuildResponse(out, &m, 486, "Busy Here", testSrc, ro) }); n != 0 {
 		t.Errorf("response build: %v allocs", n)
 	}
-	fwdMsg := forward(t, mustParse(t, simpleInvite), nil)
+	fwdMsg := forward(t, mustParseStr(t, simpleInvite), nil)
 	resp := make([]byte, 2048)
 	rn, _ := BuildResponse(resp, fwdMsg, 200, "OK", testSrc, ro)
 	var rm Msg
@@ -326,7 +326,7 @@ func BenchmarkParseForwardINVITE(b *testing.B) {
 }
 
 func BenchmarkParseForward200OK(b *testing.B) {
-	fwd := forward(b, mustParse(b, string(benchMessage(b, "invite-sdp.sip"))), nil)
+	fwd := forward(b, mustParseStr(b, string(benchMessage(b, "invite-sdp.sip"))), nil)
 	// A 200 OK with SDP to the forwarded INVITE, with our Via on top.
 	ok := benchMessage(b, "200ok-sdp.sip")
 	resp := append([]byte(nil), ok[:bytes.Index(ok, []byte("\r\n"))+2]...)
@@ -350,7 +350,7 @@ func BenchmarkParseForward200OK(b *testing.B) {
 }
 
 func BenchmarkBuildResponse(b *testing.B) {
-	m := mustParse(b, string(benchMessage(b, "invite-sdp.sip")))
+	m := mustParseStr(b, string(benchMessage(b, "invite-sdp.sip")))
 	out := make([]byte, 2048)
 	ro := &ResponseOptions{Key: &testKey, Extra: []byte("Retry-After: 5\r\n")}
 	b.ReportAllocs()
