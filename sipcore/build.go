@@ -108,10 +108,10 @@ func viaEdits(es *edits, m *Msg, src netip.AddrPort) {
 	}
 	v := &m.Vias[0]
 	srcIP := src.Addr().Unmap()
-	rportEnd, rportBare := -1, false
-	if v.HasRPort {
-		rportEnd, rportBare = paramNameEnd(m.buf, v.Params, "rport")
-	}
+	// A valueless rport has an empty RPort span placed just past its name:
+	// that is where "=<port>" goes.
+	rportBare := v.HasRPort && v.RPort.Len == 0
+	rportEnd := int(v.RPort.Off)
 	if rportBare { // before received: when rport ends the Via both insert at one offset
 		es.add(rportEnd, rportEnd, editRPort)
 	}
@@ -129,42 +129,6 @@ func viaEdits(es *edits, m *Msg, src netip.AddrPort) {
 			es.add(v.Value.End(), v.Value.End(), editReceived)
 		}
 	}
-}
-
-// paramNameEnd finds parameter name in a ";"-separated parameter list and
-// returns the offset just past the name, and whether it has no value.
-func paramNameEnd(buf []byte, params Span, name string) (int, bool) {
-	p := buf[params.Off:params.End()]
-	i := 0
-	for i < len(p) {
-		for i < len(p) && (p[i] == ' ' || p[i] == '\t' || p[i] == ';') {
-			i++
-		}
-		start := i
-		for i < len(p) && p[i] != '=' && p[i] != ';' && p[i] != ' ' && p[i] != '\t' {
-			i++
-		}
-		if equalFold(p[start:i], name) {
-			j := i
-			for j < len(p) && (p[j] == ' ' || p[j] == '\t') {
-				j++
-			}
-			return int(params.Off) + i, j == len(p) || p[j] != '='
-		}
-		for i < len(p) && p[i] != ';' {
-			if p[i] == '"' { // quoted values may hold ';'
-				i++
-				for i < len(p) && p[i] != '"' {
-					if p[i] == '\\' {
-						i++
-					}
-					i++
-				}
-			}
-			i++
-		}
-	}
-	return -1, false
 }
 
 // deleteFirstValue removes the first value of a comma-separated header

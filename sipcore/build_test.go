@@ -360,3 +360,14 @@ func BenchmarkBuildResponse(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkBuildForwardINVITE(b *testing.B) {
+	m := mustParseStr(b, string(benchMessage(b, "invite-sdp.sip")))
+	out := make([]byte, 4096)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := BuildForward(out, m, testForward, testSrc, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -163,7 +163,7 @@ type Via struct {
 	Params    Span // everything after sent-by, without the leading ';'
 	Branch    Span
 	Received  Span
-	RPort     Span // value of rport= (empty when valueless)
+	RPort     Span // value of rport=; when valueless, empty and placed just past the name
 	HasRPort  bool // rport present, with or without a value
 	MAddr     Span
 	Header    uint8 // index into Msg.Headers

@@ -9,11 +9,15 @@ import (
 // 64-bit PRF that costs a few ns per call, where HMAC-SHA-256 would cost
 // several hundred. Branches and To-tags are made and checked on every
 // forwarded message, so the cheap PRF is the right tool; the secret key is
-// what makes them unforgeable by peers. It lives on the stack: no allocation.
+// what makes them unforgeable by peers.
+//
+// Callers feed many short fields; those are gathered in buf and compressed
+// 8 bytes at a time with the state in registers, so a field costs a copy,
+// not a call per block. It lives on the stack: no allocation.
 type sipHash struct {
 	v0, v1, v2, v3 uint64
-	tail           [8]byte
-	ntail          int
+	buf            [256]byte
+	n              int // bytes pending in buf
 	total          uint64
 }
 
@@ -22,76 +26,99 @@ func (h *sipHash) init(k0, k1 uint64) {
 	h.v1 = k1 ^ 0x646f72616e646f6d
 	h.v2 = k0 ^ 0x6c7967656e657261
 	h.v3 = k1 ^ 0x7465646279746573
-	h.ntail = 0
+	h.n = 0
 	h.total = 0
 }
 
-func (h *sipHash) round() {
-	h.v0 += h.v1
-	h.v1 = bits.RotateLeft64(h.v1, 13)
-	h.v1 ^= h.v0
-	h.v0 = bits.RotateLeft64(h.v0, 32)
-	h.v2 += h.v3
-	h.v3 = bits.RotateLeft64(h.v3, 16)
-	h.v3 ^= h.v2
-	h.v0 += h.v3
-	h.v3 = bits.RotateLeft64(h.v3, 21)
-	h.v3 ^= h.v0
-	h.v2 += h.v1
-	h.v1 = bits.RotateLeft64(h.v1, 17)
-	h.v1 ^= h.v2
-	h.v2 = bits.RotateLeft64(h.v2, 32)
+// sipRound is one SipRound; small enough to be inlined, so the four words
+// stay in registers.
+func sipRound(v0, v1, v2, v3 uint64) (uint64, uint64, uint64, uint64) {
+	v0 += v1
+	v1 = bits.RotateLeft64(v1, 13)
+	v1 ^= v0
+	v0 = bits.RotateLeft64(v0, 32)
+	v2 += v3
+	v3 = bits.RotateLeft64(v3, 16)
+	v3 ^= v2
+	v0 += v3
+	v3 = bits.RotateLeft64(v3, 21)
+	v3 ^= v0
+	v2 += v1
+	v1 = bits.RotateLeft64(v1, 17)
+	v1 ^= v2
+	v2 = bits.RotateLeft64(v2, 32)
+	return v0, v1, v2, v3
 }
 
-func (h *sipHash) block(m uint64) {
-	h.v3 ^= m
-	h.round()
-	h.round()
-	h.v0 ^= m
+// compress absorbs the whole 8-byte blocks of p and returns how many bytes
+// it consumed.
+func (h *sipHash) compress(p []byte) int {
+	v0, v1, v2, v3 := h.v0, h.v1, h.v2, h.v3
+	n := 0
+	for ; len(p)-n >= 8; n += 8 {
+		m := binary.LittleEndian.Uint64(p[n:])
+		v3 ^= m
+		v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+		v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+		v0 ^= m
+	}
+	h.v0, h.v1, h.v2, h.v3 = v0, v1, v2, v3
+	return n
+}
+
+// flush compresses the whole blocks pending in buf, keeping the tail.
+func (h *sipHash) flush() {
+	done := h.compress(h.buf[:h.n])
+	h.n = copy(h.buf[:], h.buf[done:h.n])
 }
 
 func (h *sipHash) write(p []byte) {
 	h.total += uint64(len(p))
-	if h.ntail > 0 {
-		n := copy(h.tail[h.ntail:], p)
-		h.ntail += n
-		p = p[n:]
-		if h.ntail < 8 {
-			return
+	for len(p) > 0 {
+		c := copy(h.buf[h.n:], p)
+		h.n += c
+		p = p[c:]
+		if h.n == len(h.buf) {
+			h.flush()
 		}
-		h.block(binary.LittleEndian.Uint64(h.tail[:]))
-		h.ntail = 0
 	}
-	for len(p) >= 8 {
-		h.block(binary.LittleEndian.Uint64(p))
-		p = p[8:]
-	}
-	h.ntail = copy(h.tail[:], p)
 }
 
 // writeByte feeds a separator so that adjacent fields cannot be shifted
 // into one another ("ab"+"c" vs "a"+"bc").
 func (h *sipHash) writeByte(c byte) {
-	var b [1]byte
-	b[0] = c
-	h.write(b[:])
+	if h.n == len(h.buf) {
+		h.flush()
+	}
+	h.buf[h.n] = c
+	h.n++
+	h.total++
 }
 
 func (h *sipHash) writeUint64(v uint64) {
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], v)
-	h.write(b[:])
+	if h.n+8 > len(h.buf) {
+		h.flush()
+	}
+	binary.LittleEndian.PutUint64(h.buf[h.n:], v)
+	h.n += 8
+	h.total += 8
 }
 
 func (h *sipHash) sum64() uint64 {
+	h.flush()
 	var last [8]byte
-	copy(last[:], h.tail[:h.ntail])
+	copy(last[:], h.buf[:h.n])
 	last[7] = byte(h.total)
-	h.block(binary.LittleEndian.Uint64(last[:]))
-	h.v2 ^= 0xff
-	h.round()
-	h.round()
-	h.round()
-	h.round()
-	return h.v0 ^ h.v1 ^ h.v2 ^ h.v3
+	m := binary.LittleEndian.Uint64(last[:])
+	v0, v1, v2, v3 := h.v0, h.v1, h.v2, h.v3
+	v3 ^= m
+	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	v0 ^= m
+	v2 ^= 0xff
+	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	return v0 ^ v1 ^ v2 ^ v3
 }
