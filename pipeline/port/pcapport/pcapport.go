@@ -57,7 +57,7 @@ type Config struct {
 type Stats struct {
 	Frames      uint64 // capture records read (once per record, even in loop mode)
 	Received    uint64 // UDP datagrams delivered by Receive
-	Skipped     uint64 // records that are not UDP over IP (ARP, TCP, ICMP, ...) or not decodable
+	Skipped     uint64 // records that are not UDP over IP (ARP, TCP, ICMP, ...) or not decodable, and datagrams lost in reassembly
 	Fragments   uint64 // IP fragments taken in by reassembly
 	Reassembled uint64 // datagrams rebuilt from fragments
 	Sent        uint64 // datagrams written to the output
@@ -236,6 +236,14 @@ func (p *Port) read(d *dgram) error {
 		data, ci, err := p.next()
 		if err != nil {
 			if err == io.EOF {
+				// Datagrams whose fragments never all arrived are lost:
+				// count them once.
+				for i := range p.reasm.p {
+					if p.reasm.p[i].used {
+						p.reasm.p[i].used = false
+						p.stats.Skipped++
+					}
+				}
 				return io.EOF
 			}
 			return fmt.Errorf("pcapport: %s: record %d unreadable (truncated or corrupt capture; the records before it were delivered): %w",
@@ -301,9 +309,12 @@ func (p *Port) decode(lt int, b []byte, d *dgram) bool {
 		if lost {
 			p.stats.Skipped++
 		}
-		if whole != nil && frame.DecodeIP(whole, &p.fr) == nil {
-			p.stats.Reassembled++
-			return p.take(d)
+		if whole != nil {
+			if frame.DecodeIP(whole, &p.fr) == nil {
+				p.stats.Reassembled++
+				return p.take(d)
+			}
+			p.stats.Skipped++ // reassembled, but not a UDP datagram
 		}
 		return false
 	}
