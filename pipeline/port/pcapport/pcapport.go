@@ -404,7 +404,8 @@ func (p *Port) Receive(rx []port.Packet) (int, error) {
 		// stage writes into a received payload, as real ports allow.
 		b := p.rxBufs[int(i)*p.rxSize : int(i)*p.rxSize+len(d.payload)]
 		copy(b, d.payload)
-		rx[n] = port.Packet{Payload: b, Src: d.src, Dst: d.dst, HW: d.hw, Handle: uint64(i)}
+		// Handles are index+1: a zero Packet never frees buffer 0.
+		rx[n] = port.Packet{Payload: b, Src: d.src, Dst: d.dst, HW: d.hw, Handle: uint64(i) + 1}
 		if d.ts > p.lastTS {
 			p.lastTS = d.ts
 		}
@@ -425,8 +426,8 @@ func (p *Port) Receive(rx []port.Packet) (int, error) {
 // Release implements port.Port.
 func (p *Port) Release(rx []port.Packet) {
 	for k := range rx {
-		h := rx[k].Handle
-		if h >= uint64(len(p.rxUsed)) || !p.rxUsed[h] {
+		h := rx[k].Handle - 1
+		if rx[k].Handle == 0 || h >= uint64(len(p.rxUsed)) || !p.rxUsed[h] {
 			p.stats.BadHandle++
 			continue
 		}
@@ -446,7 +447,7 @@ func (p *Port) Alloc(tx []port.Packet) int {
 		p.txFree = p.txFree[:len(p.txFree)-1]
 		p.txUsed[i] = true
 		start := int(i)*p.txSize + txHeadroom
-		tx[k] = port.Packet{Payload: p.txBufs[start : start : (int(i)+1)*p.txSize], Handle: uint64(i)}
+		tx[k] = port.Packet{Payload: p.txBufs[start : start : (int(i)+1)*p.txSize], Handle: uint64(i) + 1}
 	}
 	return len(tx)
 }
@@ -459,8 +460,8 @@ func (p *Port) Transmit(tx []port.Packet) (int, error) {
 	var werr error
 	for k := range tx {
 		pk := &tx[k]
-		h := pk.Handle
-		if h >= uint64(len(p.txUsed)) || !p.txUsed[h] {
+		h := pk.Handle - 1
+		if pk.Handle == 0 || h >= uint64(len(p.txUsed)) || !p.txUsed[h] {
 			p.stats.BadHandle++
 			p.stats.Unsent++
 			continue

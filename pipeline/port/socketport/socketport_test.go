@@ -266,8 +266,9 @@ func TestTransmitCountsUnsent(t *testing.T) {
 	}
 	p.Release(tx[:1])
 	p.Release([]port.Packet{{Handle: 99}})
-	if s := p.Stats(); s.BadHandle != 1 {
-		t.Fatalf("BadHandle = %d, want 1", s.BadHandle)
+	p.Release([]port.Packet{{}}) // a zero Packet frees nothing
+	if s := p.Stats(); s.BadHandle != 2 {
+		t.Fatalf("BadHandle = %d, want 2", s.BadHandle)
 	}
 	rx := make([]port.Packet, 4)
 	k, _ := p.Receive(rx)
