@@ -60,15 +60,19 @@ func addc(a, b uint64) uint64 {
 	return s + c
 }
 
-// fold reduces a 64-bit little-endian-lane accumulator to the 16-bit
-// big-endian ones' complement sum.
-func fold(acc uint64) uint16 {
+// fold16 reduces a 64-bit ones' complement accumulator to 16 bits, keeping
+// its lane order.
+func fold16(acc uint64) uint16 {
 	a := (acc >> 32) + (acc & 0xffffffff)
 	a = (a >> 32) + (a & 0xffffffff)
 	a = (a >> 16) + (a & 0xffff)
 	a = (a >> 16) + (a & 0xffff)
-	return bits.ReverseBytes16(uint16(a))
+	return uint16(a)
 }
+
+// fold reduces a little-endian-lane accumulator from sum to the 16-bit
+// big-endian ones' complement sum.
+func fold(acc uint64) uint16 { return bits.ReverseBytes16(fold16(acc)) }
 
 // Checksum returns the Internet checksum (RFC 1071) of b: the ones'
 // complement of the ones' complement sum of its 16-bit big-endian words.

@@ -57,7 +57,7 @@ type Config struct {
 type Stats struct {
 	Frames      uint64 // capture records read (once per record, even in loop mode)
 	Received    uint64 // UDP datagrams delivered by Receive
-	Skipped     uint64 // records that are not UDP over IP (ARP, TCP, ICMP, ...) or not decodable
+	Skipped     uint64 // records that are not UDP over IP (ARP, TCP, ICMP, ...) or not decodable, and datagrams lost in reassembly
 	Fragments   uint64 // IP fragments taken in by reassembly
 	Reassembled uint64 // datagrams rebuilt from fragments
 	Sent        uint64 // datagrams written to the output
@@ -236,6 +236,14 @@ func (p *Port) read(d *dgram) error {
 		data, ci, err := p.next()
 		if err != nil {
 			if err == io.EOF {
+				// Datagrams whose fragments never all arrived are lost:
+				// count them once.
+				for i := range p.reasm.p {
+					if p.reasm.p[i].used {
+						p.reasm.p[i].used = false
+						p.stats.Skipped++
+					}
+				}
 				return io.EOF
 			}
 			return fmt.Errorf("pcapport: %s: record %d unreadable (truncated or corrupt capture; the records before it were delivered): %w",
@@ -301,9 +309,12 @@ func (p *Port) decode(lt int, b []byte, d *dgram) bool {
 		if lost {
 			p.stats.Skipped++
 		}
-		if whole != nil && frame.DecodeIP(whole, &p.fr) == nil {
-			p.stats.Reassembled++
-			return p.take(d)
+		if whole != nil {
+			if frame.DecodeIP(whole, &p.fr) == nil {
+				p.stats.Reassembled++
+				return p.take(d)
+			}
+			p.stats.Skipped++ // reassembled, but not a UDP datagram
 		}
 		return false
 	}
@@ -393,7 +404,8 @@ func (p *Port) Receive(rx []port.Packet) (int, error) {
 		// stage writes into a received payload, as real ports allow.
 		b := p.rxBufs[int(i)*p.rxSize : int(i)*p.rxSize+len(d.payload)]
 		copy(b, d.payload)
-		rx[n] = port.Packet{Payload: b, Src: d.src, Dst: d.dst, HW: d.hw, Handle: uint64(i)}
+		// Handles are index+1: a zero Packet never frees buffer 0.
+		rx[n] = port.Packet{Payload: b, Src: d.src, Dst: d.dst, HW: d.hw, Handle: uint64(i) + 1}
 		if d.ts > p.lastTS {
 			p.lastTS = d.ts
 		}
@@ -414,8 +426,8 @@ func (p *Port) Receive(rx []port.Packet) (int, error) {
 // Release implements port.Port.
 func (p *Port) Release(rx []port.Packet) {
 	for k := range rx {
-		h := rx[k].Handle
-		if h >= uint64(len(p.rxUsed)) || !p.rxUsed[h] {
+		h := rx[k].Handle - 1
+		if rx[k].Handle == 0 || h >= uint64(len(p.rxUsed)) || !p.rxUsed[h] {
 			p.stats.BadHandle++
 			continue
 		}
@@ -435,7 +447,7 @@ func (p *Port) Alloc(tx []port.Packet) int {
 		p.txFree = p.txFree[:len(p.txFree)-1]
 		p.txUsed[i] = true
 		start := int(i)*p.txSize + txHeadroom
-		tx[k] = port.Packet{Payload: p.txBufs[start : start : (int(i)+1)*p.txSize], Handle: uint64(i)}
+		tx[k] = port.Packet{Payload: p.txBufs[start : start : (int(i)+1)*p.txSize], Handle: uint64(i) + 1}
 	}
 	return len(tx)
 }
@@ -448,8 +460,8 @@ func (p *Port) Transmit(tx []port.Packet) (int, error) {
 	var werr error
 	for k := range tx {
 		pk := &tx[k]
-		h := pk.Handle
-		if h >= uint64(len(p.txUsed)) || !p.txUsed[h] {
+		h := pk.Handle - 1
+		if pk.Handle == 0 || h >= uint64(len(p.txUsed)) || !p.txUsed[h] {
 			p.stats.BadHandle++
 			p.stats.Unsent++
 			continue

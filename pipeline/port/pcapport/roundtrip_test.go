@@ -267,6 +267,11 @@ func TestIPv4Reassembly(t *testing.T) {
 	if s := p.Stats(); s.Fragments != 3 || s.Reassembled != 1 || s.Skipped != 0 {
 		t.Fatalf("stats %+v", s)
 	}
+	// A datagram missing its last fragment is counted at the end.
+	p, _ = Open(Config{InputReader: bytes.NewReader(writeCapture(t, 1, recs[:3]))})
+	if got := drain(t, p); len(got) != 1 || p.Stats().Skipped != 1 {
+		t.Fatalf("incomplete datagram: %d datagrams, %+v", len(got), p.Stats())
+	}
 	// A duplicated fragment loses the datagram, counted, without a panic.
 	recs = [][]byte{frag(0, 1480, true), frag(0, 1480, true), frag(1480, 2960, true), frag(2960, len(udp), false)}
 	p, _ = Open(Config{InputReader: bytes.NewReader(writeCapture(t, 1, recs))})

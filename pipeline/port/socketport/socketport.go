@@ -260,13 +260,16 @@ func (p *Port) take() (uint32, bool) {
 	return i, true
 }
 
+// put gives back the buffer of handle h. Handles are the buffer index plus
+// one, so that a zero Packet never returns buffer 0 by mistake.
 func (p *Port) put(h uint64) {
-	if h >= uint64(len(p.inUse)) || !p.inUse[h] {
+	i := h - 1
+	if h == 0 || i >= uint64(len(p.inUse)) || !p.inUse[i] {
 		p.stats.badHandle.Add(1)
 		return
 	}
-	p.inUse[h] = false
-	p.free = append(p.free, uint32(h)) // never grows: capacity is the pool size
+	p.inUse[i] = false
+	p.free = append(p.free, uint32(i)) // never grows: capacity is the pool size
 }
 
 // Receive implements port.Port.
@@ -322,7 +325,7 @@ func (p *Port) Receive(rx []port.Packet) (int, error) {
 		m := &p.rmsgs[k]
 		if m.Hdr.Flags&unix.MSG_TRUNC != 0 {
 			p.stats.truncated.Add(1)
-			p.put(uint64(p.rbuf[k]))
+			p.put(uint64(p.rbuf[k]) + 1)
 			continue
 		}
 		pk := &rx[out]
@@ -333,7 +336,7 @@ func (p *Port) Receive(rx []port.Packet) (int, error) {
 			pk.Dst = netip.AddrPortFrom(p.pktinfoDst(k, &m.Hdr), p.local.Port())
 		}
 		pk.HW = [6]byte{}
-		pk.Handle = uint64(p.rbuf[k])
+		pk.Handle = uint64(p.rbuf[k]) + 1
 		out++
 	}
 	p.giveBack(got, n)
@@ -349,7 +352,7 @@ func (p *Port) Receive(rx []port.Packet) (int, error) {
 
 func (p *Port) giveBack(from, to int) {
 	for k := from; k < to; k++ {
-		p.put(uint64(p.rbuf[k]))
+		p.put(uint64(p.rbuf[k]) + 1)
 	}
 }
 
@@ -424,7 +427,7 @@ func (p *Port) Alloc(tx []port.Packet) int {
 		if !ok {
 			return k
 		}
-		tx[k] = port.Packet{Payload: p.buf(i)[:0], Handle: uint64(i)}
+		tx[k] = port.Packet{Payload: p.buf(i)[:0], Handle: uint64(i) + 1}
 	}
 	return len(tx)
 }

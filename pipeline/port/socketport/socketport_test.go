@@ -238,6 +238,45 @@ func TestWildcardPktinfo(t *testing.T) {
 	}
 }
 
+// TestWildcardPktinfoIPv6 runs the IPV6_PKTINFO path on [::]: Dst is the
+// address the request came to and the reply leaves from it.
+func TestWildcardPktinfoIPv6(t *testing.T) {
+	p := open(t, Config{Listen: netip.MustParseAddrPort("[::]:0"), PollInterval: 20 * time.Millisecond})
+	dst := netip.AddrPortFrom(netip.IPv6Loopback(), p.LocalAddr().Port())
+	c, err := net.DialUDP("udp6", nil, net.UDPAddrFromAddrPort(dst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte("ping6")); err != nil {
+		t.Fatal(err)
+	}
+	rx := make([]port.Packet, 4)
+	var n int
+	for range 100 {
+		if n, err = p.Receive(rx); n > 0 || err != nil {
+			break
+		}
+	}
+	if n != 1 || err != nil || rx[0].Dst != dst || string(rx[0].Payload) != "ping6" {
+		t.Fatalf("Receive = %d, %v, dst %v; want ping6 to %v", n, err, rx[0].Dst, dst)
+	}
+	tx := make([]port.Packet, 1)
+	p.Alloc(tx)
+	tx[0].Payload = append(tx[0].Payload, "pong6"...)
+	tx[0].Dst, tx[0].Src = rx[0].Src, rx[0].Dst
+	p.Release(rx[:1])
+	if k, err := p.Transmit(tx); k != 1 || err != nil {
+		t.Fatalf("Transmit = %d, %v", k, err)
+	}
+	buf := make([]byte, 16)
+	k, err := c.Read(buf) // a connected socket only accepts it from dst
+	if err != nil || string(buf[:k]) != "pong6" {
+		t.Fatalf("reply %q, %v", buf[:k], err)
+	}
+}
+
 func TestTransmitCountsUnsent(t *testing.T) {
 	p := open(t, Config{Listen: netip.MustParseAddrPort("127.0.0.1:0"), Buffers: 4})
 	tx := make([]port.Packet, 4)
@@ -266,8 +305,9 @@ func TestTransmitCountsUnsent(t *testing.T) {
 	}
 	p.Release(tx[:1])
 	p.Release([]port.Packet{{Handle: 99}})
-	if s := p.Stats(); s.BadHandle != 1 {
-		t.Fatalf("BadHandle = %d, want 1", s.BadHandle)
+	p.Release([]port.Packet{{}}) // a zero Packet frees nothing
+	if s := p.Stats(); s.BadHandle != 2 {
+		t.Fatalf("BadHandle = %d, want 2", s.BadHandle)
 	}
 	rx := make([]port.Packet, 4)
 	k, _ := p.Receive(rx)
