@@ -39,6 +39,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./sipcore
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCredentials$$' -fuzztime 10s ./sipcore
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 10s ./afxdp/frame
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime 10s ./pipeline/port/pcapport
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
