@@ -256,7 +256,7 @@ func underAny(path string, parents []string) bool {
 func schemaKeys(t reflect.Type, prefix string, into map[string]bool) {
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		if !f.IsExported() {
+		if !f.IsExported() || f.Tag.Get("toml") == "-" {
 			continue
 		}
 		path := tomlName(f)
@@ -293,6 +293,8 @@ func suggest(path string, schema map[string]bool) string {
 		d := editDistance(strings.ToLower(name), strings.ToLower(kn))
 		if strings.EqualFold(name, kn) {
 			d = 0
+		} else if len(kn) >= 3 && (strings.HasPrefix(strings.ToLower(name), kn) || strings.HasPrefix(kn, strings.ToLower(name))) {
+			d = min(d, 2) // batchsize for batch, interval_ms for interval
 		}
 		if d < bestDist || (d == bestDist && kn < best) {
 			best, bestDist = kn, d

@@ -69,7 +69,18 @@ func (d *Dispatcher) setDefaults() {
 // afterDecode gives weight 1 to the backends that leave it out. It needs
 // the raw table because a decoded 0 cannot tell "left out" from "0".
 func (d *Dispatcher) afterDecode(raw map[string]any) []Warning {
-	list, _ := raw["backends"].([]map[string]any)
+	// [[dispatcher.backends]] tables and inline arrays of tables decode to
+	// different slice types.
+	var list []map[string]any
+	switch v := raw["backends"].(type) {
+	case []map[string]any:
+		list = v
+	case []any:
+		for _, e := range v {
+			m, _ := e.(map[string]any)
+			list = append(list, m)
+		}
+	}
 	for i := range d.Backends {
 		if i >= len(list) {
 			break

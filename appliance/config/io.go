@@ -171,7 +171,7 @@ func (o *IO) checkAFXDP(p *problems, sys System, ringsOK bool) {
 	if len(o.Queues) == 0 {
 		p.add("io.queues", "empty: port \"afxdp\" needs the NIC queue ids to serve, such as [0]")
 	}
-	if len(o.Queues) != len(o.Cores) {
+	if len(o.Queues) > 0 && len(o.Queues) != len(o.Cores) {
 		p.add("io.queues", "%d queues for %d cores: with port \"afxdp\" io.cores[i] serves io.queues[i], so list as many of each", len(o.Queues), len(o.Cores))
 	}
 	seen := map[int]int{}
