@@ -159,14 +159,14 @@ func parse(data []byte, source string) (*Config, []Warning, map[string]bool, pro
 	var top map[string]toml.Primitive
 	md, err := toml.Decode(string(data), &top)
 	if err != nil {
-		p.errs = append(p.errs, syntaxError(source, err))
+		p.addErr(syntaxError(source, err))
 		return nil, nil, nil, p
 	}
 	// The same document as plain maps, for the few defaults that depend on
 	// whether a key is present inside an array of tables.
 	var raw map[string]any
 	if _, err := toml.Decode(string(data), &raw); err != nil {
-		p.errs = append(p.errs, syntaxError(source, err))
+		p.addErr(syntaxError(source, err))
 		return nil, nil, nil, p
 	}
 
@@ -196,7 +196,7 @@ func parse(data []byte, source string) (*Config, []Warning, map[string]bool, pro
 		}
 		if err := md.PrimitiveDecode(prim, ns.s); err != nil {
 			failed[ns.name] = true
-			p.errs = append(p.errs, decodeError(source, ns.name, err))
+			p.addErr(decodeError(source, ns.name, err))
 		}
 	}
 	unknownKeys(&p, md, known, failed)
