@@ -8,7 +8,6 @@ import (
 	"os"
 	"reflect"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -350,9 +349,7 @@ func decodeError(source, section string, err error) error {
 	if m := tomlErr.FindStringSubmatch(err.Error()); m != nil {
 		where := source
 		if m[1] != "" {
-			if _, convErr := strconv.Atoi(m[1]); convErr == nil {
-				where += " line " + m[1]
-			}
+			where += " line " + m[1]
 		}
 		return fmt.Errorf("config: %s: %s (%s)", m[2], m[3], where)
 	}

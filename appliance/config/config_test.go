@@ -343,6 +343,21 @@ func TestSecret(t *testing.T) {
 	}
 }
 
+func TestIgnoredKeysWarning(t *testing.T) {
+	_, warns, err := Parse([]byte("[node]\nsecret = \""+testSecret+"\"\n[io]\nport = \"socket\"\nqueues = [1]\ninput = \"x.pcap\""), "t.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warns) != 2 || !strings.Contains(warns[0].String(), `only used with port "afxdp", and port is "socket"`) ||
+		!strings.Contains(warns[1].String(), `only used with port "pcap"`) {
+		t.Errorf("warnings = %v, want the afxdp-only and pcap-only ones", warns)
+	}
+	_, warns, _ = Parse([]byte("[node]\nsecret = \""+testSecret+"\"\n[io]\nport = \"afxdp\"\nqueues = [1]"), "t.toml")
+	if len(warns) != 0 {
+		t.Errorf("afxdp keys with port afxdp: warnings %v", warns)
+	}
+}
+
 func TestPprofWarning(t *testing.T) {
 	_, warns, err := Parse([]byte("[admin]\nlisten = \"0.0.0.0:9060\"\npprof = true"), "t.toml")
 	if err != nil {

@@ -81,6 +81,26 @@ func (o *IO) setDefaults() {
 	}
 }
 
+// afterDecode warns about keys set to something other than their default
+// that the chosen port does not use: the operator probably expects them to
+// take effect (queues given to a socket port, an input to an afxdp one).
+func (o *IO) afterDecode(map[string]any) []Warning {
+	var d IO
+	d.setDefaults()
+	afxdpOnly := o.Interface != d.Interface || len(o.Queues) > 0 || o.FrameSize != d.FrameSize ||
+		o.FrameCount != d.FrameCount || o.RxRing != d.RxRing || o.TxRing != d.TxRing ||
+		o.FillRing != d.FillRing || o.CompRing != d.CompRing || o.XDPMode != d.XDPMode || o.BindMode != d.BindMode
+	pcapOnly := o.Input != "" || o.Output != "" || o.Loop
+	var warns []Warning
+	if afxdpOnly && o.Port != "afxdp" {
+		warns = append(warns, Warning{"io", fmt.Sprintf(`interface, queues, frame and ring sizes, xdp_mode and bind_mode are set but only used with port "afxdp", and port is %q`, o.Port)})
+	}
+	if pcapOnly && o.Port != "pcap" {
+		warns = append(warns, Warning{"io", fmt.Sprintf(`input, output and loop are set but only used with port "pcap", and port is %q`, o.Port)})
+	}
+	return warns
+}
+
 func (o *IO) check(p *problems, _ *Config, sys System) {
 	if !oneOf(o.Port, "socket", "afxdp", "pcap") {
 		p.addv("io.port", o.Port, `want "socket", "afxdp" or "pcap"`)
