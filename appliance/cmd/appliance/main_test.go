@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"sipedge/appliance/config"
+)
+
+func TestVersion(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"version"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+	if got := out.String(); got != "sipedge appliance "+version+"\n" {
+		t.Errorf("version printed %q", got)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	for _, args := range [][]string{nil, {"frobnicate"}, {"check", "-x"}, {"check", "extra"}} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 2 {
+			t.Errorf("run(%q) = %d, want 2 (usage)", args, code)
+		}
+		if !strings.Contains(strings.ToLower(errb.String()), "usage") {
+			t.Errorf("run(%q) stderr %q: want the usage", args, errb.String())
+		}
+	}
+}
+
+// check with no -c validates the embedded default on this machine and
+// prints an effective configuration that is itself valid.
+func TestCheckEmbeddedDefault(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"check"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d, stderr:\n%s", code, errb.String())
+	}
+	if !strings.Contains(errb.String(), "warning: config: node.secret: empty") {
+		t.Errorf("stderr %q: want the generated-secret warning", errb.String())
+	}
+	c, _, err := config.Check(out.Bytes(), "check output", config.Host())
+	if err != nil {
+		t.Fatalf("check printed a configuration that does not validate: %v\n%s", err, out.String())
+	}
+	if len(c.Dispatcher.Backends) != 2 || c.IO.Port != "socket" {
+		t.Errorf("effective config lost the defaults:\n%s", out.String())
+	}
+}
+
+func TestCheckFile(t *testing.T) {
+	dir := t.TempDir()
+	secret := "s3cr3t-s3cr3t-s3cr3t-s3cr3t"
+	good := filepath.Join(dir, "good.toml")
+	write(t, good, "[node]\nname = \"edge-9\"\nsecret = \""+secret+"\"\n[io]\nbatch = 16\n[[dispatcher.backends]]\naddress = \"10.1.1.1:5060\"\n")
+	var out, errb bytes.Buffer
+	if code := run([]string{"check", "-c", good}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d, stderr:\n%s", code, errb.String())
+	}
+	for _, want := range []string{"name = \"edge-9\"", "batch = 16", "address = \"10.1.1.1:5060\"", "weight = 1", "poll_interval = \"10ms\"", "[dispatcher.probe]"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("effective config lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String()+errb.String(), secret) {
+		t.Errorf("check printed the secret:\n%s", out.String())
+	}
+	if errb.Len() != 0 {
+		t.Errorf("unexpected stderr %q", errb.String())
+	}
+
+	bad := filepath.Join(dir, "bad.toml")
+	write(t, bad, "[io]\nport = \"afxdp\"\ninterface = \"nosuchif0\"\nqueues = [0]\nbatchsize = 3\n[log]\nlevel = \"loud\"\n")
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"check", "-c", bad}, &out, &errb); code != 1 {
+		t.Fatalf("exit %d for an invalid file, want 1; stderr:\n%s", code, errb.String())
+	}
+	if out.Len() != 0 {
+		t.Errorf("an invalid config printed an effective one:\n%s", out.String())
+	}
+	for _, want := range []string{
+		"config: io.batchsize: unknown key (did you mean batch?",
+		`config: io.interface "nosuchif0": no such interface (ip link shows the names)`,
+		`config: log.level "loud": want`,
+		"config: dispatcher.backends: empty",
+		"appliance check: " + bad + " is not valid",
+	} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errb.String())
+		}
+	}
+
+	errb.Reset()
+	if code := run([]string{"check", "-c", filepath.Join(dir, "missing.toml")}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "missing.toml") {
+		t.Errorf("missing file: exit %d, stderr %q", code, errb.String())
+	}
+}
+
+func TestRunNotYet(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"run", "-c", "config.toml"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "issue 4") {
+		t.Errorf("run: exit %d, stderr %q", code, errb.String())
+	}
+}
+
+func write(t *testing.T, path, s string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
