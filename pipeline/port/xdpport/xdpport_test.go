@@ -533,3 +533,31 @@ func BenchmarkReceiveEcho(b *testing.B) {
 		b.ReportMetric(float64(got)/float64(sent), "delivered")
 	}
 }
+
+// TestCloseWhileHolding: a port closed while its worker holds a received
+// frame keeps the UMEM mapped (reading the payload would fault otherwise)
+// until the frame is released, and then frees itself.
+func TestCloseWhileHolding(t *testing.T) {
+	r := newRig(t, vethtest.Options{}, 1, Config{})
+	p := r.g.Ports()[0]
+	c := r.pair.ListenUDP(t, netip.AddrPortFrom(r.pair.PeerV4, 0))
+	pk := awaitPacket(t, p, c, netip.AddrPortFrom(r.pair.HostV4, sipPort), []byte("held"))
+	done := make(chan error, 1)
+	go func() { done <- p.Close() }()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if s := p.state.Load(); s != stClosing {
+		t.Fatalf("state %d after Close with a frame held, want closing (%d)", s, stClosing)
+	}
+	if string(pk.Payload) != "held" {
+		t.Fatalf("held payload reads %q after Close", pk.Payload)
+	}
+	if _, err := p.Receive(make([]port.Packet, 4)); !errors.Is(err, port.ErrClosed) {
+		t.Fatalf("Receive on a closing port = %v, want ErrClosed", err)
+	}
+	p.Release([]port.Packet{pk})
+	if s := p.state.Load(); s != stFreed {
+		t.Fatalf("state %d after the last frame came back, want freed (%d)", s, stFreed)
+	}
+}
