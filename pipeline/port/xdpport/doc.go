@@ -1,0 +1,16 @@
+// Package xdpport is the AF_XDP Port: one port per NIC queue, each over one
+// AF_XDP socket (afxdp.Socket) with its own UMEM, fed by the XDP program that
+// a Group loads and attaches once per interface.
+//
+// It owns: the Group (program attach, SIP ports, one socket per queue and
+// its XSK map entry, orderly teardown), frame decode on receive (in place:
+// payloads alias the UMEM) with drops counted by reason, transmit buffers
+// carved from free UMEM frames with a fixed headroom so headers are written
+// just before the payload, destination MAC choice (the sender's MAC for
+// replies, a neighbour lookup otherwise), the slow path through a kernel UDP
+// socket when the neighbour is not resolved (which also makes the kernel
+// resolve it), and the port's counters. Nothing is allocated per packet.
+//
+// xdpport may import afxdp, afxdp/frame and pipeline/port; it must not import
+// sipcore, appliance, the other ports or bench.
+package xdpport

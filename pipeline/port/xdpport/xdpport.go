@@ -1,0 +1,624 @@
+package xdpport
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"runtime"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"sipedge/afxdp"
+	"sipedge/afxdp/frame"
+	"sipedge/pipeline/port"
+)
+
+// Neighbours resolves the link-layer address of the next hop towards dst.
+// afxdp/neigh's Table satisfies it. Lookup is called on the worker's hot
+// path: it must not block or allocate.
+type Neighbours interface {
+	Lookup(dst netip.Addr) (mac [6]byte, ok bool)
+}
+
+// Config configures a Group: the interface's XDP program and every queue's
+// port.
+type Config struct {
+	// Ports are the SIP UDP ports the XDP program redirects to the
+	// sockets (required). The first is the source port of packets whose
+	// Src has port 0.
+	Ports []uint16
+	// Addr4 and Addr6 are the source addresses of packets whose Src is
+	// zero. Left zero, Open takes the interface's first global address of
+	// that family; a family without one can only send with an explicit Src.
+	Addr4, Addr6 netip.Addr
+	// XDPMode is where the program attaches (auto, native, generic).
+	XDPMode afxdp.XDPMode
+	// BindMode is zero-copy, copy or auto (zero-copy, else copy).
+	BindMode afxdp.BindMode
+	// Socket sizes each queue's UMEM and rings. A zero FrameSize means
+	// afxdp.DefaultConfig; Ifindex, Queue and BindMode are set by Open.
+	Socket afxdp.Config
+	// Batch is the most frames one Receive or one TX burst moves (default 64).
+	Batch int
+	// PollInterval bounds how long Receive waits for traffic (default 100ms).
+	PollInterval time.Duration
+	// VLAN, when non-zero, is the 802.1Q id this port sends with and
+	// expects on receive (frames of other VLANs are dropped and counted).
+	VLAN uint16
+	// Neighbours resolves next hops for packets sent without Packet.HW.
+	// Nil means the port only answers senders (HW set); other packets
+	// take the slow path.
+	Neighbours Neighbours
+}
+
+// DecodeDrops counts received frames that were not handed up, by reason.
+type DecodeDrops struct {
+	Truncated, NotIP, NotUDP, Fragment, BadIHL, BadIPLength, UDPLength uint64
+	// VLAN: tagged with another VLAN than the port's (or untagged/tagged
+	// against its configuration).
+	VLAN uint64
+	// NotSIPPort: UDP to a port that is not one of the SIP ports (the
+	// program should never redirect those).
+	NotSIPPort uint64
+	// Other: any other decode error.
+	Other uint64
+}
+
+// Total is the sum of all reasons.
+func (d DecodeDrops) Total() uint64 {
+	return d.Truncated + d.NotIP + d.NotUDP + d.Fragment + d.BadIHL + d.BadIPLength + d.UDPLength + d.VLAN + d.NotSIPPort + d.Other
+}
+
+// TxDrops counts packets given to Transmit that did not go out, by reason.
+type TxDrops struct {
+	// NoDestination: Dst missing, port 0 or of a family the port has no
+	// source address for; or Src and Dst of different families.
+	NoDestination uint64
+	// BadBuffer: a handle not from Alloc, or a payload larger than the frame.
+	BadBuffer uint64
+	// RingFull: the TX ring had no room (the kernel is not keeping up).
+	RingFull uint64
+	// SlowPathFailed: the kernel socket refused the datagram (no route,
+	// full socket buffer, no socket for that source port or family).
+	SlowPathFailed uint64
+	// Closed: given to Transmit after Close.
+	Closed uint64
+}
+
+// Total is the sum of all reasons.
+func (d TxDrops) Total() uint64 {
+	return d.NoDestination + d.BadBuffer + d.RingFull + d.SlowPathFailed + d.Closed
+}
+
+// Stats are a port's counters since Open.
+type Stats struct {
+	// Received is datagrams handed up by Receive.
+	Received uint64
+	// Drops are received frames released at once, by reason.
+	Drops DecodeDrops
+	// Transmitted is frames queued on the TX ring.
+	Transmitted uint64
+	// SlowPath is datagrams sent through the kernel UDP socket because the
+	// next hop's MAC was unknown or the datagram exceeded the MTU.
+	SlowPath uint64
+	// TxDrops are datagrams not sent, by reason.
+	TxDrops TxDrops
+}
+
+// decode drop reasons, indexes into Port.drops.
+const (
+	dropTruncated = iota
+	dropNotIP
+	dropNotUDP
+	dropFragment
+	dropBadIHL
+	dropBadIPLength
+	dropUDPLength
+	dropVLAN
+	dropNotSIPPort
+	dropOther
+	dropCount
+)
+
+// tx drop reasons, indexes into Port.txDrops.
+const (
+	txNoDestination = iota
+	txBadBuffer
+	txRingFull
+	txSlowFailed
+	txClosed
+	txDropCount
+)
+
+// Port life cycle (Port.state). The worker's calls move 0<->1; Close moves
+// 0->2 or 1->3; the worker, leaving a call in 3 or entering one in 2, frees
+// the port once it holds no frame (4). freeing (5) is Close freeing an idle
+// port itself.
+const (
+	stOpen int32 = iota
+	stBusy
+	stClosing
+	stClosingBusy
+	stFreed
+	stFreeing
+)
+
+// Port is the AF_XDP port of one queue, used by one worker goroutine. Only
+// Close, Name and Stats may be called from other goroutines.
+type Port struct {
+	sock      *afxdp.Socket
+	group     *Group
+	queue     int
+	name      string
+	mac       [6]byte
+	vlan      uint16
+	tagged    bool
+	mtu       int
+	addr4     netip.Addr
+	addr6     netip.Addr
+	ports     []uint16
+	neigh     Neighbours
+	pollMs    int
+	headroom  int
+	frameMask uint64
+
+	rxd   []afxdp.Desc
+	txd   []afxdp.Desc
+	addrs []uint64
+	pfd   [2]unix.PollFd
+	efd   int
+	slow  *slowPath
+
+	state atomic.Int32
+	// Counters: written by the worker once per batch, read by Stats.
+	received, transmitted, slowSent atomic.Uint64
+	drops                           [dropCount]atomic.Uint64
+	txDrops                         [txDropCount]atomic.Uint64
+}
+
+var _ port.Port = (*Port)(nil)
+
+// Name says interface, queue, bind mode and XDP mode.
+func (p *Port) Name() string { return p.name }
+
+// Queue is the NIC queue the port serves.
+func (p *Port) Queue() int { return p.queue }
+
+// BindMode is the mode the kernel granted the socket (copy or zerocopy).
+func (p *Port) BindMode() afxdp.BindMode { return p.sock.BindMode() }
+
+// Stats returns the counters; safe from any goroutine.
+func (p *Port) Stats() Stats {
+	d := func(i int) uint64 { return p.drops[i].Load() }
+	t := func(i int) uint64 { return p.txDrops[i].Load() }
+	return Stats{
+		Received:    p.received.Load(),
+		Transmitted: p.transmitted.Load(),
+		SlowPath:    p.slowSent.Load(),
+		Drops: DecodeDrops{
+			Truncated: d(dropTruncated), NotIP: d(dropNotIP), NotUDP: d(dropNotUDP), Fragment: d(dropFragment),
+			BadIHL: d(dropBadIHL), BadIPLength: d(dropBadIPLength), UDPLength: d(dropUDPLength),
+			VLAN: d(dropVLAN), NotSIPPort: d(dropNotSIPPort), Other: d(dropOther),
+		},
+		TxDrops: TxDrops{NoDestination: t(txNoDestination), BadBuffer: t(txBadBuffer), RingFull: t(txRingFull), SlowPathFailed: t(txSlowFailed), Closed: t(txClosed)},
+	}
+}
+
+// enter starts a worker call: true when the port is open; false when it is
+// closing (the call then does its closed-port behaviour and calls exit) or
+// already freed (the call does nothing and must not call exit).
+func (p *Port) enter() (open, freed bool) {
+	for {
+		if p.state.CompareAndSwap(stOpen, stBusy) {
+			return true, false
+		}
+		if p.state.CompareAndSwap(stClosing, stClosingBusy) {
+			return false, false
+		}
+		switch p.state.Load() {
+		case stFreed:
+			return false, true
+		case stFreeing:
+			// Close is unmapping an idle port: microseconds.
+			runtime.Gosched()
+		}
+	}
+}
+
+// exit ends a worker call. If Close came meanwhile, the port is freed once
+// the worker holds no frame: memory it still holds must stay mapped.
+func (p *Port) exit() {
+	if p.state.CompareAndSwap(stBusy, stOpen) {
+		return
+	}
+	if p.held() == 0 {
+		p.free()
+		p.state.Store(stFreed)
+		return
+	}
+	p.state.Store(stClosing)
+}
+
+// held is the number of frames the worker holds (received or allocated).
+func (p *Port) held() int {
+	return p.sock.Frames() - p.sock.FreeFrames() - p.sock.KernelFrames()
+}
+
+// Close stops the port: its queue's traffic goes back to the kernel and a
+// Receive blocked in another goroutine returns ErrClosed at once. The
+// UMEM stays mapped while the worker holds frames (their payloads alias
+// it); the port is freed when the worker has released them, or by
+// Group.Close.
+func (p *Port) Close() error {
+	p.group.unregister(p.queue)
+	for {
+		switch s := p.state.Load(); s {
+		case stOpen:
+			if !p.state.CompareAndSwap(stOpen, stFreeing) {
+				continue
+			}
+			// No call in progress, so the worker's counts are stable.
+			if p.held() == 0 {
+				p.free()
+				p.state.Store(stFreed)
+			} else {
+				p.state.Store(stClosing)
+			}
+			p.wake()
+			return nil
+		case stBusy:
+			if !p.state.CompareAndSwap(stBusy, stClosingBusy) {
+				continue
+			}
+			p.wake()
+			return nil
+		default:
+			return nil
+		}
+	}
+}
+
+// wake makes a poll in Receive return. The eventfd stays open until
+// Group.Close, so a late wake never writes to a reused descriptor.
+func (p *Port) wake() {
+	one := [8]byte{1}
+	unix.Write(p.efd, one[:])
+}
+
+// free closes the socket and the slow-path sockets and unmaps the UMEM.
+func (p *Port) free() error {
+	return errors.Join(p.sock.Close(), p.slow.close())
+}
+
+// forceFree frees a port whose worker has stopped, even if it still holds
+// frames (Group.Close). It reports whether the port is freed.
+func (p *Port) forceFree() bool {
+	for {
+		switch s := p.state.Load(); s {
+		case stFreed:
+			return true
+		case stOpen, stClosing:
+			if p.state.CompareAndSwap(s, stFreeing) {
+				p.free()
+				p.state.Store(stFreed)
+				return true
+			}
+		default:
+			return false
+		}
+	}
+}
+
+// Receive implements port.Port: it waits up to the poll interval for
+// frames, decodes them in place and hands up the UDP datagrams to a SIP
+// port. Other frames go straight back to the fill ring, counted by reason.
+func (p *Port) Receive(rx []port.Packet) (int, error) {
+	open, freed := p.enter()
+	if freed {
+		return 0, port.ErrClosed
+	}
+	if !open {
+		p.exit()
+		return 0, port.ErrClosed
+	}
+	n, err := p.receive(rx)
+	p.exit()
+	return n, err
+}
+
+func (p *Port) receive(rx []port.Packet) (int, error) {
+	want := min(len(rx), len(p.rxd))
+	if want == 0 {
+		return 0, nil
+	}
+	s := p.sock
+	s.Complete()
+	s.Fill()
+	k := s.Receive(p.rxd[:want])
+	if k == 0 {
+		p.pfd[0].Revents, p.pfd[1].Revents = 0, 0
+		if _, err := unix.Poll(p.pfd[:], p.pollMs); err != nil && !errors.Is(err, unix.EINTR) {
+			return 0, fmt.Errorf("xdpport %s: waiting for frames: %w", p.name, err)
+		}
+		if p.state.Load() == stClosingBusy {
+			return 0, port.ErrClosed
+		}
+		k = s.Receive(p.rxd[:want])
+	}
+	out := 0
+	var drops [dropCount]uint32
+	for i := 0; i < k; i++ {
+		d := p.rxd[i]
+		if r := p.decode(s.Frame(d), &rx[out]); r >= 0 {
+			drops[r]++
+			s.ReleaseAddr(d.Addr)
+			continue
+		}
+		rx[out].Handle = d.Addr
+		out++
+	}
+	if out < k {
+		for r, c := range drops {
+			if c > 0 {
+				p.drops[r].Add(uint64(c))
+			}
+		}
+		s.Fill()
+	}
+	if out > 0 {
+		p.received.Add(uint64(out))
+	}
+	return out, nil
+}
+
+// decode fills pk from frame b and returns -1, or the drop reason.
+func (p *Port) decode(b []byte, pk *port.Packet) int {
+	var f frame.Frame
+	if err := frame.Decode(b, &f); err != nil {
+		return dropReason(err)
+	}
+	if f.Tagged != p.tagged || f.VLAN != p.vlan {
+		return dropVLAN
+	}
+	sip := false
+	for _, sp := range p.ports {
+		if f.DstPort == sp {
+			sip = true
+			break
+		}
+	}
+	if !sip {
+		return dropNotSIPPort
+	}
+	pk.Payload = f.Payload
+	pk.Src = f.SrcAddrPort()
+	pk.Dst = f.DstAddrPort()
+	pk.HW = f.SrcMAC
+	return -1
+}
+
+func dropReason(err error) int {
+	switch err {
+	case frame.ErrTruncated:
+		return dropTruncated
+	case frame.ErrNotIP:
+		return dropNotIP
+	case frame.ErrNotUDP:
+		return dropNotUDP
+	case frame.ErrFragment:
+		return dropFragment
+	case frame.ErrBadIHL:
+		return dropBadIHL
+	case frame.ErrBadIPLength:
+		return dropBadIPLength
+	case frame.ErrUDPLength:
+		return dropUDPLength
+	}
+	return dropOther
+}
+
+// Release implements port.Port: the frames go back to the fill ring.
+func (p *Port) Release(rx []port.Packet) {
+	open, freed := p.enter()
+	if freed {
+		return
+	}
+	for i := range rx {
+		p.sock.ReleaseAddr(rx[i].Handle)
+		rx[i].Payload = nil
+	}
+	if open {
+		p.sock.Fill()
+	}
+	p.exit()
+}
+
+// Alloc implements port.Port. Payload starts after the largest header set
+// (Ethernet, 802.1Q, IPv6, UDP), so Transmit writes any packet's headers
+// just before it without moving the payload.
+func (p *Port) Alloc(tx []port.Packet) int {
+	open, freed := p.enter()
+	if freed {
+		return 0
+	}
+	if !open {
+		p.exit()
+		return 0
+	}
+	s := p.sock
+	done := 0
+	for done < len(tx) {
+		k := s.Alloc(p.addrs[:min(len(tx)-done, len(p.addrs))])
+		for i := 0; i < k; i++ {
+			buf := s.Buffer(p.addrs[i])
+			tx[done+i] = port.Packet{Payload: buf[p.headroom:p.headroom], Handle: p.addrs[i]}
+		}
+		done += k
+		if k < len(p.addrs) {
+			break
+		}
+	}
+	p.exit()
+	return done
+}
+
+// Transmit implements port.Port. Each packet goes to Packet.HW when set
+// (a reply to its sender), else to its next hop's MAC from Neighbours; when
+// that is unknown, or the datagram exceeds the MTU, it goes through the
+// port's kernel UDP socket (the kernel resolves the neighbour and
+// fragments). Every buffer goes back to the port, sent or not.
+func (p *Port) Transmit(tx []port.Packet) (int, error) {
+	open, freed := p.enter()
+	if freed {
+		return 0, port.ErrClosed
+	}
+	if !open {
+		for i := range tx {
+			p.sock.ReleaseAddr(tx[i].Handle)
+			tx[i].Payload = nil
+		}
+		p.txDrops[txClosed].Add(uint64(len(tx)))
+		p.exit()
+		return 0, port.ErrClosed
+	}
+	n, err := p.transmit(tx)
+	p.exit()
+	return n, err
+}
+
+func (p *Port) transmit(tx []port.Packet) (int, error) {
+	s := p.sock
+	s.Complete()
+	var drops [txDropCount]uint32
+	sent, slow := 0, 0
+	var firstErr error
+	for start := 0; start < len(tx); start += len(p.txd) {
+		chunk := tx[start:min(start+len(p.txd), len(tx))]
+		m := 0
+		for i := range chunk {
+			pk := &chunk[i]
+			d, r := p.prepare(pk)
+			switch r {
+			case -1:
+				p.txd[m] = d
+				m++
+			case -2:
+				slow++
+				s.ReleaseAddr(pk.Handle)
+			default:
+				drops[r]++
+				s.ReleaseAddr(pk.Handle)
+			}
+			pk.Payload = nil
+		}
+		if m == 0 {
+			continue
+		}
+		q, err := s.Transmit(p.txd[:m])
+		sent += q
+		drops[txRingFull] += uint32(m - q)
+		if err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("xdpport %s: %w", p.name, err)
+		}
+	}
+	for r, c := range drops {
+		if c > 0 {
+			p.txDrops[r].Add(uint64(c))
+		}
+	}
+	if sent > 0 {
+		p.transmitted.Add(uint64(sent))
+	}
+	if slow > 0 {
+		p.slowSent.Add(uint64(slow))
+	}
+	return sent + slow, firstErr
+}
+
+// prepare writes pk's headers in front of its payload and returns the TX
+// descriptor and -1; -2 when it went out through the slow path; else the
+// drop reason.
+func (p *Port) prepare(pk *port.Packet) (afxdp.Desc, int) {
+	base := pk.Handle &^ p.frameMask
+	if base >= uint64(p.sock.Frames())*(p.frameMask+1) {
+		return afxdp.Desc{}, txBadBuffer
+	}
+	buf := p.sock.Buffer(base)
+	room := len(buf) - p.headroom
+	pl := len(pk.Payload)
+	if pl > room {
+		return afxdp.Desc{}, txBadBuffer
+	}
+	if pl > 0 && unsafe.SliceData(pk.Payload) != &buf[p.headroom] {
+		// The worker built the payload elsewhere (or appended past the
+		// frame): bring it home.
+		copy(buf[p.headroom:], pk.Payload)
+	}
+	dst := pk.Dst.Addr().Unmap()
+	if !dst.IsValid() || pk.Dst.Port() == 0 {
+		return afxdp.Desc{}, txNoDestination
+	}
+	v6 := dst.Is6()
+	src := pk.Src.Addr().Unmap()
+	if !src.IsValid() || src.IsUnspecified() {
+		src = p.addr4
+		if v6 {
+			src = p.addr6
+		}
+		if !src.IsValid() {
+			return afxdp.Desc{}, txNoDestination
+		}
+	}
+	if src.Is6() != v6 {
+		return afxdp.Desc{}, txNoDestination
+	}
+	sport := pk.Src.Port()
+	if sport == 0 {
+		sport = p.ports[0]
+	}
+	srcAP, dstAP := netip.AddrPortFrom(src, sport), netip.AddrPortFrom(dst, pk.Dst.Port())
+	hr := frame.Headroom(v6, p.tagged)
+	mac := pk.HW
+	if mac == ([6]byte{}) {
+		ok := false
+		if p.neigh != nil {
+			mac, ok = p.neigh.Lookup(dst)
+		}
+		if !ok {
+			return afxdp.Desc{}, p.slowSend(srcAP, dstAP, buf[p.headroom:p.headroom+pl])
+		}
+	}
+	// The MTU counts the IP packet, not the Ethernet (and VLAN) header.
+	l2 := 14
+	if p.tagged {
+		l2 = 18
+	}
+	if hr-l2+pl > p.mtu {
+		return afxdp.Desc{}, p.slowSend(srcAP, dstAP, buf[p.headroom:p.headroom+pl])
+	}
+	h := frame.Header{DstMAC: mac, SrcMAC: p.mac, VLAN: p.vlan, Tagged: p.tagged, Src: srcAP, Dst: dstAP}
+	off := p.headroom - hr
+	n, err := frame.Encode(buf[off:], &h, pl)
+	if err != nil {
+		return afxdp.Desc{}, txBadBuffer
+	}
+	return afxdp.Desc{Addr: base + uint64(off), Len: uint32(n)}, -1
+}
+
+// slowSend sends through the kernel socket: -2 when it went, else the
+// drop reason.
+func (p *Port) slowSend(src, dst netip.AddrPort, payload []byte) int {
+	if p.slow.send(src, dst, payload) {
+		return -2
+	}
+	return txSlowFailed
+}
+
+// Frames reports the UMEM's frames: on the free list, held by the kernel
+// (fill, RX, TX and completion rings) and in all. Worker goroutine only.
+func (p *Port) Frames() (free, kernel, total int) {
+	return p.sock.FreeFrames(), p.sock.KernelFrames(), p.sock.Frames()
+}
