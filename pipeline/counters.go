@@ -24,7 +24,7 @@ const (
 	sVerdict = 1 // numVerdicts entries
 	sNs      = sVerdict + int(numVerdicts)
 	sSamples = sNs + 1
-	stageWidth
+	stageWidth = sSamples + 1
 )
 
 // StageStats are one stage's counters.

@@ -61,6 +61,12 @@ var epoch = time.Now()
 // Nanotime is the default worker clock: monotonic nanoseconds since start.
 func Nanotime() int64 { return int64(time.Since(epoch)) }
 
+// BatchStarter is implemented by stages that refresh per-batch state
+// (a configuration snapshot) once per loop iteration rather than per message.
+type BatchStarter interface {
+	StartBatch(now int64)
+}
+
 // Worker runs one port's datagrams through the stages, to completion, on
 // one goroutine. Nothing in it is shared with other workers; counters are
 // published for scraping by the worker itself once per loop iteration.
@@ -68,6 +74,7 @@ type Worker struct {
 	cfg    Config
 	port   port.Port
 	stages []Stage
+	starts []BatchStarter
 	key    *sipcore.Key
 	now    func() int64
 
@@ -148,7 +155,11 @@ func NewWorker(p port.Port, cfg Config, stages []Stage) (*Worker, error) {
 		tx:     make([]port.Packet, cfg.Batch),
 		done:   make(chan struct{}),
 	}
-	w.msg = sipcore.Msg{}
+	for _, st := range stages {
+		if b, ok := st.(BatchStarter); ok {
+			w.starts = append(w.starts, b)
+		}
+	}
 	w.ctx.w = w
 	w.ctx.Msg = &w.msg
 	w.wheel = newTimerWheel(cfg.Timers, w.now(), w.fireTimer)
@@ -225,6 +236,9 @@ func (w *Worker) Poll() (int, error) {
 	now := w.now()
 	w.ctx.Now = now
 	w.cnt[cLoops]++
+	for _, b := range w.starts {
+		b.StartBatch(now)
+	}
 	w.drainAnswers()
 
 	n, rerr := w.port.Receive(w.rx)
