@@ -20,10 +20,10 @@ const (
 
 // Per-stage counters, stageWidth apart.
 const (
-	sIn      = 0
-	sVerdict = 1 // numVerdicts entries
-	sNs      = sVerdict + int(numVerdicts)
-	sSamples = sNs + 1
+	sIn        = 0
+	sVerdict   = 1 // numVerdicts entries
+	sNs        = sVerdict + int(numVerdicts)
+	sSamples   = sNs + 1
 	stageWidth = sSamples + 1
 )
 

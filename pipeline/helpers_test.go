@@ -106,6 +106,16 @@ func (r *rig) sendOne(src netip.AddrPort, msg string) (memport.Datagram, *sipcor
 	return out[0], parse(r.t, out[0].Payload)
 }
 
+// pollOne polls without new input and expects exactly one datagram out.
+func (r *rig) pollOne() (memport.Datagram, *sipcore.Msg) {
+	r.t.Helper()
+	out := r.send(caller)
+	if len(out) != 1 {
+		r.t.Fatalf("sent %d datagrams, want 1", len(out))
+	}
+	return out[0], parse(r.t, out[0].Payload)
+}
+
 func (r *rig) expectNothing(src netip.AddrPort, msg string, reason pipeline.DropReason) {
 	r.t.Helper()
 	before := r.w.Stats().Drops[reason]
@@ -191,3 +201,9 @@ func respond(t testing.TB, fwd []byte, code int, reason string) string {
 var otherKey = sipcore.NewKey([]byte("a backend's own secret"))
 
 func contains(b []byte, s string) bool { return bytes.Contains(b, []byte(s)) }
+
+type memportDatagram = memport.Datagram
+
+func dgram(src netip.AddrPort, s string) memport.Datagram {
+	return memport.Datagram{Payload: []byte(s), Src: src, Dst: edgeAddr}
+}
