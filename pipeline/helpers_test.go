@@ -207,3 +207,30 @@ type memportDatagram = memport.Datagram
 func dgram(src netip.AddrPort, s string) memport.Datagram {
 	return memport.Datagram{Payload: []byte(s), Src: src, Dst: edgeAddr}
 }
+
+// callFlows returns n calls' messages as the edge receives them: INVITE
+// from the caller, 100/180/200 from the backend, ACK and BYE from the
+// caller, 200 to the BYE from the backend. Responses carry the Via the
+// edge pushed, so they are forwarded like real ones.
+func callFlows(t testing.TB, n int) []memport.Datagram {
+	t.Helper()
+	r := newRig(t, pipeline.Config{})
+	var out []memport.Datagram
+	for i := 0; i < n; i++ {
+		c := newCall(i)
+		inv, bye := c.request("INVITE", false), c.request("BYE", true)
+		fwd, _ := r.sendOne(caller, inv)
+		be := fwd.Dst
+		fbye, _ := r.sendOne(caller, bye)
+		out = append(out,
+			dgram(caller, inv),
+			dgram(be, respond(t, fwd.Payload, 100, "Trying")),
+			dgram(be, respond(t, fwd.Payload, 180, "Ringing")),
+			dgram(be, respond(t, fwd.Payload, 200, "OK")),
+			dgram(caller, c.request("ACK", true)),
+			dgram(caller, bye),
+			dgram(be, respond(t, fbye.Payload, 200, "OK")),
+		)
+	}
+	return out
+}
