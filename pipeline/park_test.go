@@ -235,6 +235,15 @@ func TestRunStopsOnContextAndStop(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the worker sent nothing")
 	}
+	// Scraping while the worker runs is race-free (go test -race).
+	var last uint64
+	for i := 0; i < 100; i++ {
+		st := r2.w.Stats()
+		if st.Rx < last {
+			t.Fatalf("published rx went back from %d to %d", last, st.Rx)
+		}
+		last = st.Rx
+	}
 	r2.w.Stop()
 	if err := <-done; err != nil {
 		t.Fatalf("Run after Stop: %v", err)
