@@ -1,10 +1,6 @@
 package pipeline
 
-import (
-	"net/netip"
-
-	"sipedge/sipcore"
-)
+import "net/netip"
 
 // Helper does the I/O a parked message waits on (a credential lookup, a
 // relay offer) off the hot path.
@@ -140,8 +136,8 @@ func (w *Worker) parkMessage(stage int) {
 func (w *Worker) fallback(r DropReason) {
 	c := &w.ctx
 	if w.cfg.Fallback == FallbackReject {
-		if !c.Parsed {
-			c.Parsed = sipcore.Parse(c.Buf, c.Msg) == nil
+		if !c.tried {
+			c.Parse()
 		}
 		if c.Parsed && c.Respond(503, "Service Unavailable", w.retryExtra) == Respond {
 			w.cnt[cFallback503]++
@@ -157,7 +153,7 @@ func (w *Worker) loadSlot(slot uint32) *parkSlot {
 	s := &w.park.slots[slot]
 	c := &w.ctx
 	c.reset(w.park.buf(slot)[:s.n], s.src, s.dst, s.hw)
-	c.Parsed = sipcore.Parse(c.Buf, c.Msg) == nil
+	c.Parse()
 	return s
 }
 

@@ -183,7 +183,7 @@ func (s *sanityStage) Name() string { return "sanity" }
 
 func (s *sanityStage) Process(c *Ctx) Verdict {
 	m := c.Msg
-	if err := sipcore.Parse(c.Buf, m); err != nil {
+	if err := c.Parse(); err != nil {
 		status, reason := sipcore.ResponseFor(m, err)
 		// Without a Via a response has nowhere to go but the source port,
 		// which need not be a SIP peer at all: drop instead of reflecting.
@@ -192,7 +192,6 @@ func (s *sanityStage) Process(c *Ctx) Verdict {
 		}
 		return c.Respond(status, reason, nil)
 	}
-	c.Parsed = true
 	if !m.IsRequest {
 		return Continue
 	}

@@ -120,7 +120,8 @@ type Ctx struct {
 	Src, Dst netip.AddrPort
 	// HW is the sender's link-layer address, when the port has one.
 	HW [6]byte
-	// Msg is the parsed message once the sanity stage ran; Parsed says so.
+	// Msg is the parsed message once a stage called Parse (the sanity
+	// stage, first); Parsed says it parsed without error.
 	Msg    *sipcore.Msg
 	Parsed bool
 	// Answer is the helper's answer when the message resumes after a Park,
@@ -130,6 +131,7 @@ type Ctx struct {
 	Now int64
 
 	w        *Worker
+	tried    bool // Parse ran on this message: Msg describes Buf
 	out      port.Packet
 	hasOut   bool // out holds a buffer from the port
 	outReady bool // out is built and addressed
@@ -141,8 +143,17 @@ type Ctx struct {
 
 func (c *Ctx) reset(buf []byte, src, dst netip.AddrPort, hw [6]byte) {
 	c.Buf, c.Src, c.Dst, c.HW = buf, src, dst, hw
-	c.Parsed, c.Answer = false, nil
+	c.Parsed, c.tried, c.Answer = false, false, nil
 	c.outReady, c.reason, c.parkKey = false, DropNone, nil
+}
+
+// Parse parses Buf into Msg (sipcore.Parse) and records the outcome in
+// Parsed. After an error Msg holds what was parsed before it, which is what
+// sipcore.ResponseFor and Respond need to answer it.
+func (c *Ctx) Parse() error {
+	err := sipcore.Parse(c.Buf, c.Msg)
+	c.tried, c.Parsed = true, err == nil
+	return err
 }
 
 // TxBuf returns an empty transmit buffer at its full capacity to build the
@@ -183,8 +194,12 @@ func (c *Ctx) Reply(n int) Verdict {
 
 // Respond answers the parsed request statelessly (sipcore.BuildResponse)
 // with status and reason; extra are complete header lines to add. ACKs and
-// responses are never answered: they are dropped (DropNoAnswer).
+// responses are never answered: they are dropped (DropNoAnswer). The
+// message must have been through Parse.
 func (c *Ctx) Respond(status int, reason string, extra []byte) Verdict {
+	if !c.tried { // Msg still describes the previous message
+		return c.Drop(DropNoVerdict)
+	}
 	m := c.Msg
 	if !m.IsRequest || m.Method == sipcore.MethodACK {
 		return c.Drop(DropNoAnswer)

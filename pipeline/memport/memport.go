@@ -35,11 +35,10 @@ type Port struct {
 	// Unsent counts transmit buffers without a destination.
 	Unsent int
 
-	frames   [][]byte
-	free     []uint64
-	pos      int
-	closed   atomic.Bool
-	released int
+	frames [][]byte
+	free   []uint64
+	pos    int
+	closed atomic.Bool
 }
 
 // New returns a port with frames frames of frameSize bytes shared by
@@ -111,7 +110,6 @@ func (p *Port) Receive(rx []port.Packet) (int, error) {
 func (p *Port) Release(rx []port.Packet) {
 	for i := range rx {
 		p.give(rx[i].Handle)
-		p.released++
 	}
 }
 
