@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -247,5 +248,53 @@ func TestRunStopsOnContextAndStop(t *testing.T) {
 	r2.w.Stop()
 	if err := <-done; err != nil {
 		t.Fatalf("Run after Stop: %v", err)
+	}
+}
+
+// FuncHelper end to end: a worker parks many messages, the helper's
+// goroutine looks them up and every one resumes.
+func TestFuncHelper(t *testing.T) {
+	fh := pipeline.NewFuncHelper(64, func(key []byte, a *pipeline.Answer) {
+		a.SetBytes(append([]byte("looked up "), key...))
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	helperDone := make(chan struct{})
+	go func() { fh.Run(ctx); close(helperDone) }()
+	defer func() { cancel(); <-helperDone }()
+
+	pr := newParkRig(t, pipeline.Config{Helpers: nil})
+	cfg := pipeline.Config{Key: &testKey, Core: -1, Helpers: []pipeline.Helper{fh}}
+	var got []string
+	st := pr.proxy.Stages()
+	stages := append([]pipeline.Stage{}, st[:3]...)
+	stages = append(stages, parker{wait: time.Minute}, stageFunc{"record", func(c *pipeline.Ctx) pipeline.Verdict {
+		if c.Answer != nil {
+			got = append(got, string(c.Answer.Bytes()))
+		}
+		return pipeline.Continue
+	}})
+	stages = append(stages, st[3:]...)
+	w, err := pipeline.NewWorker(pr.port, cfg, stages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr.w = w
+	const n = 40
+	var msgs []string
+	for i := 0; i < n; i++ {
+		msgs = append(msgs, newCall(100+i).request("INVITE", false))
+	}
+	out := pr.send(caller, msgs...)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(out) < n && time.Now().Before(deadline) {
+		out = append(out, pr.send(caller)...) // polls; answers arrive asynchronously
+	}
+	if len(out) != n || len(got) != n {
+		t.Fatalf("%d of %d parked INVITEs forwarded, %d answers seen (refused %d)", len(out), n, len(got), fh.Refused.Load())
+	}
+	for i, g := range got {
+		if !strings.HasPrefix(g, "looked up c") {
+			t.Fatalf("answer %d = %q", i, g)
+		}
 	}
 }

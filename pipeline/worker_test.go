@@ -1,7 +1,10 @@
 package pipeline_test
 
 import (
+	"context"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"sipedge/pipeline"
 	"sipedge/pipeline/memport"
@@ -114,5 +117,34 @@ func BenchmarkWorkerLoop(b *testing.B) {
 			b.Fatal(err)
 		}
 		done += n
+	}
+}
+
+// A worker configured with a core runs its stages on a thread pinned to it.
+func TestRunPinsToCore(t *testing.T) {
+	var got unix.CPUSet
+	var gerr error
+	probe := stageFunc{"affinity", func(c *pipeline.Ctx) pipeline.Verdict {
+		gerr = unix.SchedGetaffinity(0, &got)
+		return c.Drop(pipeline.DropPolicy)
+	}}
+	p := memport.New(8, 2048)
+	p.In = []memport.Datagram{dgram(caller, "x")}
+	w, err := pipeline.NewWorker(p, pipeline.Config{Key: &testKey, Core: 0}, []pipeline.Stage{probe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Run(context.Background()); err != nil {
+		t.Fatalf("Run pinned to core 0: %v", err)
+	}
+	if gerr != nil {
+		t.Fatalf("SchedGetaffinity: %v", gerr)
+	}
+	if got.Count() != 1 || !got.IsSet(0) {
+		t.Errorf("stage ran with affinity to %d CPUs (core 0 set: %v), want only core 0", got.Count(), got.IsSet(0))
+	}
+	w2, _ := pipeline.NewWorker(memport.New(1, 64), pipeline.Config{Key: &testKey, Core: 1 << 20}, []pipeline.Stage{probe})
+	if err := w2.Run(context.Background()); err == nil {
+		t.Error("pinning to a CPU that does not exist did not fail")
 	}
 }
