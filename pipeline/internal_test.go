@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
@@ -17,12 +18,15 @@ func TestAnswerRingSPSC(t *testing.T) {
 			a.SetBytes([]byte{byte(i), byte(i >> 8)})
 			if r.push(i, i*3, &a) {
 				i++
+			} else {
+				runtime.Gosched() // full: let the consumer run on a busy machine
 			}
 		}
 	}()
 	for want := uint32(0); want < n; {
 		e := r.peek()
 		if e == nil {
+			runtime.Gosched()
 			continue
 		}
 		if e.slot != want || e.gen != want*3 || e.ans.Status != int32(want) || e.ans.Len != 2 || e.ans.Data[0] != byte(want) || e.ans.Data[1] != byte(want>>8) {

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -288,6 +289,7 @@ func TestFuncHelper(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for len(out) < n && time.Now().Before(deadline) {
 		out = append(out, pr.send(caller)...) // polls; answers arrive asynchronously
+		runtime.Gosched()
 	}
 	if len(out) != n || len(got) != n {
 		t.Fatalf("%d of %d parked INVITEs forwarded, %d answers seen (refused %d)", len(out), n, len(got), fh.Refused.Load())
