@@ -3,7 +3,25 @@
 // (guard, auth, registrar, dispatcher, media), per-core counters and
 // park/resume of messages waiting on asynchronous I/O.
 //
-// Stages must never know which port feeds them. pipeline may import sipcore
-// and afxdp (only from its afxdp port); it must not import appliance, tools
-// or bench.
+// What is here:
+//   - Worker (worker.go): one per core, owns one port.Port. Each Poll drains
+//     the helpers' answer rings, receives a batch, runs every message
+//     through the stages, transmits, releases, runs due timers and
+//     publishes its counters (counters.go) with atomic stores for Stats.
+//   - Stage, Ctx, Verdict, DropReason (stage.go): the contract a stage
+//     implements; the order is the slice given to NewWorker.
+//   - Park/resume (park.go, ring.go): a per-core pool of message copies,
+//     the Helper interface, and one single-producer single-consumer answer
+//     ring per worker per helper; deadlines on a hashed timer wheel
+//     (timer.go) with a 503 or drop fallback.
+//   - The stateless proxy and dispatcher (proxy.go): sanity, response,
+//     self and route stages (RFC 3261 16.3-16.11), backends by weighted
+//     rendezvous hashing of Call-ID behind an atomic snapshot
+//     (backends.go), and the OPTIONS health prober (prober.go).
+//
+// Stages must never know which port feeds them. Nothing on the per-message
+// path allocates, locks or touches an atomic shared with another worker.
+//
+// pipeline may import sipcore and afxdp (only from its afxdp port); it must
+// not import appliance, tools or bench.
 package pipeline

@@ -1,0 +1,106 @@
+package pipeline
+
+import (
+	"context"
+	"sync/atomic"
+)
+
+// HelperKeyMax bounds the key bytes FuncHelper carries per request.
+const HelperKeyMax = 256
+
+type helperReq struct {
+	h   Handle
+	n   uint16
+	key [HelperKeyMax]byte
+}
+
+// FuncHelper is a ready-made Helper for one worker: Request copies the key
+// into a single-producer single-consumer ring (no lock, no channel while
+// the helper is busy) and one goroutine (Run) calls Lookup for each request
+// in order and answers it. The worker only signals the goroutine, through a
+// channel, when the goroutine said it was going to sleep: under load the
+// hot path touches two atomics per parked message and nothing else.
+//
+// Lookup may block on I/O: it runs on the helper's goroutine, never on the
+// worker's. For concurrency, give the worker several helpers.
+type FuncHelper struct {
+	Lookup func(key []byte, a *Answer)
+
+	_        [64]byte
+	head     atomic.Uint64 // consumer
+	_        [56]byte
+	tail     atomic.Uint64 // producer (the worker)
+	_        [56]byte
+	mask     uint64
+	buf      []helperReq
+	sleeping atomic.Bool
+	wake     chan struct{}
+
+	// Refused counts requests the helper could not take (queue full or key
+	// longer than HelperKeyMax); their messages get the fallback.
+	Refused atomic.Uint64
+	// Unanswered counts answers the worker's ring refused.
+	Unanswered atomic.Uint64
+}
+
+// NewFuncHelper returns a helper with room for queue outstanding requests
+// (rounded up to a power of two).
+func NewFuncHelper(queue int, lookup func(key []byte, a *Answer)) *FuncHelper {
+	n := 1
+	for n < queue {
+		n <<= 1
+	}
+	return &FuncHelper{Lookup: lookup, mask: uint64(n - 1), buf: make([]helperReq, n), wake: make(chan struct{}, 1)}
+}
+
+// Request implements Helper. It runs on the worker's goroutine.
+func (f *FuncHelper) Request(h Handle, key []byte) {
+	t := f.tail.Load()
+	if t-f.head.Load() > f.mask || len(key) > HelperKeyMax {
+		f.Refused.Add(1)
+		return
+	}
+	r := &f.buf[t&f.mask]
+	r.h = h
+	r.n = uint16(copy(r.key[:], key))
+	f.tail.Store(t + 1)
+	if f.sleeping.Load() {
+		select {
+		case f.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Run answers requests until ctx is done. Run it on one goroutine only:
+// it is the single consumer of the request ring and the single producer of
+// the worker's answer ring.
+func (f *FuncHelper) Run(ctx context.Context) {
+	var a Answer
+	for {
+		h := f.head.Load()
+		if h == f.tail.Load() {
+			// Announce sleep, then look again: a request pushed before the
+			// worker saw the flag is found here, one pushed after gets a wake.
+			f.sleeping.Store(true)
+			if h == f.tail.Load() {
+				select {
+				case <-f.wake:
+				case <-ctx.Done():
+					f.sleeping.Store(false)
+					return
+				}
+			}
+			f.sleeping.Store(false)
+			continue
+		}
+		r := &f.buf[h&f.mask]
+		a = Answer{}
+		f.Lookup(r.key[:r.n], &a)
+		handle := r.h
+		f.head.Store(h + 1)
+		if !handle.Answer(&a) {
+			f.Unanswered.Add(1)
+		}
+	}
+}

@@ -1,0 +1,133 @@
+package pipeline
+
+import (
+	"math/rand/v2"
+	"runtime"
+	"testing"
+)
+
+func TestAnswerRingSPSC(t *testing.T) {
+	r := newAnswerRing(8)
+	const n = 200000
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var a Answer
+		for i := uint32(0); i < n; {
+			a.Status = int32(i)
+			a.SetBytes([]byte{byte(i), byte(i >> 8)})
+			if r.push(i, i*3, &a) {
+				i++
+			} else {
+				runtime.Gosched() // full: let the consumer run on a busy machine
+			}
+		}
+	}()
+	for want := uint32(0); want < n; {
+		e := r.peek()
+		if e == nil {
+			runtime.Gosched()
+			continue
+		}
+		if e.slot != want || e.gen != want*3 || e.ans.Status != int32(want) || e.ans.Len != 2 || e.ans.Data[0] != byte(want) || e.ans.Data[1] != byte(want>>8) {
+			t.Fatalf("entry %d: got slot %d gen %d status %d data %v", want, e.slot, e.gen, e.ans.Status, e.ans.Data[:2])
+		}
+		r.pop()
+		want++
+	}
+	<-done
+	if r.peek() != nil {
+		t.Fatal("ring not empty after every entry was popped")
+	}
+	var a Answer
+	for i := 0; i < 8; i++ {
+		if !r.push(0, 0, &a) {
+			t.Fatalf("push %d of 8 refused", i)
+		}
+	}
+	if r.push(0, 0, &a) {
+		t.Fatal("push into a full ring accepted")
+	}
+}
+
+func TestTimerWheel(t *testing.T) {
+	const ms = TimerTick
+	start := int64(1000) * ms
+	var fired []uint64
+	firedAt := map[uint64]int64{}
+	var now int64
+	w := newTimerWheel(4096, start, func(kind uint8, arg uint64) {
+		fired = append(fired, arg)
+		firedAt[arg] = now
+	})
+	rng := rand.New(rand.NewPCG(1, 2))
+	due := map[uint64]int64{}
+	ids := map[uint64]timerID{}
+	for i := uint64(0); i < 3000; i++ {
+		d := start + rng.Int64N(3000*ms) + rng.Int64N(ms) // some beyond one revolution
+		due[i] = d
+		ids[i] = w.schedule(d, 1, i)
+		if ids[i] == noTimer {
+			t.Fatal("schedule failed with free nodes")
+		}
+	}
+	cancelled := map[uint64]bool{}
+	for i := uint64(0); i < 3000; i += 7 {
+		w.cancel(ids[i])
+		cancelled[i] = true
+	}
+	for now = start; now <= start+3100*ms; now += ms / 3 {
+		w.advance(now)
+	}
+	for i, d := range due {
+		at, ok := firedAt[i]
+		switch {
+		case cancelled[i] && ok:
+			t.Fatalf("cancelled timer %d fired", i)
+		case !cancelled[i] && !ok:
+			t.Fatalf("timer %d due at %d never fired", i, d)
+		case ok && at < d:
+			t.Fatalf("timer %d fired at %d, before its due time %d", i, at, d)
+		case ok && at > d+2*ms:
+			t.Fatalf("timer %d fired at %d, more than 2 ticks after %d", i, at, d)
+		}
+	}
+	if w.n != 0 {
+		t.Fatalf("%d timers still live", w.n)
+	}
+	// A long stall: everything due fires in one advance, nothing early.
+	fired = fired[:0]
+	w.schedule(now+10*ms, 1, 1)
+	w.schedule(now+5000*ms, 1, 2)
+	now += 4000 * ms
+	w.advance(now)
+	if len(fired) != 1 || fired[0] != 1 {
+		t.Fatalf("after a stall fired %v, want [1]", fired)
+	}
+	now += 1001 * ms
+	w.advance(now)
+	if len(fired) != 2 {
+		t.Fatalf("long timer did not fire after its due time: %v", fired)
+	}
+	// Capacity is bounded.
+	small := newTimerWheel(2, 0, func(uint8, uint64) {})
+	small.schedule(ms, 1, 0)
+	small.schedule(ms, 1, 0)
+	if small.schedule(ms, 1, 0) != noTimer {
+		t.Fatal("schedule beyond capacity succeeded")
+	}
+}
+
+func TestTimerWheelAllocatesNothing(t *testing.T) {
+	w := newTimerWheel(16, 0, func(uint8, uint64) {})
+	now := int64(0)
+	if a := testing.AllocsPerRun(1000, func() {
+		id := w.schedule(now+5*TimerTick, 1, 1)
+		w.schedule(now+TimerTick, 1, 2)
+		w.cancel(id)
+		now += 2 * TimerTick
+		w.advance(now)
+	}); a != 0 {
+		t.Fatalf("%v allocations per schedule/cancel/advance", a)
+	}
+}
