@@ -195,6 +195,11 @@ func (s *sanityStage) Process(c *Ctx) Verdict {
 	if !m.IsRequest {
 		return Continue
 	}
+	// The ACK of a non-2xx response this node generated (a 503, a 407...)
+	// ends here: its To-tag is ours, derived again without state.
+	if m.Method == sipcore.MethodACK && s.p.key.IsOwnToTag(m) {
+		return c.Drop(DropAckToSelf)
+	}
 	if m.RURI.Scheme == sipcore.SchemeOther {
 		return c.Respond(416, "Unsupported URI Scheme", nil)
 	}

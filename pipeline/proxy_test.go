@@ -162,8 +162,14 @@ func TestAllBackendsDown(t *testing.T) {
 	if status(m) != 503 || header(m, "Retry-After") != "7" || d.Dst != caller {
 		t.Fatalf("got %d Retry-After %q to %v, want 503 with Retry-After 7 to the caller", status(m), header(m, "Retry-After"), d.Dst)
 	}
+	tag503 := string(m.B(m.To.Tag))
 	r.expectNothing(caller, c.request("ACK", true), pipeline.DropNoBackend)
+	// The ACK of our own 503 carries our To-tag: it ends here, even once a
+	// backend is up again (no backend ever saw that INVITE).
 	r.bk.SetUp(backendB, true)
+	own := c
+	own.toTag = tag503
+	r.expectNothing(caller, own.request("ACK", true), pipeline.DropAckToSelf)
 	if d, _ := r.sendOne(caller, c.request("INVITE", false)); d.Dst != backendB {
 		t.Fatalf("with B back up the INVITE went to %v", d.Dst)
 	}

@@ -195,3 +195,17 @@ func (k *Key) putToTag(b []byte, m *Msg) {
 	}
 	putHex(b, h.sum64(), toTagLen)
 }
+
+// IsOwnToTag reports whether m (an ACK, typically) carries the To-tag this
+// cluster put in a stateless response to its transaction: the ACK of a
+// non-2xx response has the INVITE's Call-ID, From tag, CSeq number and top
+// branch (RFC 3261 17.1.1.3), so the tag is derived again and compared,
+// with no state kept. Such an ACK ends at the proxy that answered.
+func (k *Key) IsOwnToTag(m *Msg) bool {
+	if m.To.Tag.Len != toTagLen {
+		return false
+	}
+	var t [toTagLen]byte
+	k.putToTag(t[:], m)
+	return string(t[:]) == string(m.B(m.To.Tag))
+}

@@ -214,6 +214,16 @@ func TestBuildResponse(t *testing.T) {
 	if r := mustParseStr(t, string(out[:n])); r.To.Tag.Len != 0 {
 		t.Error("100 Trying got a To tag")
 	}
+	// The ACK of that response carries our tag: recognised without state.
+	ack := strings.Replace(strings.Replace(simpleInvite, "INVITE sip:", "ACK sip:", 1), "314159 INVITE", "314159 ACK", 1)
+	ack = strings.Replace(ack, "To: Bob <sip:bob@example.com>", "To: Bob <sip:bob@example.com>;tag="+string(r.B(r.To.Tag)), 1)
+	if !testKey.IsOwnToTag(mustParseStr(t, ack)) {
+		t.Error("ACK of our own response not recognised")
+	}
+	other := strings.Replace(ack, ";tag="+string(r.B(r.To.Tag)), ";tag=0123456789abcdef", 1)
+	if testKey.IsOwnToTag(mustParseStr(t, other)) {
+		t.Error("ACK with a foreign To tag taken for ours")
+	}
 	tagged := mustParseStr(t, strings.Replace(simpleInvite, "To: Bob <sip:bob@example.com>", "To: Bob <sip:bob@example.com>;tag=abc", 1))
 	n, _ = BuildResponse(out, tagged, 481, "Call/Transaction Does Not Exist", testSrc, o)
 	if r := mustParseStr(t, string(out[:n])); string(r.B(r.To.Tag)) != "abc" {
