@@ -1,0 +1,15 @@
+// Package replay replays the SIP datagrams of captures: onto the wire
+// (UDP to one address, AF_XDP when its port lands), into a pcap file, or
+// through the appliance's pipeline in-process. It is the library behind
+// bin/sipreplay.
+//
+// It owns: the SIP filter (UDP datagrams that look like SIP, or that use a
+// SIP port), pacing (the capture's own timing scaled by a speed, a fixed
+// rate, or as fast as possible), looping with per-loop Call-ID
+// uniquification, source/destination address rewriting, the progress
+// display (a bar on a terminal, plain periodic lines otherwise), and the
+// summary (a table, and JSON for machines).
+//
+// replay may import sipcore, afxdp/frame, pipeline and tools/pcapio;
+// nothing in the product may import it.
+package replay
