@@ -1,0 +1,96 @@
+package pipeline
+
+// Counter layout: one flat slice per worker so that publishing is one loop.
+const (
+	cLoops = iota
+	cRx
+	cTx
+	cTxUnsent
+	cTxErrors
+	cRxErrors
+	cParked
+	cResumed
+	cLateAnswers
+	cParkFull
+	cParkTimeouts
+	cFallback503
+	cDropBase
+	cStageBase = cDropBase + int(numDropReasons)
+)
+
+// Per-stage counters, stageWidth apart.
+const (
+	sIn      = 0
+	sVerdict = 1 // numVerdicts entries
+	sNs      = sVerdict + int(numVerdicts)
+	sSamples = sNs + 1
+	stageWidth = sSamples + 1
+)
+
+// StageStats are one stage's counters.
+type StageStats struct {
+	Name string
+	// In counts messages the stage processed.
+	In uint64
+	// Verdicts counts its decisions, indexed by Verdict.
+	Verdicts [numVerdicts]uint64
+	// SampledNs is the time spent in the stage over Samples sampled
+	// messages (Config.SampleEvery); SampledNs/Samples is ns per message.
+	SampledNs, Samples uint64
+}
+
+// Stats is a snapshot of one worker's counters.
+type Stats struct {
+	Loops, Rx, Tx uint64
+	// TxUnsent counts buffers the port did not send; TxErrors and RxErrors
+	// count port errors.
+	TxUnsent, TxErrors, RxErrors uint64
+	// Park/resume: parked, resumed on an answer, answers that came after
+	// the fallback (discarded), park attempts with the pool full, deadlines
+	// missed, and 503s sent as fallback.
+	Parked, Resumed, LateAnswers, ParkFull, ParkTimeouts, Fallback503 uint64
+	// Drops by reason, indexed by DropReason.
+	Drops  [numDropReasons]uint64
+	Stages []StageStats
+}
+
+// Dropped returns the drops counted under r.
+func (s *Stats) Dropped(r DropReason) uint64 { return s.Drops[r] }
+
+// publish makes the counters visible to Stats. Only changed counters are
+// stored, so an idle or light loop costs a compare per counter.
+func (w *Worker) publish() {
+	for i, v := range w.cnt {
+		if v != w.last[i] {
+			w.last[i] = v
+			w.pub[i].Store(v)
+		}
+	}
+}
+
+// Stats returns the counters as last published by the worker (at the end
+// of every loop iteration). Safe from any goroutine.
+func (w *Worker) Stats() Stats {
+	g := func(i int) uint64 { return w.pub[i].Load() }
+	s := Stats{
+		Loops: g(cLoops), Rx: g(cRx), Tx: g(cTx), TxUnsent: g(cTxUnsent),
+		TxErrors: g(cTxErrors), RxErrors: g(cRxErrors), Parked: g(cParked),
+		Resumed: g(cResumed), LateAnswers: g(cLateAnswers), ParkFull: g(cParkFull),
+		ParkTimeouts: g(cParkTimeouts), Fallback503: g(cFallback503),
+	}
+	for r := range s.Drops {
+		s.Drops[r] = g(cDropBase + r)
+	}
+	s.Stages = make([]StageStats, len(w.stages))
+	for i, st := range w.stages {
+		b := cStageBase + i*stageWidth
+		ss := &s.Stages[i]
+		ss.Name = st.Name()
+		ss.In = g(b + sIn)
+		for v := range ss.Verdicts {
+			ss.Verdicts[v] = g(b + sVerdict + v)
+		}
+		ss.SampledNs, ss.Samples = g(b+sNs), g(b+sSamples)
+	}
+	return s
+}
