@@ -135,7 +135,7 @@ func TestStartLine(t *testing.T) {
 		{"\r\n\r\n", kindKeepalive, methodOther},
 		{"\r\n", kindKeepalive, methodOther},
 		{"", kindNotSIP, methodOther},
-		{"GET / HTTP/1.1\r\n", kindRequest, methodOther}, // token + SP: shape only; the parser refuses it
+		{"GET / HTTP/1.1\r\n", kindRequest, methodOther},        // token + SP: shape only; the parser refuses it
 		{"\x00\x01\x00\x00!\x12\xa4B", kindNotSIP, methodOther}, // STUN
 		{"HI", kindNotSIP, methodOther},
 		{"SIP/2.0", kindNotSIP, methodOther},
