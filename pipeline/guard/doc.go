@@ -18,5 +18,6 @@
 // rings, never through a lock.
 //
 // guard may import pipeline and sipcore. It must not import afxdp (the
-// Banner interface is how it reaches the XDP map), appliance, tools or bench.
+// Banner interface is how it reaches the XDP map; only its privileged
+// tests import afxdp and afxdp/vethtest), appliance, tools or bench.
 package guard

@@ -58,7 +58,8 @@ type Config struct {
 	OverLimit Action
 	// RetryAfter is the Retry-After of the guard's 503s (5s, whole seconds).
 	RetryAfter time.Duration
-	// BanAfter bans a source that has stayed over a limit this long (10s).
+	// BanAfter bans a source that has stayed over a limit this long (10s);
+	// a negative value bans on the first excess ([guard] ban_after = "0s").
 	BanAfter time.Duration
 	// BanTTL is how long every automatic ban lasts (10m).
 	BanTTL time.Duration
@@ -174,8 +175,8 @@ func (c *Config) check() error {
 	if c.RetryAfter < time.Second || c.RetryAfter%time.Second != 0 || c.RetryAfter > time.Hour {
 		bad("RetryAfter %v: want whole seconds from 1s to 1h (Retry-After is in seconds)", c.RetryAfter)
 	}
-	if c.BanAfter < 0 || c.BanTTL <= 0 || c.AuthWindow <= 0 || c.IdleAfter <= 0 {
-		bad("BanAfter %v, BanTTL %v, AuthWindow %v and IdleAfter %v must be positive", c.BanAfter, c.BanTTL, c.AuthWindow, c.IdleAfter)
+	if c.BanTTL <= 0 || c.AuthWindow <= 0 || c.IdleAfter <= 0 {
+		bad("BanTTL %v, AuthWindow %v and IdleAfter %v must be positive", c.BanTTL, c.AuthWindow, c.IdleAfter)
 	}
 	for _, p := range append(append([]string(nil), c.UserAgents...), c.FromTo...) {
 		if strings.TrimSpace(p) == "" || len(p) > 128 {
