@@ -210,8 +210,8 @@ type Guard struct {
 	cfg        Config
 	now        func() int64
 	retryExtra []byte
-	uaPat      [][]byte // lower case
-	ftPat      [][]byte
+	uaPat      *matcher
+	ftPat      *matcher
 	lim        [numLimits]gcra
 	fullN      int // messages in a batch that count as full
 
@@ -248,12 +248,15 @@ func New(cfg Config) (*Guard, error) {
 		wake:       make(chan struct{}, 1),
 		registry:   map[netip.Addr]*banRecord{},
 	}
-	for _, p := range cfg.UserAgents {
-		g.uaPat = append(g.uaPat, []byte(strings.ToLower(p)))
+	lowerAll := func(list []string) [][]byte {
+		var out [][]byte
+		for _, p := range list {
+			out = append(out, []byte(strings.ToLower(p)))
+		}
+		return out
 	}
-	for _, p := range cfg.FromTo {
-		g.ftPat = append(g.ftPat, []byte(strings.ToLower(p)))
-	}
+	g.uaPat = newMatcher(lowerAll(cfg.UserAgents))
+	g.ftPat = newMatcher(lowerAll(cfg.FromTo))
 	g.lim[limAll] = newGCRA(cfg.All)
 	g.lim[limInvite] = newGCRA(cfg.Invite)
 	g.lim[limRegister] = newGCRA(cfg.Register)

@@ -214,13 +214,39 @@ func containsFold(hay, needle []byte) bool {
 	return false
 }
 
-func matchAny(v []byte, pats [][]byte) bool {
-	if len(v) == 0 {
-		return false
+// matcher finds any of a set of lower-case patterns in a header value,
+// ignoring case, in one pass: each byte of the value is looked up once in a
+// table of the patterns starting with it, so the cost hardly grows with the
+// number of signatures.
+type matcher struct {
+	pats  [][]byte
+	start [256][]uint16 // indices into pats, by first byte
+}
+
+func newMatcher(pats [][]byte) *matcher {
+	m := &matcher{pats: pats}
+	for i, p := range pats {
+		if len(p) > 0 {
+			m.start[p[0]] = append(m.start[p[0]], uint16(i))
+		}
 	}
-	for _, p := range pats {
-		if containsFold(v, p) {
-			return true
+	return m
+}
+
+func (m *matcher) match(v []byte) bool {
+	for i := 0; i < len(v); i++ {
+		for _, k := range m.start[lower[v[i]]] {
+			p := m.pats[k]
+			if len(v)-i < len(p) {
+				continue
+			}
+			j := 1
+			for j < len(p) && lower[v[i+j]] == p[j] {
+				j++
+			}
+			if j == len(p) {
+				return true
+			}
 		}
 	}
 	return false

@@ -238,7 +238,7 @@ func (s *Stage) Process(c *pipeline.Ctx) pipeline.Verdict {
 		s.cnt[cAllowed]++
 		return pipeline.Continue
 	}
-	if matchAny(sh.ua, g.uaPat) || matchAny(sh.from, g.ftPat) || matchAny(sh.to, g.ftPat) {
+	if g.uaPat.match(sh.ua) || g.ftPat.match(sh.from) || g.ftPat.match(sh.to) {
 		s.ban(src, k, ReasonScanner, now)
 		return s.drop(c, ReasonScanner)
 	}

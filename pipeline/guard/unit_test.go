@@ -202,15 +202,15 @@ func TestSignatures(t *testing.T) {
 		{"", false},
 		{"friendly-scanne", false},
 	} {
-		if got := matchAny([]byte(c.ua), g.uaPat); got != c.want {
+		if got := g.uaPat.match([]byte(c.ua)); got != c.want {
 			t.Errorf("User-Agent %q matched %v, want %v", c.ua, got, c.want)
 		}
 	}
-	if !matchAny([]byte(`"sipvicious"<sip:100@1.1.1.1>;tag=6`), g.ftPat) {
+	if !g.ftPat.match([]byte(`"sipvicious"<sip:100@1.1.1.1>;tag=6`)) {
 		t.Error("svmap's From not matched")
 	}
 	g2, _ := New(Config{UserAgents: []string{}})
-	if matchAny([]byte("friendly-scanner"), g2.uaPat) {
+	if g2.uaPat.match([]byte("friendly-scanner")) {
 		t.Error("an empty signature list matched")
 	}
 }
