@@ -1,6 +1,8 @@
 package guard
 
 import (
+	"fmt"
+	"io"
 	"net/netip"
 	"strings"
 	"sync"
@@ -485,4 +487,50 @@ func (f *fakeBanner) get() []banCall {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]banCall(nil), f.calls...)
+}
+
+// TestListingWhileBanning reads bans and metrics from another goroutine
+// while the worker bans and drops (run with -race): every listed ban is
+// one the worker made, with a sane time left.
+func TestListingWhileBanning(t *testing.T) {
+	g, err := New(Config{MaxBans: 256, BanTTL: time.Hour, Now: func() int64 { return 1 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := g.NewStage()
+	done := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		defer close(errc)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			for _, b := range g.Bans() {
+				if b.Reason != ReasonScanner || b.Left <= 0 || b.Left > time.Hour || b.Addr.As4()[0] != 10 {
+					errc <- fmt.Errorf("torn or foreign ban listed: %+v", b)
+					return
+				}
+			}
+			if err := g.WriteMetrics(io.Discard); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	var ctx pipeline.Ctx
+	scan := register("sipvicious")
+	for i := 0; i < 20000; i++ {
+		proc(s, &ctx, scan, netip.AddrPortFrom(addrN(i), 5060), 1)
+		if i%64 == 0 {
+			s.StartBatch(1)
+			g.Drain()
+		}
+	}
+	close(done)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
 }
