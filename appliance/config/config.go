@@ -20,6 +20,7 @@ type Config struct {
 	IO         IO         `toml:"io"`
 	Admin      Admin      `toml:"admin"`
 	Dispatcher Dispatcher `toml:"dispatcher"`
+	Guard      Guard      `toml:"guard"`
 	Log        Log        `toml:"log"`
 }
 

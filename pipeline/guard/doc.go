@@ -1,0 +1,23 @@
+// Package guard is the pipeline's first line of defence, run right after
+// decode and before the SIP parser: it drops datagrams that are too large
+// or not SIP at all, counts headers and Vias on the raw bytes, limits every
+// source with per-core token buckets (all messages, INVITE, REGISTER),
+// recognises scanners by User-Agent/From/To, turns repeated abuse and
+// authentication failures into bans, and sheds new INVITEs and REGISTERs
+// with 503 when its worker falls behind.
+//
+// Bans are enforced twice: in the stage itself (any port) and, when a
+// Banner is configured (afxdp.Program), in the XDP program, so a banned
+// source costs no more than a map lookup in the driver. The map update is
+// a syscall: stages hand ban requests to the Guard's ban goroutine through
+// one lock-free single-producer ring per worker.
+//
+// Everything a stage touches per message is its own (tables, counters,
+// rings); what the operator changes (allow-list, bans) reaches it through
+// an immutable snapshot loaded once per batch or through per-core command
+// rings, never through a lock.
+//
+// guard may import pipeline and sipcore. It must not import afxdp (the
+// Banner interface is how it reaches the XDP map; only its privileged
+// tests import afxdp and afxdp/vethtest), appliance, tools or bench.
+package guard

@@ -1,0 +1,362 @@
+package guard
+
+import (
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"sipedge/pipeline"
+	"sipedge/sipcore"
+)
+
+// Reason is why the guard dropped, rejected or banned: the label of its
+// metrics. The pipeline counts every guard drop as pipeline.DropPolicy.
+type Reason uint8
+
+// Reasons.
+const (
+	ReasonNone Reason = iota
+	// ReasonOversize: larger than MaxMessageSize.
+	ReasonOversize
+	// ReasonNotSIP: the first bytes are neither a method and a space nor
+	// "SIP/2.0 ".
+	ReasonNotSIP
+	// ReasonKeepalive: a CRLF keepalive, absorbed.
+	ReasonKeepalive
+	// ReasonTooManyHeaders, ReasonTooManyVias: over MaxHeaders, MaxVias.
+	ReasonTooManyHeaders
+	ReasonTooManyVias
+	// ReasonBanned: the source is banned (by any reason below).
+	ReasonBanned
+	// ReasonScanner: a User-Agent, From or To signature matched.
+	ReasonScanner
+	// ReasonRateAll, ReasonRateInvite, ReasonRateRegister: over a limit.
+	ReasonRateAll
+	ReasonRateInvite
+	ReasonRateRegister
+	// ReasonOverload: a new INVITE or REGISTER shed while the worker is
+	// overloaded.
+	ReasonOverload
+	// ReasonAuth: too many authentication failures.
+	ReasonAuth
+	// ReasonOperator: banned by the operator.
+	ReasonOperator
+	numReasons
+)
+
+var reasonNames = [numReasons]string{
+	"none", "oversize", "not-sip", "keepalive", "too-many-headers",
+	"too-many-vias", "banned", "scanner", "rate-all", "rate-invite",
+	"rate-register", "overload", "auth-failures", "operator",
+}
+
+func (r Reason) String() string {
+	if r < numReasons {
+		return reasonNames[r]
+	}
+	return "invalid"
+}
+
+// Per-core counter layout.
+const (
+	cPassed = iota
+	cAllowed
+	cBanRingFull
+	cBanTableFull
+	cEvictions
+	cAuthFailures
+	cOverloadBatches
+	cDropBase
+	cRejectBase = cDropBase + int(numReasons)
+	cBanBase    = cRejectBase + int(numReasons)
+	numCounters = cBanBase + int(numReasons)
+)
+
+// quiet ends an over-limit episode: a source not rejected for this long
+// starts a new one, so only sustained excess leads to a ban.
+const quiet = int64(time.Second)
+
+// banReq travels from a worker to the ban goroutine.
+type banReq struct {
+	addr   netip.Addr
+	reason Reason
+	until  int64
+}
+
+// Command kinds from the operator to a worker.
+const (
+	cmdBan = iota + 1
+	cmdUnban
+)
+
+type command struct {
+	op     uint8
+	reason Reason
+	key    addrKey
+	until  int64
+}
+
+// Stage is one worker's guard: it implements pipeline.Stage and
+// pipeline.BatchStarter, and AuthFailed for the auth stage. Everything in
+// it belongs to the worker's goroutine except the published counters, the
+// ban slots (atomic) and the two rings.
+type Stage struct {
+	g     *Guard
+	id    int
+	tab   *table
+	bans  *banTable
+	allow *allowSnap
+	cnt   [numCounters]uint64
+	pub   [numCounters]atomic.Uint64
+	out   *spsc[banReq]  // to the ban goroutine
+	in    *spsc[command] // from the operator
+	sh    shape
+
+	batchN     int
+	fullRun    int
+	overloaded bool
+	overPub    atomic.Bool
+}
+
+// NewStage returns the guard stage of one more worker. Call it once per
+// worker, before the workers start; put the stage first in the worker's
+// stage list, before the parser (pipeline.Proxy's sanity stage).
+func (g *Guard) NewStage() *Stage {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old := g.stageList()
+	s := &Stage{
+		g:     g,
+		id:    len(old),
+		tab:   newTable(g.cfg.TableSize, int64(g.cfg.IdleAfter)),
+		bans:  newBanTable(g.cfg.MaxBans),
+		allow: g.allow.Load(),
+		out:   newSPSC[banReq](g.cfg.RingSize),
+		in:    newSPSC[command](g.cfg.RingSize),
+	}
+	// Operator bans already in force reach the new worker too.
+	now := g.now()
+	for a, r := range g.registry {
+		if r.reason == ReasonOperator && r.until > now {
+			s.bans.put(keyOf(a), r.until, ReasonOperator, now)
+		}
+	}
+	list := append(append([]*Stage(nil), old...), s)
+	g.stages.Store(&list)
+	return s
+}
+
+// Name implements pipeline.Stage.
+func (s *Stage) Name() string { return "guard" }
+
+// StartBatch implements pipeline.BatchStarter: publish counters, judge the
+// last batch's fill, load the allow-list snapshot, apply operator commands.
+func (s *Stage) StartBatch(now int64) {
+	if s.batchN >= s.g.fullN {
+		s.fullRun++
+		s.cnt[cOverloadBatches]++
+	} else {
+		s.fullRun = 0
+	}
+	s.batchN = 0
+	if ov := s.fullRun >= s.g.cfg.OverloadBatches; ov != s.overloaded {
+		s.overloaded = ov
+		s.overPub.Store(ov)
+	}
+	s.allow = s.g.allow.Load()
+	var c command
+	for s.in.pop(&c) {
+		switch c.op {
+		case cmdBan:
+			if !s.bans.put(c.key, c.until, c.reason, now) {
+				s.cnt[cBanTableFull]++
+			}
+		case cmdUnban:
+			s.bans.remove(c.key)
+		}
+	}
+	s.cnt[cEvictions] = s.tab.evictions
+	s.publish()
+}
+
+func (s *Stage) publish() {
+	for i := range s.cnt {
+		if v := s.cnt[i]; v != s.pub[i].Load() {
+			s.pub[i].Store(v)
+		}
+	}
+}
+
+func (s *Stage) allowed(a netip.Addr) bool {
+	for _, p := range s.allow.prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Stage) drop(c *pipeline.Ctx, r Reason) pipeline.Verdict {
+	s.cnt[cDropBase+int(r)]++
+	return c.Drop(pipeline.DropPolicy)
+}
+
+// Process implements pipeline.Stage.
+func (s *Stage) Process(c *pipeline.Ctx) pipeline.Verdict {
+	s.batchN++
+	b := c.Buf
+	g := s.g
+	if len(b) > g.cfg.MaxMessageSize {
+		return s.drop(c, ReasonOversize)
+	}
+	now := c.Now
+	src := c.Src.Addr().Unmap()
+	allowed := s.allowed(src)
+	k := keyOf(src)
+	if !allowed {
+		if bs := s.bans.check(k, now); bs != nil {
+			bs.dropped.Add(1)
+			return s.drop(c, ReasonBanned)
+		}
+	}
+	sh := &s.sh
+	sh.startLine(b)
+	switch sh.kind {
+	case kindNotSIP:
+		return s.drop(c, ReasonNotSIP)
+	case kindKeepalive:
+		return s.drop(c, ReasonKeepalive)
+	}
+	sh.headerLines(b, g.cfg.MaxHeaders)
+	if sh.headers > g.cfg.MaxHeaders {
+		return s.drop(c, ReasonTooManyHeaders)
+	}
+	if sh.vias > g.cfg.MaxVias {
+		return s.drop(c, ReasonTooManyVias)
+	}
+	if allowed {
+		s.cnt[cAllowed]++
+		return pipeline.Continue
+	}
+	if g.uaPat.match(sh.ua) || g.ftPat.match(sh.from) || g.ftPat.match(sh.to) {
+		s.ban(src, k, ReasonScanner, now)
+		return s.drop(c, ReasonScanner)
+	}
+	e := s.tab.get(k, now)
+	if e.hits != ^uint32(0) {
+		e.hits++
+	}
+	e.last = now
+	if !g.lim[limAll].allow(&e.tat[limAll], now) {
+		return s.overLimit(c, e, src, ReasonRateAll)
+	}
+	if sh.kind != kindRequest {
+		s.cnt[cPassed]++
+		return pipeline.Continue
+	}
+	switch sh.method {
+	case methodINVITE:
+		if !g.lim[limInvite].allow(&e.tat[limInvite], now) {
+			return s.overLimit(c, e, src, ReasonRateInvite)
+		}
+	case methodREGISTER:
+		if !g.lim[limRegister].allow(&e.tat[limRegister], now) {
+			return s.overLimit(c, e, src, ReasonRateRegister)
+		}
+	}
+	if s.overloaded && (sh.method == methodINVITE || sh.method == methodREGISTER) && !containsFold(sh.to, tagParam) {
+		return s.reject(c, ReasonOverload)
+	}
+	s.cnt[cPassed]++
+	return pipeline.Continue
+}
+
+// overLimit handles a message over one of its source's limits: a source
+// that has been over for BanAfter is banned, the rest get OverLimit.
+func (s *Stage) overLimit(c *pipeline.Ctx, e *entry, src netip.Addr, r Reason) pipeline.Verdict {
+	now := c.Now
+	if e.lastReject == 0 || now-e.lastReject > quiet {
+		e.overSince = now
+	}
+	e.lastReject = now
+	if now-e.overSince >= int64(s.g.cfg.BanAfter) {
+		s.ban(src, e.key, r, now)
+		return s.drop(c, r)
+	}
+	if s.g.cfg.OverLimit == Silent || s.sh.kind != kindRequest || s.sh.method == methodACK {
+		return s.drop(c, r)
+	}
+	return s.reject(c, r)
+}
+
+// reject answers 503 with Retry-After. The guard runs before the parser,
+// so it parses here: only the messages it answers pay for it.
+func (s *Stage) reject(c *pipeline.Ctx, r Reason) pipeline.Verdict {
+	if c.Msg == nil {
+		return s.drop(c, r) // not in a worker: nothing to build the answer from
+	}
+	if !c.Parsed {
+		if err := sipcore.Parse(c.Buf, c.Msg); err != nil {
+			return s.drop(c, r)
+		}
+		c.Parsed = true
+	}
+	v := c.Respond(503, "Service Unavailable", s.g.retryExtra)
+	if v == pipeline.Respond {
+		s.cnt[cRejectBase+int(r)]++
+	} else {
+		s.cnt[cDropBase+int(r)]++
+	}
+	return v
+}
+
+// ban enforces a ban in this worker at once and hands it to the ban
+// goroutine (registry, XDP map) without blocking.
+func (s *Stage) ban(src netip.Addr, k addrKey, r Reason, now int64) {
+	until := now + int64(s.g.cfg.BanTTL)
+	if !s.bans.put(k, until, r, now) {
+		s.cnt[cBanTableFull]++
+	}
+	s.cnt[cBanBase+int(r)]++
+	req := banReq{addr: src, reason: r, until: until}
+	if !s.out.push(&req) {
+		s.cnt[cBanRingFull]++
+		return
+	}
+	select {
+	case s.g.wake <- struct{}{}:
+	default:
+	}
+}
+
+// AuthFailed records a failed authentication from src (the auth stage of
+// the same worker calls it); AuthFailures of them within AuthWindow ban
+// the source. Allow-listed sources are counted, never banned.
+func (s *Stage) AuthFailed(src netip.Addr, now int64) {
+	src = src.Unmap()
+	if !src.IsValid() {
+		return
+	}
+	s.cnt[cAuthFailures]++
+	if s.allowed(src) {
+		return
+	}
+	k := keyOf(src)
+	e := s.tab.get(k, now)
+	if e.hits == 0 {
+		e.hits = 1
+		e.last = now
+	}
+	if e.authFails == 0 || now-e.authStart > int64(s.g.cfg.AuthWindow) {
+		e.authStart, e.authFails = now, 0
+	}
+	e.authFails++
+	if int(e.authFails) >= s.g.cfg.AuthFailures {
+		e.authFails = 0
+		s.ban(src, k, ReasonAuth, now)
+	}
+}
+
+// Overloaded reports whether the worker is shedding new requests (as of
+// its last batch). Safe from any goroutine.
+func (s *Stage) Overloaded() bool { return s.overPub.Load() }
