@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"sipedge/pipeline"
-	"sipedge/sipcore"
 )
 
 // Reason is why the guard dropped, rejected or banned: the label of its
@@ -296,10 +295,9 @@ func (s *Stage) reject(c *pipeline.Ctx, r Reason) pipeline.Verdict {
 		return s.drop(c, r) // not in a worker: nothing to build the answer from
 	}
 	if !c.Parsed {
-		if err := sipcore.Parse(c.Buf, c.Msg); err != nil {
+		if err := c.Parse(); err != nil {
 			return s.drop(c, r)
 		}
-		c.Parsed = true
 	}
 	v := c.Respond(503, "Service Unavailable", s.g.retryExtra)
 	if v == pipeline.Respond {

@@ -294,7 +294,9 @@ func TestOverloadSheds(t *testing.T) {
 // TestWorkerWithGuardAllocatesNothing: a full worker iteration with the
 // guard answering 503s and dropping allocates nothing.
 func TestWorkerWithGuardAllocatesNothing(t *testing.T) {
-	r := newRig(t, guard.Config{Register: guard.Limit{Rate: 1, Burst: 1}, BanAfter: time.Hour}, pipeline.Config{})
+	// Every batch of the cycled input is full: keep overload shedding out
+	// of the way so the rate-limit path is the one exercised.
+	r := newRig(t, guard.Config{Register: guard.Limit{Rate: 1, Burst: 1}, BanAfter: time.Hour, OverloadBatches: 1 << 30}, pipeline.Config{})
 	r.port.Sink = func(*port.Packet) {}
 	flood := netip.MustParseAddrPort("198.51.100.66:5060")
 	for i := 0; i < 64; i++ {
