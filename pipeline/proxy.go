@@ -346,7 +346,7 @@ type routeStage struct {
 func (s *routeStage) Name() string { return "route" }
 
 // StartBatch loads the backend snapshot once per batch, not per packet.
-func (s *routeStage) StartBatch(int64) { s.set = s.p.backends.Load() }
+func (s *routeStage) StartBatch(int64, int) { s.set = s.p.backends.Load() }
 
 func (s *routeStage) Process(c *Ctx) Verdict {
 	m := c.Msg

@@ -63,8 +63,10 @@ func Nanotime() int64 { return int64(time.Since(epoch)) }
 
 // BatchStarter is implemented by stages that refresh per-batch state
 // (a configuration snapshot) once per loop iteration rather than per message.
+// lastRx is how many datagrams the previous iteration received: a worker
+// whose batches keep coming back full is falling behind (overload control).
 type BatchStarter interface {
-	StartBatch(now int64)
+	StartBatch(now int64, lastRx int)
 }
 
 // Worker runs one port's datagrams through the stages, to completion, on
@@ -75,6 +77,7 @@ type Worker struct {
 	port   port.Port
 	stages []Stage
 	starts []BatchStarter
+	lastRx int // datagrams the previous Poll received
 	key    *sipcore.Key
 	now    func() int64
 
@@ -237,7 +240,7 @@ func (w *Worker) Poll() (int, error) {
 	w.ctx.Now = now
 	w.cnt[cLoops]++
 	for _, b := range w.starts {
-		b.StartBatch(now)
+		b.StartBatch(now, w.lastRx)
 	}
 	w.drainAnswers()
 
@@ -245,6 +248,7 @@ func (w *Worker) Poll() (int, error) {
 	if n > len(w.rx) {
 		n = len(w.rx)
 	}
+	w.lastRx = n
 	w.cnt[cRx] += uint64(n)
 	for i := 0; i < n; i++ {
 		p := &w.rx[i]

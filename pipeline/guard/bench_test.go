@@ -46,7 +46,7 @@ func BenchmarkProcess(b *testing.B) {
 				if err := g.Ban(c.src(0).Addr(), time.Hour); err != nil {
 					b.Fatal(err)
 				}
-				s.StartBatch(0)
+				s.StartBatch(0, 0)
 			}
 			var ctx pipeline.Ctx
 			buf := append([]byte(nil), c.msg...)
@@ -57,7 +57,7 @@ func BenchmarkProcess(b *testing.B) {
 				// 1000 messages/ms overall: legit sources send 1/s each.
 				proc(s, &ctx, buf, c.src(i), int64(i)*1000)
 				if i&31 == 0 {
-					s.StartBatch(int64(i) * 1000)
+					s.StartBatch(int64(i)*1000, 0)
 				}
 			}
 		})

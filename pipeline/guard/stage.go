@@ -111,7 +111,6 @@ type Stage struct {
 	in    *spsc[command] // from the operator
 	sh    shape
 
-	batchN     int
 	fullRun    int
 	overloaded bool
 	overPub    atomic.Bool
@@ -150,14 +149,13 @@ func (s *Stage) Name() string { return "guard" }
 
 // StartBatch implements pipeline.BatchStarter: publish counters, judge the
 // last batch's fill, load the allow-list snapshot, apply operator commands.
-func (s *Stage) StartBatch(now int64) {
-	if s.batchN >= s.g.fullN {
+func (s *Stage) StartBatch(now int64, lastRx int) {
+	if lastRx >= s.g.fullN {
 		s.fullRun++
 		s.cnt[cOverloadBatches]++
 	} else {
 		s.fullRun = 0
 	}
-	s.batchN = 0
 	if ov := s.fullRun >= s.g.cfg.OverloadBatches; ov != s.overloaded {
 		s.overloaded = ov
 		s.overPub.Store(ov)
@@ -202,7 +200,6 @@ func (s *Stage) drop(c *pipeline.Ctx, r Reason) pipeline.Verdict {
 
 // Process implements pipeline.Stage.
 func (s *Stage) Process(c *pipeline.Ctx) pipeline.Verdict {
-	s.batchN++
 	b := c.Buf
 	g := s.g
 	if len(b) > g.cfg.MaxMessageSize {

@@ -269,13 +269,13 @@ func TestAllowListPrecedence(t *testing.T) {
 	if v := proc(s, &ctx, register("PBX"), other, 200); v != pipeline.Drop {
 		t.Fatalf("second REGISTER at once over 1/s burst 1: %v, want drop", v)
 	}
-	s.StartBatch(300)
+	s.StartBatch(300, 0)
 	st := g.Stats()
 	if st.Allowed != 200 || st.Bans[ReasonAuth] != 0 || st.Bans[ReasonScanner] != 0 || st.Drops[ReasonRateRegister] != 1 {
 		t.Fatalf("stats %+v", st)
 	}
 	// Allow-listing a banned source lifts its ban.
-	s.StartBatch(301)
+	s.StartBatch(301, 0)
 	if v := proc(s, &ctx, register("PBX"), other, 400); v != pipeline.Drop || s.bans.check(keyOf(other.Addr()), 400) == nil {
 		t.Fatalf("source over the limit with BanAfter 1ns is not banned (%v)", v)
 	}
@@ -283,7 +283,7 @@ func TestAllowListPrecedence(t *testing.T) {
 	if err := g.Allow(netip.MustParsePrefix("203.0.113.0/24")); err != nil {
 		t.Fatal(err)
 	}
-	s.StartBatch(500)
+	s.StartBatch(500, 0)
 	if s.bans.check(keyOf(other.Addr()), 500) != nil || len(g.Bans()) != 0 {
 		t.Fatalf("ban survived allow-listing: %+v", g.Bans())
 	}
@@ -346,7 +346,7 @@ func TestScannerBannedAndOperatorUnban(t *testing.T) {
 	if err := g.Unban(src.Addr()); err != nil {
 		t.Fatal(err)
 	}
-	s.StartBatch(clock)
+	s.StartBatch(clock, 0)
 	if v := proc(s, &ctx, register("PBX"), src, clock); v != pipeline.Continue {
 		t.Fatalf("after unban: %v", v)
 	}
@@ -358,7 +358,7 @@ func TestScannerBannedAndOperatorUnban(t *testing.T) {
 	if err := g.Ban(other, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	s.StartBatch(clock)
+	s.StartBatch(clock, 0)
 	osrc := netip.AddrPortFrom(other, 5060)
 	if v := proc(s, &ctx, register("PBX"), osrc, clock); v != pipeline.Drop {
 		t.Fatalf("operator-banned source: %v", v)
@@ -445,7 +445,7 @@ func TestProcessAllocatesNothing(t *testing.T) {
 			i++
 			proc(s, &ctx, c.msg, c.src(), int64(i)*1000)
 			if i%16 == 0 { // batches of 16: not overloaded
-				s.StartBatch(int64(i) * 1000)
+				s.StartBatch(int64(i)*1000, 0)
 			}
 		})
 		if n != 0 {
@@ -525,7 +525,7 @@ func TestListingWhileBanning(t *testing.T) {
 	for i := 0; i < 20000; i++ {
 		proc(s, &ctx, scan, netip.AddrPortFrom(addrN(i), 5060), 1)
 		if i%64 == 0 {
-			s.StartBatch(1)
+			s.StartBatch(1, 0)
 			g.Drain()
 		}
 	}
