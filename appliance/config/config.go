@@ -20,6 +20,7 @@ type Config struct {
 	IO         IO         `toml:"io"`
 	Admin      Admin      `toml:"admin"`
 	Dispatcher Dispatcher `toml:"dispatcher"`
+	Auth       Auth       `toml:"auth"`
 	Log        Log        `toml:"log"`
 }
 
