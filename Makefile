@@ -14,7 +14,7 @@ all: build
 
 build:
 	@mkdir -p bin
-	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./appliance/cmd/...
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./appliance/cmd/... ./tools/cmd/sipedge-users
 
 run: build
 	./bin/appliance run -c config.toml

@@ -362,3 +362,21 @@ func TestWriteMetrics(t *testing.T) {
 		}
 	}
 }
+
+func TestParseUsersErrors(t *testing.T) {
+	md5 := sipcore.HA1(sipcore.AlgMD5, "a", "r", "p")
+	in := "# c\n\na r " + md5 + " -\n" + // fine
+		"a r " + md5 + " -\n" + // duplicate
+		"b r - -\n" + // no hash
+		"c r xyz -\n" + // bad hex
+		"d r " + md5 + "\n" // 3 fields
+	_, err := auth.ParseUsers(strings.NewReader(in), "users")
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{"users line 4: user \"a\" in realm \"r\" is already on line 3", "line 5: user \"b\" has neither", "line 6: MD5 HA1", "line 7: want 4 fields"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
