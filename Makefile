@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 20s
 # Debian packages the tests need, installed only when missing.
-TEST_DEBS := iproute2 ethtool
+TEST_DEBS := iproute2 ethtool redis-server
 
 .PHONY: all build run test test-deps lint bench bench-parse fuzz clean
 

@@ -348,6 +348,8 @@ func (s *routeStage) Name() string { return "route" }
 // StartBatch loads the backend snapshot once per batch, not per packet.
 func (s *routeStage) StartBatch(int64, int) { s.set = s.p.backends.Load() }
 
+var _ BatchStarter = (*routeStage)(nil)
+
 func (s *routeStage) Process(c *Ctx) Verdict {
 	m := c.Msg
 	if !m.IsRequest {

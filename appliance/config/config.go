@@ -21,6 +21,7 @@ type Config struct {
 	Admin      Admin      `toml:"admin"`
 	Dispatcher Dispatcher `toml:"dispatcher"`
 	Guard      Guard      `toml:"guard"`
+	Auth       Auth       `toml:"auth"`
 	Log        Log        `toml:"log"`
 }
 

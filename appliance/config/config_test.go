@@ -286,7 +286,7 @@ colour = true
 func TestUnknownKeys(t *testing.T) {
 	c := Default()
 	tests := []struct{ toml, want string }{
-		{"[auth]\nrealm = \"x\"", "config: [auth]: unknown section (the sections are [node], [io], [admin], [dispatcher], [guard], [log];"},
+		{"[registrar]\nrealm = \"x\"", "config: [registrar]: unknown section (the sections are [node], [io], [admin], [dispatcher], [guard], [auth], [log];"},
 		{"realm = \"x\"", "config: realm: unknown key outside any section"},
 		{"[io]\nbatchsize = 3", "config: io.batchsize: unknown key (did you mean batch?"},
 		{"[io]\nBatch = 3", "config: io.Batch: unknown key (keys are case-sensitive: write batch)"},
@@ -508,5 +508,29 @@ func TestLoad(t *testing.T) {
 	c, _, err := Load(p)
 	if err != nil || c.Validate(twoCPUs) != nil {
 		t.Errorf("Load(copy of the default) = %v; Validate = %v", err, c.Validate(twoCPUs))
+	}
+}
+
+func TestAuthSection(t *testing.T) {
+	const bk = "[[dispatcher.backends]]\naddress = \"127.0.0.1:5080\"\n"
+	c, _, err := Check([]byte(bk+"[auth]\nenabled = true\nrealm = \"example.com\"\nusers_file = \"/etc/sipedge/users\"\ntrusted = [\"10.0.0.0/8\"]\n"), "t.toml", nil)
+	if err != nil {
+		t.Fatalf("a minimal [auth] is refused: %v", err)
+	}
+	if c.Auth.Store != "file" || c.Auth.Deadline.Std() != 50*time.Millisecond || len(c.Auth.Methods) != 4 {
+		t.Errorf("defaults not applied: %+v", c.Auth)
+	}
+	_, _, err = Check([]byte("[auth]\nenabled = true\nmethods = [\"ACK\"]\nstore = \"ldap\"\ntrusted = [\"10.0.0.1\"]\nalgorithms = [\"SHA-512-256\"]\ndeadline = \"0s\"\n"), "t.toml", nil)
+	if err == nil {
+		t.Fatal("a broken [auth] is accepted")
+	}
+	for _, want := range []string{"auth.realm", "auth.methods[0]", "auth.store", "auth.trusted[0]", "auth.algorithms[0]", "auth.deadline"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("no problem reported for %s in:\n%v", want, err)
+		}
+	}
+	_, _, err = Check([]byte("[auth]\nenabled = true\nrealm = \"r\"\nstore = \"redis\"\n[auth.redis]\naddresses = [\"nohost\"]\n"), "t.toml", nil)
+	if err == nil || !strings.Contains(err.Error(), "auth.redis.addresses[0]") {
+		t.Errorf("bad redis address: %v", err)
 	}
 }

@@ -147,6 +147,10 @@ func (g *Guard) NewStage() *Stage {
 // Name implements pipeline.Stage.
 func (s *Stage) Name() string { return "guard" }
 
+// A changed BatchStarter signature must fail the build, not silently stop
+// the per-batch work (overload judgement, operator commands, counters).
+var _ pipeline.BatchStarter = (*Stage)(nil)
+
 // StartBatch implements pipeline.BatchStarter: publish counters, judge the
 // last batch's fill, load the allow-list snapshot, apply operator commands.
 func (s *Stage) StartBatch(now int64, lastRx int) {
