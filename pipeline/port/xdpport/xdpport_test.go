@@ -374,7 +374,9 @@ func TestNoFrameLeak(t *testing.T) {
 	}
 }
 
-// TestZeroAllocs: a receive + echo round allocates nothing.
+// TestZeroAllocs: a receive + echo round allocates nothing, on the ring
+// and on the slow path (datagrams above the MTU, reassembled by the kernel,
+// read from its socket and echoed through it).
 func TestZeroAllocs(t *testing.T) {
 	r := newRig(t, vethtest.Options{}, 1, Config{PollInterval: time.Millisecond, Batch: 16})
 	p := r.g.Ports()[0]
@@ -383,9 +385,14 @@ func TestZeroAllocs(t *testing.T) {
 	pk := awaitPacket(t, p, c, dst, []byte("warm-up"))
 	echo(p, []port.Packet{pk}, make([]port.Packet, 1))
 	readReply(t, c)
+	big := bytes.Repeat([]byte("x"), 1800) // fragmented, fits a 2048-byte frame
 	for i := 0; i < 400; i++ {
 		c.WriteToUDPAddrPort([]byte("INVITE sip:load@example.com SIP/2.0\r\n\r\n"), dst)
+		if i%20 == 0 {
+			c.WriteToUDPAddrPort(big, dst)
+		}
 	}
+	slow0 := p.Stats().SlowPathReceived
 	rx := make([]port.Packet, 16)
 	tx := make([]port.Packet, 16)
 	got := 0
@@ -399,6 +406,13 @@ func TestZeroAllocs(t *testing.T) {
 	}
 	if got < 100 {
 		t.Fatalf("the measured rounds received %d datagrams: the hot path was not exercised", got)
+	}
+	// One call takes at most a quarter of its batch (4) from the slow
+	// path, so more than 4 means the measured rounds read some.
+	if d := p.Stats().SlowPathReceived - slow0; d <= 4 {
+		t.Fatalf("the measured rounds read %d datagrams from the slow path: it was not exercised; %+v", d, p.Stats())
+	} else {
+		t.Logf("%d datagrams, %d of them from the slow path", got, d)
 	}
 }
 
