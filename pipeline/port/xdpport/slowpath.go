@@ -49,11 +49,17 @@ type slowSock struct {
 	fd   int
 	port uint16
 	v6   bool
+	// ovfl is the socket's drop count (SO_RXQ_OVFL) as last reported.
+	ovfl uint32
 }
 
 // slowRcvBuf is the slow-path sockets' receive buffer: room for a burst of
-// reassembled datagrams while the worker is busy with a batch.
-const slowRcvBuf = 256 << 10
+// reassembled datagrams while the worker is busy with a batch. The kernel
+// doubles it and charges each datagram the truesize of its fragments'
+// buffers (about 4.4 KiB for 3000 bytes over veth): 256 KiB held ~115,
+// fewer than BenchmarkReceiveEchoFragmented keeps in flight, and
+// overflowed; 1 MiB holds ~480 (TestSlowPathOverflowCounted).
+const slowRcvBuf = 1 << 20
 
 // recv results.
 const (
@@ -120,6 +126,11 @@ func slowSocket(family int, ifname string, port uint16) (int, error) {
 		// still enough for a few reassembled datagrams.
 		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, slowRcvBuf) != nil {
 			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, slowRcvBuf)
+		}
+		// The kernel's count of datagrams dropped for a full buffer
+		// comes with each datagram read, so overflow is counted.
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1); err != nil {
+			return fmt.Errorf("SO_RXQ_OVFL: %w", err)
 		}
 		if family == unix.AF_INET {
 			if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_PKTINFO, 1); err != nil {
@@ -206,9 +217,10 @@ func (s *slowPath) send(src, dst netip.AddrPort, payload []byte) bool {
 
 // recv reads one datagram from s.rx[i] into buf, without blocking, and on
 // recvOK sets pk's Payload (aliasing buf), Src and Dst. A datagram longer
-// than buf is consumed and reported as recvTooLarge.
-func (s *slowPath) recv(i int, buf []byte, pk *port.Packet) int {
-	sk := s.rx[i]
+// than buf is consumed and reported as recvTooLarge. overflow is how many
+// datagrams the kernel newly reports it dropped on that socket.
+func (s *slowPath) recv(i int, buf []byte, pk *port.Packet) (res int, overflow uint32) {
+	sk := &s.rx[i]
 	s.riov.Base = &buf[0]
 	s.riov.SetLen(len(buf))
 	s.rmsg.Namelen = unix.SizeofSockaddrInet6
@@ -227,11 +239,9 @@ func (s *slowPath) recv(i int, buf []byte, pk *port.Packet) int {
 	s.riov.Base = nil
 	switch {
 	case e == unix.EAGAIN:
-		return recvEmpty
+		return recvEmpty, 0
 	case e != 0:
-		return recvFailed
-	case s.rmsg.Flags&unix.MSG_TRUNC != 0:
-		return recvTooLarge
+		return recvFailed, 0
 	}
 	var src, dst netip.Addr
 	if sk.v6 {
@@ -255,6 +265,10 @@ func (s *slowPath) recv(i int, buf []byte, pk *port.Packet) int {
 			dst = netip.AddrFrom4((*unix.Inet4Pktinfo)(unsafe.Pointer(&data[0])).Addr)
 		case h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_PKTINFO && len(data) >= unix.SizeofInet6Pktinfo:
 			dst = netip.AddrFrom16((*unix.Inet6Pktinfo)(unsafe.Pointer(&data[0])).Addr)
+		case h.Level == unix.SOL_SOCKET && h.Type == unix.SO_RXQ_OVFL && len(data) >= 4:
+			// A running total, wrapping at 2^32: the difference counts.
+			v := *(*uint32)(unsafe.Pointer(&data[0]))
+			overflow, sk.ovfl = v-sk.ovfl, v
 		}
 		next := unix.CmsgSpace(l - unix.CmsgLen(0))
 		if next >= len(ctl) {
@@ -262,12 +276,15 @@ func (s *slowPath) recv(i int, buf []byte, pk *port.Packet) int {
 		}
 		ctl = ctl[next:]
 	}
+	if s.rmsg.Flags&unix.MSG_TRUNC != 0 {
+		return recvTooLarge, overflow
+	}
 	pk.Payload = buf[:n]
 	pk.Src = netip.AddrPortFrom(src, getPort(s.rname.Port))
 	// Without pktinfo (never seen) Dst keeps the port but no address, so
 	// a reply's source falls back to the port's own address.
 	pk.Dst = netip.AddrPortFrom(dst, sk.port)
-	return recvOK
+	return recvOK, overflow
 }
 
 func (s *slowPath) close() error {

@@ -72,11 +72,15 @@ type DecodeDrops struct {
 	// SlowPathRead: reading a slow-path socket failed (an error the
 	// socket had queued); no datagram is lost by it.
 	SlowPathRead uint64
+	// SlowPathOverflow: datagrams the kernel dropped because a slow-path
+	// socket's receive buffer was full. The kernel reports them with the
+	// next datagram read from that socket, so the count can lag.
+	SlowPathOverflow uint64
 }
 
 // Total is the sum of all reasons.
 func (d DecodeDrops) Total() uint64 {
-	return d.Truncated + d.NotIP + d.NotUDP + d.Fragment + d.BadIHL + d.BadIPLength + d.UDPLength + d.VLAN + d.NotSIPPort + d.Other + d.TooLarge + d.SlowPathRead
+	return d.Truncated + d.NotIP + d.NotUDP + d.Fragment + d.BadIHL + d.BadIPLength + d.UDPLength + d.VLAN + d.NotSIPPort + d.Other + d.TooLarge + d.SlowPathRead + d.SlowPathOverflow
 }
 
 // TxDrops counts packets given to Transmit that did not go out, by reason.
@@ -132,6 +136,7 @@ const (
 	dropOther
 	dropTooLarge
 	dropSlowRead
+	dropSlowOverflow
 	dropCount
 )
 
@@ -223,7 +228,7 @@ func (p *Port) Stats() Stats {
 			Truncated: d(dropTruncated), NotIP: d(dropNotIP), NotUDP: d(dropNotUDP), Fragment: d(dropFragment),
 			BadIHL: d(dropBadIHL), BadIPLength: d(dropBadIPLength), UDPLength: d(dropUDPLength),
 			VLAN: d(dropVLAN), NotSIPPort: d(dropNotSIPPort), Other: d(dropOther),
-			TooLarge: d(dropTooLarge), SlowPathRead: d(dropSlowRead),
+			TooLarge: d(dropTooLarge), SlowPathRead: d(dropSlowRead), SlowPathOverflow: d(dropSlowOverflow),
 		},
 		TxDrops: TxDrops{NoDestination: t(txNoDestination), BadBuffer: t(txBadBuffer), RingFull: t(txRingFull), SlowPathFailed: t(txSlowFailed), Closed: t(txClosed)},
 	}
@@ -463,7 +468,9 @@ func (p *Port) drainSlow(rx []port.Packet, drops *[dropCount]uint32) int {
 				return out
 			}
 			a := p.addrs[0]
-			switch p.slow.recv(i, s.Buffer(a), &rx[out]) {
+			res, lost := p.slow.recv(i, s.Buffer(a), &rx[out])
+			drops[dropSlowOverflow] += lost
+			switch res {
 			case recvOK:
 				rx[out].Handle, rx[out].HW = a, [6]byte{}
 				out++

@@ -508,7 +508,20 @@ func sendRaw(pair *vethtest.Pair, b []byte) error {
 // time per packet, which in copy mode includes the veth transmit of the
 // echo; allocs/op covers sender and worker.
 func BenchmarkReceiveEcho(b *testing.B) {
-	r := newRig(b, vethtest.Options{}, 1, Config{PollInterval: 2 * time.Millisecond, BindMode: afxdp.BindCopy})
+	benchReceiveEcho(b, 600, Config{})
+}
+
+// BenchmarkReceiveEchoFragmented: as BenchmarkReceiveEcho with 3000-byte
+// datagrams, which arrive as IP fragments, are reassembled by the kernel
+// and read from the slow-path socket, and whose echo goes back through it
+// (the kernel fragments it): the cost of SIP above the MTU.
+func BenchmarkReceiveEchoFragmented(b *testing.B) {
+	benchReceiveEcho(b, 3000, Config{Socket: bigFrames()})
+}
+
+func benchReceiveEcho(b *testing.B, size int, cfg Config) {
+	cfg.PollInterval, cfg.BindMode = 2*time.Millisecond, afxdp.BindCopy
+	r := newRig(b, vethtest.Options{}, 1, cfg)
 	p := r.g.Ports()[0]
 	c := r.pair.ListenUDP(b, netip.AddrPortFrom(r.pair.PeerV4, 0))
 	dst := netip.AddrPortFrom(r.pair.HostV4, sipPort)
@@ -531,7 +544,7 @@ func BenchmarkReceiveEcho(b *testing.B) {
 	}()
 	b.ReportAllocs()
 	b.ResetTimer()
-	sent := paced(c, dst, make([]byte, 600), b.N, &received, progress)
+	sent := paced(c, dst, make([]byte, size), b.N, &received, progress)
 	for deadline := time.Now().Add(2 * time.Second); received.Load() < int64(sent) && time.Now().Before(deadline); {
 		select {
 		case <-progress:
