@@ -20,7 +20,9 @@
 // neighbour lookup or the slow path). A datagram therefore has to fit one
 // frame: the frame size (io.frame_size, 4096 by default in config.toml;
 // afxdp.DefaultConfig's is 2048) bounds the largest reassembled datagram,
-// and larger ones are dropped and counted as DecodeDrops.TooLarge.
+// and larger ones are dropped and counted as DecodeDrops.TooLarge; those the
+// kernel drops for a full socket buffer (1 MiB) are counted as
+// DecodeDrops.SlowPathOverflow when it reports them.
 //
 // xdpport may import afxdp, afxdp/frame and pipeline/port; it must not import
 // sipcore, appliance, the other ports or bench.
