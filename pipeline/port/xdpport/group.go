@@ -176,8 +176,12 @@ func newPort(g *Group, ifi *net.Interface, sc afxdp.Config, cfg Config) (*Port, 
 		slow:      slow,
 	}
 	copy(p.mac[:], ifi.HardwareAddr)
+	p.pfd = make([]unix.PollFd, 2+len(slow.rx))
 	p.pfd[0] = unix.PollFd{Fd: int32(sock.FD()), Events: unix.POLLIN}
 	p.pfd[1] = unix.PollFd{Fd: int32(efd), Events: unix.POLLIN}
+	for i, sk := range slow.rx {
+		p.pfd[2+i] = unix.PollFd{Fd: int32(sk.fd), Events: unix.POLLIN}
+	}
 	p.name = fmt.Sprintf("afxdp %s queue %d (%s, %s)", ifi.Name, sc.Queue, sock.BindMode(), g.prog.Mode())
 	return p, nil
 }

@@ -7,29 +7,67 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"sipedge/pipeline/port"
 )
 
-// slowPath sends datagrams through kernel UDP sockets, one per SIP port and
-// family, bound to the wildcard address and the SIP port on the port's
-// interface (SO_BINDTODEVICE, SO_REUSEPORT so every queue's port has its
-// own). The kernel then resolves the next hop (ARP/ND), which a later
-// neighbour lookup will find, and fragments datagrams above the MTU. The
-// source address is chosen per datagram with IP_PKTINFO/IPV6_PKTINFO.
+// slowPath is the port's kernel UDP sockets, one per SIP port and family,
+// bound to the wildcard address and the SIP port on the port's interface
+// (SO_BINDTODEVICE, SO_REUSEPORT so every queue's port has its own).
 //
-// The sockets are never read: the XDP program redirects the SIP ports, so
-// only what it passes to the kernel (IP fragments, SIP UDP on a queue
-// without a socket) lands in them, and a small receive buffer drops it.
+// Sending through them lets the kernel resolve the next hop (ARP/ND), which
+// a later neighbour lookup will find, and fragment datagrams above the MTU.
+// The source address is chosen per datagram with IP_PKTINFO/IPV6_PKTINFO.
+//
+// They are also read: the XDP program passes IP fragments to the kernel,
+// which reassembles them and delivers the datagram (SIP above the MTU) to
+// one of these sockets, as it does SIP UDP that arrived on a queue without
+// an AF_XDP socket. IP_PKTINFO/IPV6_RECVPKTINFO give the address each was
+// sent to.
 type slowPath struct {
 	ports   []uint16
 	fd4     []int // per ports[i]; -1 when that family is unavailable
 	fd6     []int
 	ifindex int
+	rx      []slowSock // every open socket, in the port's poll order
 
 	name unix.RawSockaddrInet6
 	iov  unix.Iovec
 	msg  unix.Msghdr
 	ctl  [64]byte
+
+	// Receive side, separate from the send side's so neither call has to
+	// reset what the other set.
+	rname unix.RawSockaddrInet6
+	riov  unix.Iovec
+	rmsg  unix.Msghdr
+	rctl  [16]uint64 // uint64 so the control messages are aligned
 }
+
+// slowSock is one slow-path socket the port reads.
+type slowSock struct {
+	fd   int
+	port uint16
+	v6   bool
+	// ovfl is the socket's drop count (SO_RXQ_OVFL) as last reported.
+	ovfl uint32
+}
+
+// slowRcvBuf is the slow-path sockets' receive buffer: room for a burst of
+// reassembled datagrams while the worker is busy with a batch. The kernel
+// doubles it and charges each datagram the truesize of its fragments'
+// buffers (about 4.4 KiB for 3000 bytes over veth): 256 KiB held ~115,
+// fewer than BenchmarkReceiveEchoFragmented keeps in flight, and
+// overflowed; 1 MiB holds ~480 (TestSlowPathOverflowCounted).
+const slowRcvBuf = 1 << 20
+
+// recv results.
+const (
+	recvOK       = iota
+	recvEmpty    // nothing queued (EAGAIN)
+	recvTooLarge // the datagram did not fit the buffer: dropped
+	recvFailed   // the socket reported an error
+)
 
 func openSlowPath(ifname string, ifindex int, ports []uint16) (*slowPath, error) {
 	s := &slowPath{ports: ports, ifindex: ifindex}
@@ -47,9 +85,20 @@ func openSlowPath(ifname string, ifindex int, ports []uint16) (*slowPath, error)
 		}
 		s.fd6 = append(s.fd6, fd6)
 	}
+	for i, port := range ports {
+		if s.fd4[i] >= 0 {
+			s.rx = append(s.rx, slowSock{fd: s.fd4[i], port: port})
+		}
+		if s.fd6[i] >= 0 {
+			s.rx = append(s.rx, slowSock{fd: s.fd6[i], port: port, v6: true})
+		}
+	}
 	s.msg.Name = (*byte)(unsafe.Pointer(&s.name))
 	s.msg.Iov = &s.iov
 	s.msg.Iovlen = 1
+	s.rmsg.Name = (*byte)(unsafe.Pointer(&s.rname))
+	s.rmsg.Iov = &s.riov
+	s.rmsg.Iovlen = 1
 	return s, nil
 }
 
@@ -72,8 +121,24 @@ func slowSocket(family int, ifname string, port uint16) (int, error) {
 		if err := unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, ifname); err != nil {
 			return fmt.Errorf("SO_BINDTODEVICE %s (needs CAP_NET_RAW): %w", ifname, err)
 		}
-		// The socket is never read; keep what the kernel queues small.
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4096)
+		// Root may exceed net.core.rmem_max with SO_RCVBUFFORCE; without
+		// CAP_NET_ADMIN the kernel caps SO_RCVBUF at rmem_max, which is
+		// still enough for a few reassembled datagrams.
+		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, slowRcvBuf) != nil {
+			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, slowRcvBuf)
+		}
+		// The kernel's count of datagrams dropped for a full buffer
+		// comes with each datagram read, so overflow is counted.
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1); err != nil {
+			return fmt.Errorf("SO_RXQ_OVFL: %w", err)
+		}
+		if family == unix.AF_INET {
+			if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_PKTINFO, 1); err != nil {
+				return fmt.Errorf("IP_PKTINFO: %w", err)
+			}
+		} else if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1); err != nil {
+			return fmt.Errorf("IPV6_RECVPKTINFO: %w", err)
+		}
 		if family == unix.AF_INET6 {
 			if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
 				return fmt.Errorf("IPV6_V6ONLY: %w", err)
@@ -144,8 +209,82 @@ func (s *slowPath) send(src, dst netip.AddrPort, payload []byte) bool {
 		if e == unix.EINTR {
 			continue
 		}
+		// The payload is UMEM, unmapped on close: keep no pointer to it.
+		s.iov.Base = nil
 		return e == 0
 	}
+}
+
+// recv reads one datagram from s.rx[i] into buf, without blocking, and on
+// recvOK sets pk's Payload (aliasing buf), Src and Dst. A datagram longer
+// than buf is consumed and reported as recvTooLarge. overflow is how many
+// datagrams the kernel newly reports it dropped on that socket.
+func (s *slowPath) recv(i int, buf []byte, pk *port.Packet) (res int, overflow uint32) {
+	sk := &s.rx[i]
+	s.riov.Base = &buf[0]
+	s.riov.SetLen(len(buf))
+	s.rmsg.Namelen = unix.SizeofSockaddrInet6
+	s.rmsg.Control = (*byte)(unsafe.Pointer(&s.rctl[0]))
+	s.rmsg.SetControllen(int(unsafe.Sizeof(s.rctl)))
+	s.rmsg.Flags = 0
+	var n uintptr
+	var e unix.Errno
+	for {
+		n, _, e = unix.Syscall(unix.SYS_RECVMSG, uintptr(sk.fd), uintptr(unsafe.Pointer(&s.rmsg)), unix.MSG_DONTWAIT)
+		if e != unix.EINTR {
+			break
+		}
+	}
+	// buf is UMEM, unmapped on close: keep no pointer to it.
+	s.riov.Base = nil
+	switch {
+	case e == unix.EAGAIN:
+		return recvEmpty, 0
+	case e != 0:
+		return recvFailed, 0
+	}
+	var src, dst netip.Addr
+	if sk.v6 {
+		src = netip.AddrFrom16(s.rname.Addr)
+	} else {
+		src = netip.AddrFrom4((*unix.RawSockaddrInet4)(unsafe.Pointer(&s.rname)).Addr)
+	}
+	ctl := unsafe.Slice((*byte)(unsafe.Pointer(&s.rctl[0])), len(s.rctl)*8)
+	ctl = ctl[:min(int(s.rmsg.Controllen), len(ctl))]
+	for len(ctl) >= unix.SizeofCmsghdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&ctl[0]))
+		l := int(h.Len)
+		if l < unix.CmsgLen(0) || l > len(ctl) {
+			break
+		}
+		data := ctl[unix.CmsgLen(0):l]
+		switch {
+		case h.Level == unix.IPPROTO_IP && h.Type == unix.IP_PKTINFO && len(data) >= unix.SizeofInet4Pktinfo:
+			// Addr is the header's destination; Spec_dst the local
+			// address routing would pick, which differs for broadcast.
+			dst = netip.AddrFrom4((*unix.Inet4Pktinfo)(unsafe.Pointer(&data[0])).Addr)
+		case h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_PKTINFO && len(data) >= unix.SizeofInet6Pktinfo:
+			dst = netip.AddrFrom16((*unix.Inet6Pktinfo)(unsafe.Pointer(&data[0])).Addr)
+		case h.Level == unix.SOL_SOCKET && h.Type == unix.SO_RXQ_OVFL && len(data) >= 4:
+			// A running total, wrapping at 2^32: the difference counts.
+			v := *(*uint32)(unsafe.Pointer(&data[0]))
+			overflow, sk.ovfl = v-sk.ovfl, v
+		}
+		next := unix.CmsgSpace(l - unix.CmsgLen(0))
+		if next >= len(ctl) {
+			break
+		}
+		ctl = ctl[next:]
+	}
+	if s.rmsg.Flags&unix.MSG_TRUNC != 0 {
+		return recvTooLarge, overflow
+	}
+	pk.Payload = buf[:n]
+	pk.Src = netip.AddrPortFrom(src, getPort(s.rname.Port))
+	// Without pktinfo (never seen) Dst keeps the port but no address, so
+	// a reply's source falls back to the port's own address.
+	pk.Dst = netip.AddrPortFrom(dst, sk.port)
+	return recvOK, overflow
 }
 
 func (s *slowPath) close() error {
@@ -162,8 +301,14 @@ func (s *slowPath) close() error {
 			}
 		}
 	}
-	s.fd4, s.fd6 = nil, nil
+	s.fd4, s.fd6, s.rx = nil, nil, nil
 	return errors.Join(errs...)
+}
+
+// getPort reads a port in network byte order.
+func getPort(p uint16) uint16 {
+	b := (*[2]byte)(unsafe.Pointer(&p))
+	return uint16(b[0])<<8 | uint16(b[1])
 }
 
 func putPort(dst *uint16, port uint16) {

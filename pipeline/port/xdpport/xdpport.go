@@ -65,11 +65,22 @@ type DecodeDrops struct {
 	NotSIPPort uint64
 	// Other: any other decode error.
 	Other uint64
+	// TooLarge: a datagram the kernel reassembled (delivered to the slow
+	// path socket) that is larger than a UMEM frame, the bound on what the
+	// port can hand up.
+	TooLarge uint64
+	// SlowPathRead: reading a slow-path socket failed (an error the
+	// socket had queued); no datagram is lost by it.
+	SlowPathRead uint64
+	// SlowPathOverflow: datagrams the kernel dropped because a slow-path
+	// socket's receive buffer was full. The kernel reports them with the
+	// next datagram read from that socket, so the count can lag.
+	SlowPathOverflow uint64
 }
 
 // Total is the sum of all reasons.
 func (d DecodeDrops) Total() uint64 {
-	return d.Truncated + d.NotIP + d.NotUDP + d.Fragment + d.BadIHL + d.BadIPLength + d.UDPLength + d.VLAN + d.NotSIPPort + d.Other
+	return d.Truncated + d.NotIP + d.NotUDP + d.Fragment + d.BadIHL + d.BadIPLength + d.UDPLength + d.VLAN + d.NotSIPPort + d.Other + d.TooLarge + d.SlowPathRead + d.SlowPathOverflow
 }
 
 // TxDrops counts packets given to Transmit that did not go out, by reason.
@@ -95,8 +106,11 @@ func (d TxDrops) Total() uint64 {
 
 // Stats are a port's counters since Open.
 type Stats struct {
-	// Received is datagrams handed up by Receive.
+	// Received is datagrams handed up by Receive, from both paths.
 	Received uint64
+	// SlowPathReceived is the part of Received read from the kernel UDP
+	// sockets: SIP above the MTU, reassembled by the kernel.
+	SlowPathReceived uint64
 	// Drops are received frames released at once, by reason.
 	Drops DecodeDrops
 	// Transmitted is frames queued on the TX ring.
@@ -120,6 +134,9 @@ const (
 	dropVLAN
 	dropNotSIPPort
 	dropOther
+	dropTooLarge
+	dropSlowRead
+	dropSlowOverflow
 	dropCount
 )
 
@@ -168,15 +185,23 @@ type Port struct {
 	rxd   []afxdp.Desc
 	txd   []afxdp.Desc
 	addrs []uint64
-	pfd   [2]unix.PollFd
-	efd   int
-	slow  *slowPath
+	// pfd polls the AF_XDP socket, the eventfd, then slow.rx in order.
+	pfd  []unix.PollFd
+	efd  int
+	slow *slowPath
+	// Slow-path reads: the socket to start at (round robin), whether a
+	// socket was left unread for lack of room, and a call count that
+	// makes a busy worker look at the sockets every slowEvery calls.
+	slowNext    int
+	slowPending bool
+	calls       uint32
 
 	state atomic.Int32
 	// Counters: written by the worker once per batch, read by Stats.
-	received, transmitted, slowSent atomic.Uint64
-	drops                           [dropCount]atomic.Uint64
-	txDrops                         [txDropCount]atomic.Uint64
+	received, slowReceived atomic.Uint64
+	transmitted, slowSent  atomic.Uint64
+	drops                  [dropCount]atomic.Uint64
+	txDrops                [txDropCount]atomic.Uint64
 }
 
 var _ port.Port = (*Port)(nil)
@@ -195,13 +220,15 @@ func (p *Port) Stats() Stats {
 	d := func(i int) uint64 { return p.drops[i].Load() }
 	t := func(i int) uint64 { return p.txDrops[i].Load() }
 	return Stats{
-		Received:    p.received.Load(),
-		Transmitted: p.transmitted.Load(),
-		SlowPath:    p.slowSent.Load(),
+		Received:         p.received.Load(),
+		SlowPathReceived: p.slowReceived.Load(),
+		Transmitted:      p.transmitted.Load(),
+		SlowPath:         p.slowSent.Load(),
 		Drops: DecodeDrops{
 			Truncated: d(dropTruncated), NotIP: d(dropNotIP), NotUDP: d(dropNotUDP), Fragment: d(dropFragment),
 			BadIHL: d(dropBadIHL), BadIPLength: d(dropBadIPLength), UDPLength: d(dropUDPLength),
 			VLAN: d(dropVLAN), NotSIPPort: d(dropNotSIPPort), Other: d(dropOther),
+			TooLarge: d(dropTooLarge), SlowPathRead: d(dropSlowRead), SlowPathOverflow: d(dropSlowOverflow),
 		},
 		TxDrops: TxDrops{NoDestination: t(txNoDestination), BadBuffer: t(txBadBuffer), RingFull: t(txRingFull), SlowPathFailed: t(txSlowFailed), Closed: t(txClosed)},
 	}
@@ -313,8 +340,10 @@ func (p *Port) forceFree() bool {
 }
 
 // Receive implements port.Port: it waits up to the poll interval for
-// frames, decodes them in place and hands up the UDP datagrams to a SIP
-// port. Other frames go straight back to the fill ring, counted by reason.
+// datagrams, decodes frames in place and hands up the UDP datagrams to a
+// SIP port; other frames go straight back to the fill ring, counted by
+// reason. It also reads the slow-path sockets, where the kernel delivers
+// SIP it reassembled from IP fragments, into free frames.
 func (p *Port) Receive(rx []port.Packet) (int, error) {
 	open, freed := p.enter()
 	if freed {
@@ -329,6 +358,11 @@ func (p *Port) Receive(rx []port.Packet) (int, error) {
 	return n, err
 }
 
+// slowEvery is how often (in Receive calls) a worker that never reaches
+// poll, because the ring always has frames, reads the slow-path sockets
+// anyway: each look costs a recvmsg per socket, so not every batch.
+const slowEvery = 16
+
 func (p *Port) receive(rx []port.Packet) (int, error) {
 	want := min(len(rx), len(p.rxd))
 	if want == 0 {
@@ -337,19 +371,71 @@ func (p *Port) receive(rx []port.Packet) (int, error) {
 	s := p.sock
 	s.Complete()
 	s.Fill()
-	k := s.Receive(p.rxd[:want])
-	if k == 0 {
-		p.pfd[0].Revents, p.pfd[1].Revents = 0, 0
-		if _, err := unix.Poll(p.pfd[:], p.pollMs); err != nil && !errors.Is(err, unix.EINTR) {
+	var drops [dropCount]uint32
+	out, slow := 0, 0
+	p.calls++
+	if p.slowPending || p.calls%slowEvery == 0 {
+		// A quarter of the batch at most, so a flood of fragments cannot
+		// starve the ring.
+		slow = p.drainSlow(rx[:max(1, want/4)], &drops)
+		out = slow
+	}
+	out += p.receiveRing(rx[out:want], &drops)
+	if out == 0 {
+		for i := range p.pfd {
+			p.pfd[i].Revents = 0
+		}
+		if _, err := unix.Poll(p.pfd, p.pollMs); err != nil && !errors.Is(err, unix.EINTR) {
+			p.count(&drops, 0, 0)
 			return 0, fmt.Errorf("xdpport %s: waiting for frames: %w", p.name, err)
 		}
 		if p.state.Load() == stClosingBusy {
+			p.count(&drops, 0, 0)
 			return 0, port.ErrClosed
 		}
-		k = s.Receive(p.rxd[:want])
+		out = p.receiveRing(rx[:want], &drops)
+		for i := 2; i < len(p.pfd); i++ {
+			if p.pfd[i].Revents != 0 {
+				slow = p.drainSlow(rx[out:want], &drops)
+				out += slow
+				break
+			}
+		}
 	}
+	p.count(&drops, out, slow)
+	return out, nil
+}
+
+// count publishes one call's counters: once per batch, not per packet,
+// because they are atomics that Stats reads from other goroutines.
+func (p *Port) count(drops *[dropCount]uint32, received, slow int) {
+	dropped := false
+	for r, c := range drops {
+		if c > 0 {
+			p.drops[r].Add(uint64(c))
+			dropped = true
+		}
+	}
+	if dropped {
+		p.sock.Fill()
+	}
+	if received > 0 {
+		p.received.Add(uint64(received))
+	}
+	if slow > 0 {
+		p.slowReceived.Add(uint64(slow))
+	}
+}
+
+// receiveRing takes up to len(rx) frames off the RX ring and hands up the
+// SIP datagrams among them; the others are released and counted in drops.
+func (p *Port) receiveRing(rx []port.Packet, drops *[dropCount]uint32) int {
+	if len(rx) == 0 {
+		return 0
+	}
+	s := p.sock
+	k := s.Receive(p.rxd[:len(rx)])
 	out := 0
-	var drops [dropCount]uint32
 	for i := 0; i < k; i++ {
 		d := p.rxd[i]
 		if r := p.decode(s.Frame(d), &rx[out]); r >= 0 {
@@ -360,18 +446,54 @@ func (p *Port) receive(rx []port.Packet) (int, error) {
 		rx[out].Handle = d.Addr
 		out++
 	}
-	if out < k {
-		for r, c := range drops {
-			if c > 0 {
-				p.drops[r].Add(uint64(c))
+	return out
+}
+
+// drainSlow reads up to len(rx) datagrams from the slow-path sockets, each
+// into a free frame (payload at offset 0, Handle the frame, so Release
+// frees it like a received one), and returns how many it handed up. A
+// socket left unread (no room in rx, no free frame) is read first next
+// call.
+func (p *Port) drainSlow(rx []port.Packet, drops *[dropCount]uint32) int {
+	s := p.sock
+	socks := len(p.slow.rx)
+	out := 0
+	p.slowPending = false
+	for k := 0; k < socks; k++ {
+		i := (p.slowNext + k) % socks
+	read:
+		for {
+			if out == len(rx) || s.Alloc(p.addrs[:1]) == 0 {
+				p.slowPending, p.slowNext = true, i
+				return out
 			}
+			a := p.addrs[0]
+			res, lost := p.slow.recv(i, s.Buffer(a), &rx[out])
+			drops[dropSlowOverflow] += lost
+			switch res {
+			case recvOK:
+				rx[out].Handle, rx[out].HW = a, [6]byte{}
+				out++
+				continue
+			case recvTooLarge:
+				drops[dropTooLarge]++
+				s.ReleaseAddr(a)
+				continue
+			case recvFailed:
+				// Move on: the error is reported once and cleared, and
+				// the next call reads this socket again.
+				drops[dropSlowRead]++
+			}
+			s.ReleaseAddr(a)
+			break read
 		}
-		s.Fill()
 	}
-	if out > 0 {
-		p.received.Add(uint64(out))
+	// Every socket is empty: start at the next one next time, so no
+	// socket is always read last.
+	if socks > 0 {
+		p.slowNext = (p.slowNext + 1) % socks
 	}
-	return out, nil
+	return out
 }
 
 // decode fills pk from frame b and returns -1, or the drop reason.

@@ -374,7 +374,9 @@ func TestNoFrameLeak(t *testing.T) {
 	}
 }
 
-// TestZeroAllocs: a receive + echo round allocates nothing.
+// TestZeroAllocs: a receive + echo round allocates nothing, on the ring
+// and on the slow path (datagrams above the MTU, reassembled by the kernel,
+// read from its socket and echoed through it).
 func TestZeroAllocs(t *testing.T) {
 	r := newRig(t, vethtest.Options{}, 1, Config{PollInterval: time.Millisecond, Batch: 16})
 	p := r.g.Ports()[0]
@@ -383,9 +385,14 @@ func TestZeroAllocs(t *testing.T) {
 	pk := awaitPacket(t, p, c, dst, []byte("warm-up"))
 	echo(p, []port.Packet{pk}, make([]port.Packet, 1))
 	readReply(t, c)
+	big := bytes.Repeat([]byte("x"), 1800) // fragmented, fits a 2048-byte frame
 	for i := 0; i < 400; i++ {
 		c.WriteToUDPAddrPort([]byte("INVITE sip:load@example.com SIP/2.0\r\n\r\n"), dst)
+		if i%20 == 0 {
+			c.WriteToUDPAddrPort(big, dst)
+		}
 	}
+	slow0 := p.Stats().SlowPathReceived
 	rx := make([]port.Packet, 16)
 	tx := make([]port.Packet, 16)
 	got := 0
@@ -399,6 +406,13 @@ func TestZeroAllocs(t *testing.T) {
 	}
 	if got < 100 {
 		t.Fatalf("the measured rounds received %d datagrams: the hot path was not exercised", got)
+	}
+	// One call takes at most a quarter of its batch (4) from the slow
+	// path, so more than 4 means the measured rounds read some.
+	if d := p.Stats().SlowPathReceived - slow0; d <= 4 {
+		t.Fatalf("the measured rounds read %d datagrams from the slow path: it was not exercised; %+v", d, p.Stats())
+	} else {
+		t.Logf("%d datagrams, %d of them from the slow path", got, d)
 	}
 }
 
@@ -494,7 +508,20 @@ func sendRaw(pair *vethtest.Pair, b []byte) error {
 // time per packet, which in copy mode includes the veth transmit of the
 // echo; allocs/op covers sender and worker.
 func BenchmarkReceiveEcho(b *testing.B) {
-	r := newRig(b, vethtest.Options{}, 1, Config{PollInterval: 2 * time.Millisecond, BindMode: afxdp.BindCopy})
+	benchReceiveEcho(b, 600, Config{})
+}
+
+// BenchmarkReceiveEchoFragmented: as BenchmarkReceiveEcho with 3000-byte
+// datagrams, which arrive as IP fragments, are reassembled by the kernel
+// and read from the slow-path socket, and whose echo goes back through it
+// (the kernel fragments it): the cost of SIP above the MTU.
+func BenchmarkReceiveEchoFragmented(b *testing.B) {
+	benchReceiveEcho(b, 3000, Config{Socket: bigFrames()})
+}
+
+func benchReceiveEcho(b *testing.B, size int, cfg Config) {
+	cfg.PollInterval, cfg.BindMode = 2*time.Millisecond, afxdp.BindCopy
+	r := newRig(b, vethtest.Options{}, 1, cfg)
 	p := r.g.Ports()[0]
 	c := r.pair.ListenUDP(b, netip.AddrPortFrom(r.pair.PeerV4, 0))
 	dst := netip.AddrPortFrom(r.pair.HostV4, sipPort)
@@ -517,7 +544,7 @@ func BenchmarkReceiveEcho(b *testing.B) {
 	}()
 	b.ReportAllocs()
 	b.ResetTimer()
-	sent := paced(c, dst, make([]byte, 600), b.N, &received, progress)
+	sent := paced(c, dst, make([]byte, size), b.N, &received, progress)
 	for deadline := time.Now().Add(2 * time.Second); received.Load() < int64(sent) && time.Now().Before(deadline); {
 		select {
 		case <-progress:
