@@ -39,3 +39,25 @@ func TestFastNames(t *testing.T) {
 		t.Fatalf("only %d fast names", n)
 	}
 }
+
+// TestVersionControlBytes: a control byte whose value|0x20 is '/', '2', '.'
+// or '0' is not the SIP version (eqLower once folded every byte).
+func TestVersionControlBytes(t *testing.T) {
+	for _, v := range []string{"SIP\x0f2.0", "SIP/\x122.0", "SIP/2\x0e0", "SIP/2.\x10"} {
+		var m Msg
+		if err := Parse(msg("INVITE sip:bob@example.com "+v), &m); err == nil {
+			t.Errorf("request line version %q accepted", v)
+		}
+		resp := v + " 200 OK\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\n" +
+			"Call-ID: c@h\r\nCSeq: 1 INVITE\r\n\r\n"
+		if err := Parse([]byte("SIP/2.0"+resp[len(v):]), &m); err != nil {
+			t.Fatalf("control response does not parse: %v", err)
+		}
+		if err := Parse([]byte(resp), &m); err == nil {
+			t.Errorf("status line version %q accepted", v)
+		}
+	}
+	if !eqLower("Call-ID", "call-id") || eqLower("Call\rID", "call-id") {
+		t.Error("eqLower folds the wrong bytes")
+	}
+}
