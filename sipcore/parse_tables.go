@@ -180,27 +180,3 @@ func scanHost(s []byte) int {
 	}
 	return q
 }
-
-// indexByteIn returns the index of the first c in b[p:e], or -1. Values
-// are short, so a word loop beats the call and set-up of bytes.IndexByte.
-func indexByteIn(b []byte, p, e int, c byte) int {
-	pat := swarOnes * uint64(c)
-	for p < e && p+8 <= len(b) {
-		x := binary.LittleEndian.Uint64(b[p:]) ^ pat
-		// The lowest flagged byte is exact: a borrow only flags bytes
-		// above a true zero byte.
-		if t := (x - swarOnes) &^ x & swarHigh; t != 0 {
-			if i := p + bits.TrailingZeros64(t)/8; i < e {
-				return i
-			}
-			return -1
-		}
-		p += 8
-	}
-	for ; p < e; p++ {
-		if b[p] == c {
-			return p
-		}
-	}
-	return -1
-}
