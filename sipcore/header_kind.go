@@ -247,3 +247,73 @@ func kindAt(b []byte, pos, ne int) HeaderKind {
 	}
 	return HdrOther
 }
+
+// fastName is a common header name followed directly by ':' as two
+// little-endian words: a message's names are nearly always written this
+// way, and one masked compare then replaces the token scan, the colon
+// search and kindAt.
+type fastName struct {
+	p0, p1 uint64 // lower-case name and ':'
+	f0, f1 uint64 // 0x20 on letter bytes: folds the case of letters only
+	m0, m1 uint64 // keeps the n+1 bytes of the pattern
+	n      int    // length of the name, without ':'
+	kind   HeaderKind
+}
+
+// fastNames lists, by lower-cased first letter, the names fastNameAt tries.
+var fastNames = buildFastNames()
+
+func buildFastNames() (t [26][]fastName) {
+	for _, nm := range []struct {
+		n string
+		k HeaderKind
+	}{
+		{"via", HdrVia}, {"v", HdrVia}, {"from", HdrFrom}, {"f", HdrFrom}, {"to", HdrTo}, {"t", HdrTo},
+		{"call-id", HdrCallID}, {"i", HdrCallID}, {"cseq", HdrCSeq}, {"contact", HdrContact}, {"m", HdrContact},
+		{"max-forwards", HdrMaxForwards}, {"content-length", HdrContentLength}, {"l", HdrContentLength},
+		{"content-type", HdrContentType}, {"c", HdrContentType}, {"record-route", HdrRecordRoute},
+		{"route", HdrRoute}, {"allow", HdrOther}, {"supported", HdrSupported}, {"k", HdrSupported},
+		{"user-agent", HdrUserAgent}, {"server", HdrOther}, {"expires", HdrExpires}, {"require", HdrRequire},
+		{"proxy-require", HdrProxyRequire}, {"authorization", HdrAuthorization}, {"date", HdrOther},
+		{"accept", HdrOther}, {"session-expires", HdrSessionExpires}, {"event", HdrEvent},
+	} {
+		var pat, fold, mask [16]byte
+		s := nm.n + ":"
+		for i := 0; i < len(s); i++ {
+			pat[i], mask[i] = s[i], 0xff
+			if isAlpha(s[i]) {
+				fold[i] = 0x20
+			}
+		}
+		le := binary.LittleEndian
+		t[nm.n[0]-'a'] = append(t[nm.n[0]-'a'], fastName{
+			p0: le.Uint64(pat[:]), p1: le.Uint64(pat[8:]),
+			f0: le.Uint64(fold[:]), f1: le.Uint64(fold[8:]),
+			m0: le.Uint64(mask[:]), m1: le.Uint64(mask[8:]),
+			n: len(nm.n), kind: nm.k,
+		})
+	}
+	return t
+}
+
+// fastNameAt returns the length of the common header name that starts at
+// b[pos] and is followed directly by ':', and its kind; 0 when the name is
+// not one of fastNames or the buffer is too short to load two words there.
+func fastNameAt(b []byte, pos int) (int, HeaderKind) {
+	if pos+16 > len(b) {
+		return 0, HdrOther
+	}
+	c := (b[pos] | 0x20) - 'a'
+	if c >= 26 {
+		return 0, HdrOther
+	}
+	w0 := binary.LittleEndian.Uint64(b[pos:])
+	w1 := binary.LittleEndian.Uint64(b[pos+8:])
+	for i := range fastNames[c] {
+		f := &fastNames[c][i]
+		if (w0|f.f0)&f.m0 == f.p0 && (w1|f.f1)&f.m1 == f.p1 {
+			return f.n, f.kind
+		}
+	}
+	return 0, HdrOther
+}

@@ -263,20 +263,24 @@ func (m *Msg) parseStatusLine(le int) error {
 // ending excluded); next is just past its line ending.
 func (m *Msg) parseHeader(pos, end, next int) error {
 	b := m.buf
-	ne := scanToken(b, pos, end)
-	if ne == pos {
-		return m.fail(ErrHeaderLine, pos)
-	}
-	p := skipWS(b, ne, end)
-	if p >= end || b[p] != ':' {
-		return m.fail(ErrHeaderLine, p)
+	n, kind := fastNameAt(b, pos)
+	ne, p := pos+n, pos+n
+	if n == 0 {
+		ne = scanToken(b, pos, end)
+		if ne == pos {
+			return m.fail(ErrHeaderLine, pos)
+		}
+		p = skipWS(b, ne, end)
+		if p >= end || b[p] != ':' {
+			return m.fail(ErrHeaderLine, p)
+		}
+		kind = kindAt(b, pos, ne)
 	}
 	p = skipWS(b, p+1, end)
 	e := end
 	for e > p && isWS(b[e-1]) {
 		e--
 	}
-	kind := kindAt(b, pos, ne)
 	name, line := span(pos, ne), span(pos, next)
 
 	switch kind {

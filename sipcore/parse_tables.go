@@ -130,16 +130,18 @@ func equalFold[T ~string | ~[]byte](a []byte, b T) bool {
 	return true
 }
 
-// eqLower reports whether n equals lit, a lower-case literal of letters and
-// '-', ignoring the case of n. The |0x20 trick alone would also let CR match
-// '-', hence the second test.
+// eqLower reports whether n equals lit, a lower-case literal, ignoring the
+// case of the letters of n.
 func eqLower[T ~string | ~[]byte](n T, lit string) bool {
 	if len(n) != len(lit) {
 		return false
 	}
 	for i := 0; i < len(lit); i++ {
+		// Only a letter may match its other case: with |0x20 alone,
+		// CR would match '-' and 0x0F '/', so "SIP\x0f2.0" passed as
+		// "sip/2.0".
 		c, l := n[i], lit[i]
-		if c|0x20 != l || (l == '-' && c != '-') {
+		if c != l && (c|0x20 != l || l-'a' >= 26) {
 			return false
 		}
 	}
