@@ -21,7 +21,7 @@ const (
 	cBatchBase
 	cParseErrBase = cBatchBase + NumBatchBuckets
 	cDropBase     = cParseErrBase + NumParseErrors
-	cStageBase = cDropBase + int(numDropReasons)
+	cStageBase    = cDropBase + int(numDropReasons)
 )
 
 // NumBatchBuckets is the number of receive batch size buckets: bucket i
