@@ -75,17 +75,18 @@ type Daemon struct {
 // opens the ports (and attaches the XDP program in afxdp mode), the admin
 // listener and the prober socket. Nothing runs until Run. On error
 // everything opened is closed again.
-func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
-	d = &Daemon{log: opts.Logger, level: opts.Level, version: opts.Version, cfg: cfg, mode: cfg.IO.Port}
+func New(cfg *config.Config, opts Options) (*Daemon, error) {
+	d := &Daemon{log: opts.Logger, level: opts.Level, version: opts.Version, cfg: cfg, mode: cfg.IO.Port}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
+	built := false
 	defer func() {
-		if err != nil {
-			d.closeAll()
-			d = nil
+		if !built {
+			d.closeAll() // whatever was opened before the failure
 		}
 	}()
+	var err error
 	d.key = sipcore.NewKey([]byte(cfg.Node.Secret))
 	specs, err := backendSpecs(cfg)
 	if err != nil {
@@ -157,6 +158,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 		d.adminLn = ln
 		d.admin = &http.Server{Handler: d.adminHandler(cfg.Admin.Pprof), ReadHeaderTimeout: 5 * time.Second}
 	}
+	built = true
 	return d, nil
 }
 
