@@ -148,7 +148,12 @@ func TestE2ESocketBackendDown(t *testing.T) {
 	})
 	downAfter := time.Since(killed)
 	r.app.log.waitLog(t, "backend down", time.Second)
-	deadReq := r.app.backends(t)[r.uasAddrs[1]].Requests
+	// A batch the worker began before the change may still use the old
+	// snapshot: count from once the live backend has had newer traffic.
+	live0 := r.app.backends(t)[r.uasAddrs[0]].Requests
+	deadReq := r.app.waitBackends(t, "routing on the new snapshot", 10*time.Second, func(b map[string]appliance.BackendJSON) bool {
+		return b[r.uasAddrs[0]].Requests > live0
+	})[r.uasAddrs[1]].Requests
 
 	// Calls started now must all succeed and all reach the live backend.
 	after := r.uac(t, "uac_after", rate, 100, 0)
