@@ -6,9 +6,9 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 20s
 # Debian packages the tests need, installed only when missing.
-TEST_DEBS := iproute2 ethtool redis-server
+TEST_DEBS := iproute2 ethtool redis-server sip-tester
 
-.PHONY: all build run test test-deps lint bench bench-parse fuzz clean
+.PHONY: all build run demo test test-deps lint bench bench-parse fuzz clean
 
 all: build
 
@@ -16,8 +16,19 @@ build:
 	@mkdir -p bin
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./appliance/cmd/... ./tools/cmd/...
 
+# The daemon in the foreground with config.toml (Ctrl-C stops it).
 run: build
+	@echo "sipedge: SIP on udp 127.0.0.1:5060, admin on http://127.0.0.1:9060 (/metrics /healthz /backends)"
+	@echo "  backends 127.0.0.1:5080 and :5081 (see config.toml); start two UAS there, e.g."
+	@echo "    sipp -sf appliance/testdata/uas.xml -i 127.0.0.1 -p 5080 -bg"
+	@echo "  then send calls through the appliance (from another loopback address, so it is not taken for a backend):"
+	@echo "    sipp -sn uac -i 127.0.0.2 -p 5070 -r 10 -m 100 127.0.0.1:5060"
 	./bin/appliance run -c config.toml
+
+# The whole thing in under a minute: appliance, two sipp UAS backends, a
+# sipp UAC load through it, then a summary. Everything is stopped by pid.
+demo: build
+	./appliance/demo/demo.sh
 
 test-deps:
 	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

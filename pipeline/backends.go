@@ -24,6 +24,43 @@ type Backend struct {
 	Weight float64
 	Up     bool
 	seed   uint64 // from the address, so a backend's scores survive reloads
+	ctr    *backendCounters
+}
+
+// MaxWorkerSlots is how many workers get their own per-backend request
+// counter; workers with higher IDs share slots (counted, not exact per core).
+const MaxWorkerSlots = 64
+
+// paddedCounter sits on its own cache line: each is written by one worker
+// only, so counting never bounces a line between cores.
+type paddedCounter struct {
+	n atomic.Uint64
+	_ [56]byte
+}
+
+// backendCounters are one backend's request counters, one slot per worker.
+// They belong to the address, so they survive reloads and health changes.
+type backendCounters struct {
+	requests [MaxWorkerSlots]paddedCounter
+}
+
+// countRequest counts one request sent to the backend by worker id. Only
+// that worker writes its slot, so a load and a store suffice: no locked
+// instruction on the hot path.
+func (b *Backend) countRequest(worker int) {
+	if b.ctr == nil {
+		return
+	}
+	c := &b.ctr.requests[uint(worker)%MaxWorkerSlots].n
+	c.Store(c.Load() + 1)
+}
+
+func (c *backendCounters) total() uint64 {
+	var t uint64
+	for i := range c.requests {
+		t += c.requests[i].n.Load()
+	}
+	return t
 }
 
 // BackendSet is an immutable snapshot of the backends. Workers load it once
@@ -120,6 +157,36 @@ func addrSeed(a netip.AddrPort) uint64 {
 type health struct {
 	up        bool
 	fails, ok int
+	// probesOK and probesFailed count every probe result since the
+	// address was first configured.
+	probesOK, probesFailed uint64
+	ctr                    *backendCounters
+}
+
+// BackendStatus is one backend as the admin API reports it.
+type BackendStatus struct {
+	Addr   netip.AddrPort
+	Weight float64
+	Up     bool
+	// ProbesOK and ProbesFailed count health probe results.
+	ProbesOK, ProbesFailed uint64
+	// Requests counts requests the dispatcher sent to it (summed over
+	// workers at the time of the call).
+	Requests uint64
+}
+
+// Status returns every configured backend's state and counters, in
+// configuration order.
+func (b *Backends) Status() []BackendStatus {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]BackendStatus, len(b.specs))
+	for i, sp := range b.specs {
+		h := b.health[sp.Addr]
+		out[i] = BackendStatus{Addr: sp.Addr, Weight: sp.Weight, Up: h.up,
+			ProbesOK: h.probesOK, ProbesFailed: h.probesFailed, Requests: h.ctr.total()}
+	}
+	return out
 }
 
 // Backends holds the current BackendSet behind an atomic pointer: workers
@@ -180,7 +247,7 @@ func (b *Backends) Replace(specs []BackendSpec) error {
 		cp[i] = s
 		h := b.health[s.Addr]
 		if h == nil {
-			h = &health{up: true}
+			h = &health{up: true, ctr: &backendCounters{}}
 		}
 		next[s.Addr] = h
 	}
@@ -198,7 +265,8 @@ func (b *Backends) publishLocked() {
 		changed:  make(chan struct{}),
 	}
 	for i, sp := range b.specs {
-		s.Backends[i] = Backend{Addr: sp.Addr, Weight: sp.Weight, Up: b.health[sp.Addr].up, seed: addrSeed(sp.Addr)}
+		h := b.health[sp.Addr]
+		s.Backends[i] = Backend{Addr: sp.Addr, Weight: sp.Weight, Up: h.up, seed: addrSeed(sp.Addr), ctr: h.ctr}
 		s.byAddr[sp.Addr.Addr()] = struct{}{}
 	}
 	old := b.cur.Swap(s)
@@ -234,6 +302,7 @@ func (b *Backends) observe(addr netip.AddrPort, ok bool, downAfter, upAfter int)
 		return
 	}
 	if ok {
+		h.probesOK++
 		h.fails = 0
 		h.ok++
 		if !h.up && h.ok >= upAfter {
@@ -242,6 +311,7 @@ func (b *Backends) observe(addr netip.AddrPort, ok bool, downAfter, upAfter int)
 		}
 		return
 	}
+	h.probesFailed++
 	h.ok = 0
 	h.fails++
 	if h.up && h.fails >= downAfter {

@@ -1,5 +1,7 @@
 package pipeline
 
+import "math/bits"
+
 // Counter layout: one flat slice per worker so that publishing is one loop.
 const (
 	cLoops = iota
@@ -14,9 +16,35 @@ const (
 	cParkFull
 	cParkTimeouts
 	cFallback503
-	cDropBase
-	cStageBase = cDropBase + int(numDropReasons)
+	cBusyLoops
+	cBusyNs
+	cBatchBase
+	cParseErrBase = cBatchBase + NumBatchBuckets
+	cDropBase     = cParseErrBase + NumParseErrors
+	cStageBase    = cDropBase + int(numDropReasons)
 )
+
+// NumBatchBuckets is the number of receive batch size buckets: bucket i
+// counts batches of 2^i to 2^(i+1) - 1 datagrams (bucket 0: exactly 1), the
+// last one everything from 256 up.
+const NumBatchBuckets = 9
+
+// BatchBucketMax returns the largest batch size bucket i counts (its
+// Prometheus "le" bound); the last bucket has no bound and returns -1.
+func BatchBucketMax(i int) int {
+	if i >= NumBatchBuckets-1 {
+		return -1
+	}
+	return 1<<(i+1) - 1
+}
+
+func batchBucket(n int) int {
+	b := bits.Len(uint(n)) - 1
+	if b >= NumBatchBuckets {
+		b = NumBatchBuckets - 1
+	}
+	return b
+}
 
 // Per-stage counters, stageWidth apart.
 const (
@@ -49,6 +77,16 @@ type Stats struct {
 	// the fallback (discarded), park attempts with the pool full, deadlines
 	// missed, and 503s sent as fallback.
 	Parked, Resumed, LateAnswers, ParkFull, ParkTimeouts, Fallback503 uint64
+	// BusyLoops counts loop iterations that received at least one
+	// datagram and BusyNs the wall time they took (receive to publish), so
+	// BusyNs over elapsed time is the worker's busy ratio.
+	BusyLoops, BusyNs uint64
+	// Batches counts the busy loops by receive batch size (see
+	// BatchBucketMax).
+	Batches [NumBatchBuckets]uint64
+	// ParseErrors counts messages Ctx.Parse rejected, by rule (see
+	// ParseErrorName).
+	ParseErrors [NumParseErrors]uint64
 	// Drops by reason, indexed by DropReason.
 	Drops  [numDropReasons]uint64
 	Stages []StageStats
@@ -77,6 +115,13 @@ func (w *Worker) Stats() Stats {
 		TxErrors: g(cTxErrors), RxErrors: g(cRxErrors), Parked: g(cParked),
 		Resumed: g(cResumed), LateAnswers: g(cLateAnswers), ParkFull: g(cParkFull),
 		ParkTimeouts: g(cParkTimeouts), Fallback503: g(cFallback503),
+		BusyLoops: g(cBusyLoops), BusyNs: g(cBusyNs),
+	}
+	for i := range s.Batches {
+		s.Batches[i] = g(cBatchBase + i)
+	}
+	for i := range s.ParseErrors {
+		s.ParseErrors[i] = g(cParseErrBase + i)
 	}
 	for r := range s.Drops {
 		s.Drops[r] = g(cDropBase + r)

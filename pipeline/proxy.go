@@ -362,6 +362,7 @@ func (s *routeStage) Process(c *Ctx) Verdict {
 	}
 	buf := m.Buf()
 	var to netip.AddrPort
+	picked := -1
 	if set.IsBackend(c.Src.Addr()) {
 		u := &m.RURI
 		i := 0
@@ -385,6 +386,7 @@ func (s *routeStage) Process(c *Ctx) Verdict {
 			return c.Respond(503, "Service Unavailable (no backend up)", s.p.retryExtra)
 		}
 		to = set.Backends[k].Addr
+		picked = k
 	}
 	b := c.TxBuf()
 	if b == nil {
@@ -397,6 +399,9 @@ func (s *routeStage) Process(c *Ctx) Verdict {
 	n, err := sipcore.BuildForward(b, m, fo, c.Src, nil)
 	switch {
 	case err == nil:
+		if picked >= 0 {
+			set.Backends[picked].countRequest(c.Worker())
+		}
 		return c.Send(to, n)
 	case err == sipcore.ErrTooManyHops:
 		return c.Respond(483, "Too Many Hops", nil)

@@ -153,6 +153,9 @@ func (c *Ctx) reset(buf []byte, src, dst netip.AddrPort, hw [6]byte) {
 func (c *Ctx) Parse() error {
 	err := sipcore.Parse(c.Buf, c.Msg)
 	c.tried, c.Parsed = true, err == nil
+	if err != nil {
+		c.w.cnt[cParseErrBase+parseErrIndex(err)]++
+	}
 	return err
 }
 

@@ -236,6 +236,7 @@ func (w *Worker) Stop() {
 // counters. It returns how many datagrams it received. Run calls it in a
 // loop; tests and benchmarks call it directly.
 func (w *Worker) Poll() (int, error) {
+	t0 := Nanotime() // busy time is wall time even when tests inject Now
 	now := w.now()
 	w.ctx.Now = now
 	w.cnt[cLoops]++
@@ -262,6 +263,11 @@ func (w *Worker) Poll() (int, error) {
 	w.wheel.advance(now)
 	if terr == nil {
 		terr = w.flush() // what the timers built
+	}
+	if n > 0 {
+		w.cnt[cBusyLoops]++
+		w.cnt[cBusyNs] += uint64(Nanotime() - t0)
+		w.cnt[cBatchBase+batchBucket(n)]++
 	}
 	w.publish()
 	if rerr != nil {

@@ -3,13 +3,18 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
+	"time"
 
 	"sipedge"
+	"sipedge/appliance"
 	"sipedge/appliance/config"
 )
 
@@ -37,8 +42,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "check":
 		return check(args[1:], stdout, stderr, config.Host())
 	case "run":
-		fmt.Fprintln(stderr, "appliance: the daemon is not built yet (issue 4): `appliance check -c config.toml` validates a configuration")
-		return 1
+		return runDaemon(args[1:], stderr, config.Host(), nil)
 	case "help", "-h", "-help", "--help":
 		usage(stdout)
 		return 0
@@ -107,4 +111,119 @@ func check(args []string, stdout, stderr io.Writer, sys config.System) int {
 		return 1
 	}
 	return 0
+}
+
+// loadConfig reads path (the embedded default when empty) and checks it.
+func loadConfig(path string, sys config.System) (*config.Config, []config.Warning, string, error) {
+	source, data := embeddedSource, sipedge.DefaultConfig
+	if path != "" {
+		source = path
+		var err error
+		if data, err = os.ReadFile(path); err != nil {
+			return nil, nil, source, fmt.Errorf("reading %s: %w", path, err)
+		}
+	}
+	cfg, warns, err := config.Check(data, source, sys)
+	return cfg, warns, source, err
+}
+
+// stopWithin bounds shutdown: SIGTERM must end the process in 2 s even if
+// something hangs; the exit status then says it did not stop cleanly.
+const stopWithin = 2 * time.Second
+
+// runDaemon is `appliance run`: it runs the daemon in the foreground until
+// SIGTERM or SIGINT (exit 0), reloading on SIGHUP. sigs, when not nil,
+// replaces the process's signals (tests).
+func runDaemon(args []string, stderr io.Writer, sys config.System, sigs chan os.Signal) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", "", "configuration `file` (default: the embedded config.toml)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "appliance run: unexpected argument %q\n", fs.Arg(0))
+		usage(stderr)
+		return 2
+	}
+	cfg, warns, source, err := loadConfig(*path, sys)
+	if err != nil {
+		fmt.Fprintf(stderr, "%v\nappliance run: %s is not valid (appliance check -c FILE lists every problem)\n", err, source)
+		return 1
+	}
+	log, level := appliance.NewLogger(stderr, cfg.Log)
+	for _, w := range warns {
+		log.Warn("configuration", "warning", w.String())
+	}
+	if sigs == nil {
+		sigs = make(chan os.Signal, 4)
+		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+		defer signal.Stop(sigs)
+	}
+	d, err := appliance.New(cfg, appliance.Options{Logger: log, Level: level, Version: version})
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	log.Info("starting", "version", version, "config", source, "node", cfg.Node.Name, "mode", cfg.IO.Port,
+		"listen", cfg.IO.Listen, "workers", len(d.Workers()), "pid", os.Getpid())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				log.Error("stopped on error", "err", err)
+				return 1
+			}
+			return 0
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				reload(d, *path, sys, log)
+				continue
+			}
+			log.Info("stopping", "signal", sig.String())
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					log.Error("stopped on error", "err", err)
+					return 1
+				}
+				return 0
+			case <-time.After(stopWithin):
+				log.Error("did not stop in time: exiting anyway", "limit", stopWithin.String())
+				return 1
+			}
+		}
+	}
+}
+
+// reload re-reads the same file and applies it; a file that does not
+// check keeps the running configuration.
+func reload(d *appliance.Daemon, path string, sys config.System, log interface {
+	Info(string, ...any)
+	Warn(string, ...any)
+	Error(string, ...any)
+}) {
+	cfg, warns, source, err := loadConfig(path, sys)
+	if err != nil {
+		d.RefuseReload()
+		log.Error("reload refused: the running configuration stays", "config", source, "reason", err.Error())
+		return
+	}
+	for _, w := range warns {
+		if w.Key == "node.secret" {
+			continue // regenerated on every load; the running key stays
+		}
+		log.Warn("configuration", "warning", w.String())
+	}
+	if err := d.Reload(cfg); err != nil {
+		log.Error("reload refused: the running configuration stays", "config", source, "reason", err.Error())
+	}
 }

@@ -2,10 +2,14 @@ package main
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"sipedge/appliance/config"
 )
@@ -100,10 +104,96 @@ func TestCheckFile(t *testing.T) {
 	}
 }
 
-func TestRunNotYet(t *testing.T) {
+func TestRunRefusesBadConfig(t *testing.T) {
 	var out, errb bytes.Buffer
-	if code := run([]string{"run", "-c", "config.toml"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "issue 4") {
-		t.Errorf("run: exit %d, stderr %q", code, errb.String())
+	path := filepath.Join(t.TempDir(), "bad.toml")
+	write(t, path, "[io]\nbatch = 0\n")
+	if code := run([]string{"run", "-c", path}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "io.batch") {
+		t.Errorf("run with io.batch = 0: exit %d, stderr %q", code, errb.String())
+	}
+}
+
+// The daemon runs in the foreground, reloads on SIGHUP (refusing a bad
+// file and keeping the old one) and exits 0 on SIGTERM.
+func TestRunSignals(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ok.toml")
+	good := "[io]\nlisten = \"" + freeUDP(t) + "\"\n[admin]\nlisten = \"\"\n[[dispatcher.backends]]\naddress = \"127.0.0.1:9\"\n"
+	write(t, path, good)
+	sigs := make(chan os.Signal, 1)
+	errb := newSyncBuffer()
+	code := make(chan int, 1)
+	go func() { code <- runDaemon([]string{"-c", path}, errb, config.Host(), sigs) }()
+	waitFor(t, errb, "worker started")
+	write(t, path, "[io]\nbatch = 0\n")
+	sigs <- syscall.SIGHUP
+	waitFor(t, errb, "reload refused")
+	write(t, path, good+"[[dispatcher.backends]]\naddress = \"127.0.0.1:7\"\n")
+	sigs <- syscall.SIGHUP
+	waitFor(t, errb, "reload ok")
+	sigs <- syscall.SIGTERM
+	select {
+	case c := <-code:
+		if c != 0 {
+			t.Fatalf("exit %d after SIGTERM, want 0; log:\n%s", c, errb.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no exit 10s after SIGTERM; log:\n%s", errb.String())
+	}
+	if !strings.Contains(errb.String(), "127.0.0.1:7") {
+		t.Fatalf("the reload did not log the new backend list:\n%s", errb.String())
+	}
+}
+
+// freeUDP returns a loopback address with a UDP port free right now (the
+// configuration refuses port 0).
+func freeUDP(t *testing.T) string {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().String()
+}
+
+// syncBuffer is a bytes.Buffer the daemon writes from its goroutines while
+// the test reads it.
+type syncBuffer struct {
+	mu    sync.Mutex
+	b     bytes.Buffer
+	wrote chan struct{}
+}
+
+func newSyncBuffer() *syncBuffer { return &syncBuffer{wrote: make(chan struct{}, 1)} }
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case s.wrote <- struct{}{}:
+	default:
+	}
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitFor waits (bounded) until the log contains what, woken by each
+// write: the daemon announces each event with one log line.
+func waitFor(t *testing.T, b *syncBuffer, what string) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for !strings.Contains(b.String(), what) {
+		select {
+		case <-b.wrote:
+		case <-deadline:
+			t.Fatalf("log never said %q:\n%s", what, b.String())
+		}
 	}
 }
 
