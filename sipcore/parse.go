@@ -21,6 +21,24 @@ const MaxLineLength = 8192
 // ends at m.End = start of body + Content-Length (RFC 3261 18.3); without
 // one, the body is the rest of the datagram.
 //
+// Parse validates strictly only what a proxy reads, as RFC 3261 16.3
+// allows: "Any components involved in the remainder of these Request
+// Validation steps or the Request Forwarding section MUST be well-formed.
+// Any other components, well-formed or not, SHOULD be ignored and remain
+// unchanged when the message is forwarded." Eager (set and checked by
+// Parse): the start line and Request-URI, every Via, From and To Value,
+// Params and Tag (the tag found after the '>' of a name-addr or among the
+// header parameters of an addr-spec, quoted strings respected), Call-ID,
+// CSeq, Max-Forwards, Content-Length and framing, every Route value in
+// full, the indexes of Authorization, Proxy-Authorization, Require,
+// Proxy-Require and the other single headers (raw values), Contact and
+// Record-Route split into one NameAddr per value (Value and Header set,
+// NContact, NRecordRoute, StarContact right). Lazy (NameAddr.Parsed false
+// until m.ParseAddress or m.Validate fills them): the Display and URI of
+// From and To, and Display, URI and Params of every Contact and
+// Record-Route. A fault there is reported by ParseAddress or Validate with
+// the error kind Parse would otherwise have returned.
+//
 // On error Parse returns a *ParseError (stored inside m, valid until the
 // next Parse) whose Kind says which rule broke; ResponseFor turns it into
 // the response to send, if any. Fields parsed before the error are set.
@@ -298,7 +316,10 @@ func (m *Msg) parseHeader(pos, end, next int) error {
 		if err != nil {
 			return err
 		}
-		if p == e || !m.parseNameAddr(p, e, na) {
+		// Only the structure (where the URI ends, the parameters, the
+		// tag) is checked here: the proxy reads the tag, never the URI or
+		// the display name (RFC 3261 16.3). ParseAddress does the rest.
+		if p == e || !m.parseNameAddr(p, e, na, false) {
 			return m.fail(bad, p)
 		}
 		na.Header = uint8(idx)
@@ -497,7 +518,13 @@ func (m *Msg) parseListValue(kind HeaderKind, p, e, idx int, bad *ErrKind) error
 		na = &m.RecordRoutes[m.NRecordRoute]
 		m.NRecordRoute++
 	}
-	if !m.parseNameAddr(p, e, na) {
+	if kind != HdrRoute {
+		// Contact and Record-Route are forwarded unchanged and never read
+		// by a stateless proxy (RFC 3261 16.3): split, not parsed.
+		*na = NameAddr{Value: span(p, e), Header: uint8(idx)}
+		return nil
+	}
+	if !m.parseNameAddr(p, e, na, true) {
 		return m.fail(bad, p)
 	}
 	na.Header = uint8(idx)
@@ -712,17 +739,22 @@ func nextParam(b []byte, p, e int) (ns, ne, vs, ve, next int, ok bool) {
 }
 
 // parseNameAddr parses a From, To, Contact, Route or Record-Route value in
-// b[p:e]: [display-name] <URI> or a bare addr-spec, then ;parameters.
-func (m *Msg) parseNameAddr(p, e int, na *NameAddr) bool {
+// b[p:e]: [display-name] <URI> or a bare addr-spec, then ;parameters. With
+// full false it only finds where the display name and the URI end and
+// parses the parameters (Params, Tag): the same walk, so the tag it finds
+// is the one the full parse finds, but without the URI grammar.
+func (m *Msg) parseNameAddr(p, e int, na *NameAddr, full bool) bool {
 	b := m.buf
-	*na = NameAddr{Value: span(p, e)}
+	*na = NameAddr{Value: span(p, e), Parsed: full}
 	q := p
 	if b[q] == '"' {
 		qe := endQuoted(b, q, e)
 		if qe < 0 {
 			return false // RFC 4475 quotbal
 		}
-		na.Display = span(q+1, qe-1)
+		if full {
+			na.Display = span(q+1, qe-1)
+		}
 		q = skipWS(b, qe, e)
 		if q >= e || b[q] != '<' {
 			return false
@@ -740,7 +772,9 @@ func (m *Msg) parseNameAddr(p, e int, na *NameAddr) bool {
 			for de > q && isWS(b[de-1]) {
 				de--
 			}
-			na.Display = span(q, de)
+			if full {
+				na.Display = span(q, de)
+			}
 			q = r
 		}
 	}
@@ -751,7 +785,7 @@ func (m *Msg) parseNameAddr(p, e int, na *NameAddr) bool {
 		}
 		ue := q + 1 + gt
 		// No whitespace inside <> (RFC 4475 badaspec): parseURI rejects it.
-		if !parseURI(b, q+1, ue, &na.URI) {
+		if full && !parseURI(b, q+1, ue, &na.URI) {
 			return false
 		}
 		q = skipWS(b, ue+1, e)
@@ -760,13 +794,17 @@ func (m *Msg) parseNameAddr(p, e int, na *NameAddr) bool {
 		for r < e && b[r] != ';' && !isWS(b[r]) {
 			r++
 		}
-		if !parseURI(b, q, r, &na.URI) {
-			return false
-		}
-		// RFC 3261 20: an addr-spec with '?' (or ',' or ';') must be
-		// enclosed in <> (RFC 4475 regbadct).
-		if !na.URI.Headers.Empty() {
-			return false
+		if full {
+			if !parseURI(b, q, r, &na.URI) {
+				return false
+			}
+			// RFC 3261 20: an addr-spec with '?' (or ',' or ';') must
+			// be enclosed in <> (RFC 4475 regbadct).
+			if !na.URI.Headers.Empty() {
+				return false
+			}
+		} else if r == q {
+			return false // no URI at all: nothing to forward to or tag
 		}
 		q = skipWS(b, r, e)
 	}
