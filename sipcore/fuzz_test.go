@@ -253,3 +253,59 @@ func checkSpans(t *testing.T, m *Msg) {
 	in("Content-Type", m.ContentType)
 	in("body", m.Body)
 }
+
+// FuzzViaList checks that parsing a Via line in one pass (parseVia finding
+// each value's end itself) agrees with splitting the line on commas first
+// (listElemEnd, as for the other lists) and parsing each value alone.
+func FuzzViaList(f *testing.F) {
+	for _, s := range []string{"SIP/2.0/UDP h;branch=z9hG4bK1, SIP/2.0/TCP [2001:db8::1]:5061;rport",
+		`SIP/2.0/UDP h;x="a,b";branch=1 ,SIP / 2.0 / UDP h2 : 5060`, "SIP/2.0/UDP h;x=<a,b>", "SIP/2.0/UDP h,,", "SIP/2.0/UDP h ;;"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) == 0 || len(data) > 4000 {
+			return
+		}
+		var one Msg
+		one.reset(data)
+		errOne := one.parseList(HdrVia, Span{}, Span{}, 0, len(data))
+
+		var two Msg
+		two.reset(data)
+		okTwo := true
+		for p := 0; okTwo; {
+			q := listElemEnd(data, p, len(data))
+			if q < 0 || trimWS(data, p, q) == p || two.NVia >= MaxVias {
+				okTwo = false
+				break
+			}
+			ve := trimWS(data, p, q)
+			if end, ok := two.parseVia(p, ve, two.NHeaders); !ok || end != ve {
+				okTwo = false
+				break
+			}
+			two.NHeaders++
+			if q == len(data) {
+				break
+			}
+			if p = skipWS(data, q+1, len(data)); p >= len(data) {
+				okTwo = false
+			}
+		}
+		if (errOne == nil) != okTwo {
+			t.Fatalf("%q: one pass err %v, split first ok %v", data, errOne, okTwo)
+		}
+		if errOne != nil {
+			return
+		}
+		if one.NVia != two.NVia {
+			t.Fatalf("%q: %d Vias vs %d", data, one.NVia, two.NVia)
+		}
+		for i := 0; i < one.NVia; i++ {
+			a, b := one.Vias[i], two.Vias[i]
+			if a != b {
+				t.Fatalf("%q: Via %d differs:\n%+v\n%+v", data, i, a, b)
+			}
+		}
+	})
+}

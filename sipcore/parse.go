@@ -452,6 +452,32 @@ func (m *Msg) parseList(kind HeaderKind, name, line Span, p, e int) error {
 	if p >= e {
 		return m.fail(bad, p)
 	}
+	if kind == HdrVia {
+		// A Via value holds no ',' outside a quoted parameter value, so
+		// parseVia finds where it ends as it goes: no separate scan for
+		// the comma. Limits are checked in the order addHeader and
+		// parseListValue check them for the other lists.
+		for {
+			if m.NHeaders >= MaxHeaders {
+				return m.fail(ErrTooManyHeaders, int(line.Off))
+			}
+			if m.NVia >= MaxVias {
+				return m.fail(ErrTooManyVias, p)
+			}
+			q, ok := m.parseVia(p, e, m.NHeaders)
+			if !ok {
+				return m.fail(ErrBadVia, p)
+			}
+			m.addHeader(kind, name, m.Vias[m.NVia-1].Value, line)
+			if q == e {
+				return nil
+			}
+			p = skipWS(b, q+1, e)
+			if p >= e {
+				return m.fail(ErrBadVia, q) // trailing comma
+			}
+		}
+	}
 	for {
 		q := listElemEnd(b, p, e)
 		if q < 0 {
@@ -484,14 +510,6 @@ func (m *Msg) parseList(kind HeaderKind, name, line Span, p, e int) error {
 func (m *Msg) parseListValue(kind HeaderKind, p, e, idx int, bad *ErrKind) error {
 	var na *NameAddr
 	switch kind {
-	case HdrVia:
-		if m.NVia >= MaxVias {
-			return m.fail(ErrTooManyVias, p)
-		}
-		if !m.parseVia(p, e, idx) {
-			return m.fail(bad, p)
-		}
-		return nil
 	case HdrContact:
 		if e-p == 1 && m.buf[p] == '*' {
 			if m.NContact > 0 || m.StarContact {
@@ -621,16 +639,17 @@ func (m *Msg) parseCSeq(p, e int) error {
 	return nil
 }
 
-// parseVia parses one via-parm (RFC 3261 20.42, RFC 3581 rport) in
-// buf[p:e] into the next Vias entry.
-func (m *Msg) parseVia(p, e, idx int) bool {
+// parseVia parses one via-parm (RFC 3261 20.42, RFC 3581 rport) starting
+// at buf[p] into the next Vias entry. It stops at e or at a ',' (outside
+// a quoted parameter value) that ends the value, and returns where.
+func (m *Msg) parseVia(p, e, idx int) (int, bool) {
 	b := m.buf
 	v := &m.Vias[m.NVia]
-	*v = Via{Value: span(p, e), Header: uint8(idx)}
+	*v = Via{Header: uint8(idx)}
 	// sent-protocol = name SLASH version SLASH transport, SLASH = SWS "/" SWS
 	q := scanToken(b, p, e)
 	if q == p {
-		return false
+		return 0, false
 	}
 	i := 0
 	if q == p+3 && p+8 <= e && viaPrefix(b[p:p+8]) {
@@ -641,49 +660,50 @@ func (m *Msg) parseVia(p, e, idx int) bool {
 	for ; i < 2; i++ {
 		q = skipWS(b, q, e)
 		if q >= e || b[q] != '/' {
-			return false
+			return 0, false
 		}
 		q = skipWS(b, q+1, e)
 		s := q
 		q = scanToken(b, q, e)
 		if q == s {
-			return false
+			return 0, false
 		}
 		if i == 1 {
 			v.Transport = span(s, q)
 		}
 	}
 	if q >= e || !isWS(b[q]) {
-		return false
+		return 0, false
 	}
 	q = skipWS(b, q, e)
 	hs := q
 	q, kind, ok := parseHost(b, q, e)
 	if !ok {
-		return false
+		return 0, false
 	}
 	v.HostKind, v.Host = kind, span(hs, q)
 	q = skipWS(b, q, e)
 	if q < e && b[q] == ':' {
 		port, r, ok := parsePort(b, skipWS(b, q+1, e), e)
 		if !ok {
-			return false
+			return 0, false
 		}
 		v.Port, v.HasPort = port, true
 		q = skipWS(b, r, e)
 	}
-	if q == e {
+	if q == e || b[q] == ',' {
+		v.Value = span(p, trimWS(b, p, q))
 		m.NVia++
-		return true
+		return q, true
 	}
 	if b[q] != ';' {
-		return false
+		return 0, false
 	}
-	v.Params = span(skipWS(b, q+1, e), e)
-	for q < e {
+	ps := skipWS(b, q+1, e)
+	for q < e && b[q] != ',' {
 		ns, ne, vs, ve, r, ok := nextParam(b, q, e)
 		if !ok {
-			return false
+			return 0, false
 		}
 		q = r
 		name, val := b[ns:ne], span(vs, ve)
@@ -704,8 +724,18 @@ func (m *Msg) parseVia(p, e, idx int) bool {
 			}
 		}
 	}
+	ve := trimWS(b, p, q)
+	v.Value, v.Params = span(p, ve), span(ps, ve)
 	m.NVia++
-	return true
+	return q, true
+}
+
+// trimWS returns e moved back over the SP and HT that end b[p:e].
+func trimWS(b []byte, p, e int) int {
+	for e > p && isWS(b[e-1]) {
+		e--
+	}
+	return e
 }
 
 // viaPrefix reports whether b (8 bytes) is "SIP/2.0/", the letters in any
@@ -751,7 +781,9 @@ func nextParam(b []byte, p, e int) (ns, ne, vs, ve, next int, ok bool) {
 		}
 		q = skipWS(b, ve, e)
 	}
-	if q < e && b[q] != ';' {
+	// ',' ends a Via value; parseNameAddr's loop rejects it on the next
+	// call, since it is not ';'.
+	if q < e && b[q] != ';' && b[q] != ',' {
 		return
 	}
 	return ns, ne, vs, ve, q, true
