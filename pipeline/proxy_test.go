@@ -27,7 +27,8 @@ func TestForwardInitialRequest(t *testing.T) {
 	if m.MaxForwards != 69 {
 		t.Errorf("Max-Forwards = %d, want 69", m.MaxForwards)
 	}
-	if m.NRecordRoute != 1 || string(m.B(m.RecordRoutes[0].URI.Raw)) != "sip:192.0.2.1:5060;lr" {
+	if m.NRecordRoute != 1 || m.ParseAddress(&m.RecordRoutes[0]) != nil ||
+		string(m.B(m.RecordRoutes[0].URI.Raw)) != "sip:192.0.2.1:5060;lr" {
 		t.Errorf("Record-Route missing from an initial request")
 	}
 	if string(m.B(m.RURI.Raw)) != "sip:bob@example.com" {

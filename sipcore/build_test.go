@@ -90,7 +90,8 @@ func TestForwardRequest(t *testing.T) {
 	if out.NRoute != 1 || !strings.Contains(string(out.B(out.Routes[0].Value)), "proxy.example.net") {
 		t.Errorf("Routes = %d, want only the next hop's", out.NRoute)
 	}
-	if out.NRecordRoute != 1 || string(out.B(out.RecordRoutes[0].URI.Raw)) != "sip:192.0.2.1:5060;lr" {
+	if out.NRecordRoute != 1 || out.ParseAddress(&out.RecordRoutes[0]) != nil ||
+		string(out.B(out.RecordRoutes[0].URI.Raw)) != "sip:192.0.2.1:5060;lr" {
 		t.Errorf("Record-Route not added")
 	}
 	if string(out.B(out.Body)) != "v=0\n" || out.ContentLength != 4 {

@@ -12,10 +12,17 @@ import (
 
 // confCase is what the proxy must conclude from one torture-test message.
 // For a message that parses: the fields every stage relies on. For one
-// that does not: the rule it breaks and the response ResponseFor gives.
+// that does not: which of Parse and Validate rejects it, the rule it breaks
+// and the response ResponseFor gives.
+//
+// Parse checks only what a proxy reads (RFC 3261 16.3); a fault in a
+// component it leaves lazy (From/To URI and display name, Contact,
+// Record-Route) is one a proxy forwards unchanged, so such rows have
+// lazyErr: Parse accepts, Validate rejects.
 type confCase struct {
-	err    *ErrKind // nil: Parse must succeed
-	status int      // ResponseFor status when err != nil (0 = drop)
+	err     *ErrKind // Parse rejects with this; nil: Parse must succeed
+	lazyErr *ErrKind // Parse accepts (forwarded unchanged, RFC 3261 16.3), Validate rejects with this
+	status  int      // ResponseFor status for err or lazyErr (0 = drop)
 
 	method     string // request method text ("" for a response)
 	code       uint16 // response status code
@@ -132,19 +139,31 @@ var conformance = map[string]confCase{
 		check: func(t *testing.T, m *Msg) { is(t, "empty reason", m.Reason.Len, uint16(0)) }},
 
 	// RFC 4475 3.1.2: invalid messages.
-	"badinv01.dat":   {err: ErrBadVia, status: 400, why: "empty Via values and params ';;,;,,'"},
-	"clerr.dat":      {err: ErrContentLengthExceeds, status: 400},
-	"ncl.dat":        {err: ErrBadContentLength, status: 400},
-	"scalar02.dat":   {err: ErrBadCSeq, status: 400},
-	"scalarlg.dat":   {err: ErrBadCSeq, status: 0, why: "a response: dropped"},
-	"quotbal.dat":    {err: ErrBadTo, status: 400, why: "strict: no closing quote is inferred"},
-	"ltgtruri.dat":   {err: ErrRequestURI, status: 400, why: "strict: <> are not stripped"},
-	"lwsruri.dat":    {err: ErrRequestLine, status: 400, why: "strict: whitespace in the Request-URI is never guessed around"},
-	"lwsstart.dat":   {err: ErrRequestLine, status: 400, why: "strict: exactly one SP between elements, so nothing odd is forwarded"},
-	"trws.dat":       {err: ErrRequestLine, status: 400, why: "strict: trailing SP on the Request-Line is rejected"},
-	"escruri.dat":    {err: ErrRequestURIHdrs, status: 400, why: "headers are not allowed in a Request-URI; reject rather than risk applying them"},
-	"regbadct.dat":   {err: ErrBadContact, status: 400, why: "strict: <> are not inferred around an addr-spec with '?'"},
-	"badaspec.dat":   {err: ErrBadTo, status: 400, why: "strict: no spaces inside <>"},
+	"badinv01.dat": {err: ErrBadVia, status: 400, why: "empty Via values and params ';;,;,,'"},
+	"clerr.dat":    {err: ErrContentLengthExceeds, status: 400},
+	"ncl.dat":      {err: ErrBadContentLength, status: 400},
+	"scalar02.dat": {err: ErrBadCSeq, status: 400},
+	"scalarlg.dat": {err: ErrBadCSeq, status: 0, why: "a response: dropped"},
+	"quotbal.dat":  {err: ErrBadTo, status: 400, why: "strict: no closing quote is inferred"},
+	"ltgtruri.dat": {err: ErrRequestURI, status: 400, why: "strict: <> are not stripped"},
+	"lwsruri.dat":  {err: ErrRequestLine, status: 400, why: "strict: whitespace in the Request-URI is never guessed around"},
+	"lwsstart.dat": {err: ErrRequestLine, status: 400, why: "strict: exactly one SP between elements, so nothing odd is forwarded"},
+	"trws.dat":     {err: ErrRequestLine, status: 400, why: "strict: trailing SP on the Request-Line is rejected"},
+	"escruri.dat":  {err: ErrRequestURIHdrs, status: 400, why: "headers are not allowed in a Request-URI; reject rather than risk applying them"},
+	"regbadct.dat": {lazyErr: ErrBadContact, status: 400, method: "REGISTER", scheme: SchemeSIP, host: "example.com",
+		callID: "regbadct.k345asrl3fdbv@10.0.0.1", cseq: 1, cseqMethod: "REGISTER", branches: []string{"z9hG4bKkdjuw"}, cl: 0, body: 0,
+		check: func(t *testing.T, m *Msg) {
+			is(t, "contacts split", m.NContact, 1)
+			is(t, "contact not parsed", m.Contacts[0].Parsed, false)
+		},
+		why: "strict in Validate: <> are not inferred around an addr-spec with '?'; a proxy forwards the Contact unchanged"},
+	"badaspec.dat": {lazyErr: ErrBadTo, status: 400, method: "OPTIONS", scheme: SchemeSIP, user: "user", host: "example.org",
+		callID: "badaspec.sdf0234n2nds0a099u23h3hnnw009cdkne3", cseq: 3923239, cseqMethod: "OPTIONS", branches: []string{"z9hG4bKkdju43234"}, cl: 0, body: 0,
+		check: func(t *testing.T, m *Msg) {
+			eq(t, "From tag (eager)", m.B(m.From.Tag), "433423")
+			is(t, "To tag", m.To.Tag.Len, uint16(0))
+		},
+		why: "strict in Validate: no spaces inside <>; a proxy reads only the To tag, which is well-formed"},
 	"baddn.dat":      {err: ErrBadFrom, status: 400, why: "strict: quotes are not inferred; the From error comes before the missing final CRLF"},
 	"badvers.dat":    {err: ErrVersion, status: 505},
 	"mismatch01.dat": {err: ErrCSeqMismatch, status: 400},
@@ -359,9 +378,10 @@ func checkConformance(t *testing.T, buf []byte, want confCase) {
 	var m Msg
 	err := Parse(buf, &m)
 	status, reason := ResponseFor(&m, err)
-	if want.err != nil {
-		if !errors.Is(err, want.err) {
-			t.Fatalf("err = %v, want %v", err, want.err)
+	wantRejected := func(err error, kind *ErrKind, status int, reason string) {
+		t.Helper()
+		if !errors.Is(err, kind) {
+			t.Fatalf("err = %v, want %v", err, kind)
 		}
 		if status != want.status {
 			t.Errorf("ResponseFor = %d %q, want %d", status, reason, want.status)
@@ -369,6 +389,9 @@ func checkConformance(t *testing.T, buf []byte, want confCase) {
 		if status != 0 && !strings.Contains(reason, "Bad Request") && status == 400 {
 			t.Errorf("reason %q does not say Bad Request", reason)
 		}
+	}
+	if want.err != nil {
+		wantRejected(err, want.err, status, reason)
 		return
 	}
 	if err != nil {
@@ -405,6 +428,20 @@ func checkConformance(t *testing.T, buf []byte, want confCase) {
 	is(t, "body length", int(m.Body.Len), want.body)
 	if m.End > len(buf) || m.Body.End() != m.End {
 		t.Errorf("End %d, body end %d, datagram %d", m.End, m.Body.End(), len(buf))
+	}
+	if want.lazyErr != nil {
+		// The eager facts above hold (the proxy forwards the message);
+		// check runs before Validate to see what Parse alone left.
+		if want.check != nil {
+			want.check(t, &m)
+		}
+		verr := m.Validate()
+		status, reason := ResponseFor(&m, verr)
+		wantRejected(verr, want.lazyErr, status, reason)
+		return
+	}
+	if err := m.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
 	}
 	if want.check != nil {
 		want.check(t, &m)

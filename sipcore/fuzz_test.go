@@ -10,7 +10,11 @@ import (
 
 // FuzzParse checks that Parse never panics, that every span of a
 // successful parse lies inside the message, and that the message it framed
-// (buf[:m.End]) parses again, alone, to the same facts.
+// (buf[:m.End]) parses again, alone, to the same facts. Validate runs on
+// every message Parse accepted: when it succeeds too, the lazy fields are
+// checked the same way and must agree with what Parse found eagerly; when
+// it fails (a fault a proxy forwards unchanged, RFC 3261 16.3), the request
+// must still forward and answer correctly.
 func FuzzParse(f *testing.F) {
 	f.Add(fixtureINVITE)
 	f.Add(fixture200OK)
@@ -37,11 +41,30 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("End %d outside datagram of %d", m.End, len(buf))
 		}
 		checkSpans(t, &m)
+		from, to := m.From, m.To
+		verr := m.Validate()
+		if verr != nil {
+			if !lazyErr(verr) {
+				t.Fatalf("Validate: %v is not the error of a lazy component", verr)
+			}
+			ResponseFor(&m, verr)
+			if m.From.Tag != from.Tag || m.To.Tag != to.Tag || m.From.Params != from.Params || m.To.Params != to.Params {
+				t.Fatalf("failed Validate changed the eager From/To fields")
+			}
+		} else {
+			checkSpans(t, &m)
+			if m.From.Tag != from.Tag || m.To.Tag != to.Tag || m.From.Params != from.Params || m.To.Params != to.Params {
+				t.Fatalf("eager From/To tag or params differ from the full parse: %+v / %+v vs %+v / %+v", from, to, m.From, m.To)
+			}
+		}
 
 		again := append([]byte(nil), buf[:m.End]...)
 		var m2 Msg
 		if err := Parse(again, &m2); err != nil {
 			t.Fatalf("re-parse of buf[:End] failed: %v", err)
+		}
+		if err := m2.Validate(); (err == nil) != (verr == nil) {
+			t.Fatalf("Validate of buf[:End] = %v, of the datagram %v", err, verr)
 		}
 		same := func(what string, a, b []byte) {
 			if !bytes.Equal(a, b) {
@@ -60,8 +83,60 @@ func FuzzParse(f *testing.F) {
 		for i := 0; i < m.NVia; i++ {
 			same("branch", m.B(m.Vias[i].Branch), m2.B(m2.Vias[i].Branch))
 		}
+		same("From tag", m.B(m.From.Tag), m2.B(m2.From.Tag))
+		same("To tag", m.B(m.To.Tag), m2.B(m2.To.Tag))
+		if m.NContact != m2.NContact || m.NRecordRoute != m2.NRecordRoute || m.NRoute != m2.NRoute {
+			t.Fatalf("re-parse differs: contacts %d/%d record-routes %d/%d routes %d/%d",
+				m.NContact, m2.NContact, m.NRecordRoute, m2.NRecordRoute, m.NRoute, m2.NRoute)
+		}
+		if verr == nil {
+			same("From URI", m.B(m.From.URI.Raw), m2.B(m2.From.URI.Raw))
+			same("To URI", m.B(m.To.URI.Raw), m2.B(m2.To.URI.Raw))
+			for i := 0; i < m.NContact; i++ {
+				same("Contact URI", m.B(m.Contacts[i].URI.Raw), m2.B(m2.Contacts[i].URI.Raw))
+			}
+			for i := 0; i < m.NRecordRoute; i++ {
+				same("Record-Route URI", m.B(m.RecordRoutes[i].URI.Raw), m2.B(m2.RecordRoutes[i].URI.Raw))
+			}
+		}
 		if m.IsRequest {
 			checkRebuilt(t, &m2)
+		}
+	})
+}
+
+// lazyErr reports whether err is one Validate may return: a fault in a
+// component Parse leaves lazy.
+func lazyErr(err error) bool {
+	for _, k := range []*ErrKind{ErrBadFrom, ErrBadTo, ErrBadContact, ErrBadRecordRoute} {
+		if errors.Is(err, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// FuzzNameAddr checks that the eager walk Parse does on From and To agrees
+// with the full parse: whatever the full parse accepts, the eager walk
+// accepts with the same tag and parameters, so laziness never changes
+// what a proxy reads.
+func FuzzNameAddr(f *testing.F) {
+	for _, s := range []string{`"A" <sip:a@h>;tag=1`, `sip:a@h;tag=2;x="<;tag=3>"`, `Bob<sip:b@h>;tag=x`,
+		`"a\"<" <sip:a@h;tag=no>;tag=yes`, `<sip:a@h?x=y>;foo;tag=t`, `sip:user;par=1@h;tag=z`, `"Bell, A" <tel:+1>`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) == 0 || len(data) > 2000 {
+			return
+		}
+		var m Msg
+		m.buf = data
+		var full, lazy NameAddr
+		okFull := m.parseNameAddr(0, len(data), &full, true)
+		okLazy := m.parseNameAddr(0, len(data), &lazy, false)
+		if okFull && (!okLazy || full.Tag != lazy.Tag || full.Params != lazy.Params) {
+			t.Fatalf("%q: full ok, tag %v params %v; eager ok=%v tag %v params %v",
+				data, full.Tag, full.Params, okLazy, lazy.Tag, lazy.Params)
 		}
 	})
 }
@@ -177,4 +252,60 @@ func checkSpans(t *testing.T, m *Msg) {
 	in("CSeq method", m.CSeqSpan)
 	in("Content-Type", m.ContentType)
 	in("body", m.Body)
+}
+
+// FuzzViaList checks that parsing a Via line in one pass (parseVia finding
+// each value's end itself) agrees with splitting the line on commas first
+// (listElemEnd, as for the other lists) and parsing each value alone.
+func FuzzViaList(f *testing.F) {
+	for _, s := range []string{"SIP/2.0/UDP h;branch=z9hG4bK1, SIP/2.0/TCP [2001:db8::1]:5061;rport",
+		`SIP/2.0/UDP h;x="a,b";branch=1 ,SIP / 2.0 / UDP h2 : 5060`, "SIP/2.0/UDP h;x=<a,b>", "SIP/2.0/UDP h,,", "SIP/2.0/UDP h ;;"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) == 0 || len(data) > 4000 {
+			return
+		}
+		var one Msg
+		one.reset(data)
+		errOne := one.parseList(HdrVia, Span{}, Span{}, 0, len(data))
+
+		var two Msg
+		two.reset(data)
+		okTwo := true
+		for p := 0; okTwo; {
+			q := listElemEnd(data, p, len(data))
+			if q < 0 || trimWS(data, p, q) == p || two.NVia >= MaxVias {
+				okTwo = false
+				break
+			}
+			ve := trimWS(data, p, q)
+			if end, ok := two.parseVia(p, ve, two.NHeaders); !ok || end != ve {
+				okTwo = false
+				break
+			}
+			two.NHeaders++
+			if q == len(data) {
+				break
+			}
+			if p = skipWS(data, q+1, len(data)); p >= len(data) {
+				okTwo = false
+			}
+		}
+		if (errOne == nil) != okTwo {
+			t.Fatalf("%q: one pass err %v, split first ok %v", data, errOne, okTwo)
+		}
+		if errOne != nil {
+			return
+		}
+		if one.NVia != two.NVia {
+			t.Fatalf("%q: %d Vias vs %d", data, one.NVia, two.NVia)
+		}
+		for i := 0; i < one.NVia; i++ {
+			a, b := one.Vias[i], two.Vias[i]
+			if a != b {
+				t.Fatalf("%q: Via %d differs:\n%+v\n%+v", data, i, a, b)
+			}
+		}
+	})
 }

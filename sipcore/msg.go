@@ -143,13 +143,21 @@ type URI struct {
 
 // NameAddr is a From, To, Contact, Route or Record-Route value:
 // [display-name] <URI> *(;param) or a bare addr-spec.
+//
+// Parse fills only what a proxy reads (RFC 3261 16.3): Value and Header
+// always; Params and Tag for From and To; everything for Route. Display,
+// URI (and for Contact and Record-Route, Params) are filled by
+// Msg.ParseAddress or Msg.Validate, and Parsed says whether they are.
 type NameAddr struct {
 	Value   Span // the whole value
-	Display Span // without quotes
-	URI     URI
+	Display Span // without quotes; set once Parsed
+	URI     URI  // set once Parsed
 	Params  Span // header parameters after the URI, without the leading ';'
 	Tag     Span // tag= (From, To)
 	Header  uint8
+	// Parsed reports whether Display, URI and Params are filled and the
+	// whole value was checked against the grammar.
+	Parsed bool
 }
 
 // Via is one Via value (RFC 3261 20.42, RFC 3581 rport).

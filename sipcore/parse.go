@@ -1,6 +1,9 @@
 package sipcore
 
-import "bytes"
+import (
+	"bytes"
+	"encoding/binary"
+)
 
 // MaxLineLength bounds one header line in bytes, its folded continuation
 // lines and line ending included. 8 KiB holds any honest header (RFC 4475
@@ -20,6 +23,24 @@ const MaxLineLength = 8192
 // Bytes after the message are ignored: with a Content-Length, the message
 // ends at m.End = start of body + Content-Length (RFC 3261 18.3); without
 // one, the body is the rest of the datagram.
+//
+// Parse validates strictly only what a proxy reads, as RFC 3261 16.3
+// allows: "Any components involved in the remainder of these Request
+// Validation steps or the Request Forwarding section MUST be well-formed.
+// Any other components, well-formed or not, SHOULD be ignored and remain
+// unchanged when the message is forwarded." Eager (set and checked by
+// Parse): the start line and Request-URI, every Via, From and To Value,
+// Params and Tag (the tag found after the '>' of a name-addr or among the
+// header parameters of an addr-spec, quoted strings respected), Call-ID,
+// CSeq, Max-Forwards, Content-Length and framing, every Route value in
+// full, the indexes of Authorization, Proxy-Authorization, Require,
+// Proxy-Require and the other single headers (raw values), Contact and
+// Record-Route split into one NameAddr per value (Value and Header set,
+// NContact, NRecordRoute, StarContact right). Lazy (NameAddr.Parsed false
+// until m.ParseAddress or m.Validate fills them): the Display and URI of
+// From and To, and Display, URI and Params of every Contact and
+// Record-Route. A fault there is reported by ParseAddress or Validate with
+// the error kind Parse would otherwise have returned.
 //
 // On error Parse returns a *ParseError (stored inside m, valid until the
 // next Parse) whose Kind says which rule broke; ResponseFor turns it into
@@ -298,7 +319,10 @@ func (m *Msg) parseHeader(pos, end, next int) error {
 		if err != nil {
 			return err
 		}
-		if p == e || !m.parseNameAddr(p, e, na) {
+		// Only the structure (where the URI ends, the parameters, the
+		// tag) is checked here: the proxy reads the tag, never the URI or
+		// the display name (RFC 3261 16.3). ParseAddress does the rest.
+		if p == e || !m.parseNameAddr(p, e, na, false) {
 			return m.fail(bad, p)
 		}
 		na.Header = uint8(idx)
@@ -428,6 +452,32 @@ func (m *Msg) parseList(kind HeaderKind, name, line Span, p, e int) error {
 	if p >= e {
 		return m.fail(bad, p)
 	}
+	if kind == HdrVia {
+		// A Via value holds no ',' outside a quoted parameter value, so
+		// parseVia finds where it ends as it goes: no separate scan for
+		// the comma. Limits are checked in the order addHeader and
+		// parseListValue check them for the other lists.
+		for {
+			if m.NHeaders >= MaxHeaders {
+				return m.fail(ErrTooManyHeaders, int(line.Off))
+			}
+			if m.NVia >= MaxVias {
+				return m.fail(ErrTooManyVias, p)
+			}
+			q, ok := m.parseVia(p, e, m.NHeaders)
+			if !ok {
+				return m.fail(ErrBadVia, p)
+			}
+			m.addHeader(kind, name, m.Vias[m.NVia-1].Value, line)
+			if q == e {
+				return nil
+			}
+			p = skipWS(b, q+1, e)
+			if p >= e {
+				return m.fail(ErrBadVia, q) // trailing comma
+			}
+		}
+	}
 	for {
 		q := listElemEnd(b, p, e)
 		if q < 0 {
@@ -460,14 +510,6 @@ func (m *Msg) parseList(kind HeaderKind, name, line Span, p, e int) error {
 func (m *Msg) parseListValue(kind HeaderKind, p, e, idx int, bad *ErrKind) error {
 	var na *NameAddr
 	switch kind {
-	case HdrVia:
-		if m.NVia >= MaxVias {
-			return m.fail(ErrTooManyVias, p)
-		}
-		if !m.parseVia(p, e, idx) {
-			return m.fail(bad, p)
-		}
-		return nil
 	case HdrContact:
 		if e-p == 1 && m.buf[p] == '*' {
 			if m.NContact > 0 || m.StarContact {
@@ -497,7 +539,13 @@ func (m *Msg) parseListValue(kind HeaderKind, p, e, idx int, bad *ErrKind) error
 		na = &m.RecordRoutes[m.NRecordRoute]
 		m.NRecordRoute++
 	}
-	if !m.parseNameAddr(p, e, na) {
+	if kind != HdrRoute {
+		// Contact and Record-Route are forwarded unchanged and never read
+		// by a stateless proxy (RFC 3261 16.3): split, not parsed.
+		*na = NameAddr{Value: span(p, e), Header: uint8(idx)}
+		return nil
+	}
+	if !m.parseNameAddr(p, e, na, true) {
 		return m.fail(bad, p)
 	}
 	na.Header = uint8(idx)
@@ -591,63 +639,71 @@ func (m *Msg) parseCSeq(p, e int) error {
 	return nil
 }
 
-// parseVia parses one via-parm (RFC 3261 20.42, RFC 3581 rport) in
-// buf[p:e] into the next Vias entry.
-func (m *Msg) parseVia(p, e, idx int) bool {
+// parseVia parses one via-parm (RFC 3261 20.42, RFC 3581 rport) starting
+// at buf[p] into the next Vias entry. It stops at e or at a ',' (outside
+// a quoted parameter value) that ends the value, and returns where.
+func (m *Msg) parseVia(p, e, idx int) (int, bool) {
 	b := m.buf
 	v := &m.Vias[m.NVia]
-	*v = Via{Value: span(p, e), Header: uint8(idx)}
+	*v = Via{Header: uint8(idx)}
 	// sent-protocol = name SLASH version SLASH transport, SLASH = SWS "/" SWS
 	q := scanToken(b, p, e)
 	if q == p {
-		return false
+		return 0, false
 	}
-	for i := 0; i < 2; i++ {
+	i := 0
+	if q == p+3 && p+8 <= e && viaPrefix(b[p:p+8]) {
+		// "SIP/2.0/" without whitespace, as every sender writes it: one
+		// word compare instead of two token scans and four SWS skips.
+		q, i = p+7, 1
+	}
+	for ; i < 2; i++ {
 		q = skipWS(b, q, e)
 		if q >= e || b[q] != '/' {
-			return false
+			return 0, false
 		}
 		q = skipWS(b, q+1, e)
 		s := q
 		q = scanToken(b, q, e)
 		if q == s {
-			return false
+			return 0, false
 		}
 		if i == 1 {
 			v.Transport = span(s, q)
 		}
 	}
 	if q >= e || !isWS(b[q]) {
-		return false
+		return 0, false
 	}
 	q = skipWS(b, q, e)
 	hs := q
 	q, kind, ok := parseHost(b, q, e)
 	if !ok {
-		return false
+		return 0, false
 	}
 	v.HostKind, v.Host = kind, span(hs, q)
 	q = skipWS(b, q, e)
 	if q < e && b[q] == ':' {
 		port, r, ok := parsePort(b, skipWS(b, q+1, e), e)
 		if !ok {
-			return false
+			return 0, false
 		}
 		v.Port, v.HasPort = port, true
 		q = skipWS(b, r, e)
 	}
-	if q == e {
+	if q == e || b[q] == ',' {
+		v.Value = span(p, trimWS(b, p, q))
 		m.NVia++
-		return true
+		return q, true
 	}
 	if b[q] != ';' {
-		return false
+		return 0, false
 	}
-	v.Params = span(skipWS(b, q+1, e), e)
-	for q < e {
+	ps := skipWS(b, q+1, e)
+	for q < e && b[q] != ',' {
 		ns, ne, vs, ve, r, ok := nextParam(b, q, e)
 		if !ok {
-			return false
+			return 0, false
 		}
 		q = r
 		name, val := b[ns:ne], span(vs, ve)
@@ -668,8 +724,26 @@ func (m *Msg) parseVia(p, e, idx int) bool {
 			}
 		}
 	}
+	ve := trimWS(b, p, q)
+	v.Value, v.Params = span(p, ve), span(ps, ve)
 	m.NVia++
-	return true
+	return q, true
+}
+
+// trimWS returns e moved back over the SP and HT that end b[p:e].
+func trimWS(b []byte, p, e int) int {
+	for e > p && isWS(b[e-1]) {
+		e--
+	}
+	return e
+}
+
+// viaPrefix reports whether b (8 bytes) is "SIP/2.0/", the letters in any
+// case.
+func viaPrefix(b []byte) bool {
+	const want = 's' | 'i'<<8 | 'p'<<16 | '/'<<24 | '2'<<32 | '.'<<40 | '0'<<48 | '/'<<56
+	const fold = 0x20 | 0x20<<8 | 0x20<<16 // the three letters only
+	return binary.LittleEndian.Uint64(b)|fold == want
 }
 
 // nextParam parses one "SEMI name [EQUAL value]" with the ';' at b[p]
@@ -695,7 +769,9 @@ func nextParam(b []byte, p, e int) (ns, ne, vs, ve, next int, ok bool) {
 				return
 			}
 		} else {
-			ve = vs
+			// Values (branch, received, tag) are mostly letters, digits,
+			// '-' and '.': scanHost takes those a word at a time.
+			ve = vs + scanHost(b[vs:e])
 			for ve < e && charClass[b[ve]]&cGenVal != 0 {
 				ve++
 			}
@@ -705,24 +781,31 @@ func nextParam(b []byte, p, e int) (ns, ne, vs, ve, next int, ok bool) {
 		}
 		q = skipWS(b, ve, e)
 	}
-	if q < e && b[q] != ';' {
+	// ',' ends a Via value; parseNameAddr's loop rejects it on the next
+	// call, since it is not ';'.
+	if q < e && b[q] != ';' && b[q] != ',' {
 		return
 	}
 	return ns, ne, vs, ve, q, true
 }
 
 // parseNameAddr parses a From, To, Contact, Route or Record-Route value in
-// b[p:e]: [display-name] <URI> or a bare addr-spec, then ;parameters.
-func (m *Msg) parseNameAddr(p, e int, na *NameAddr) bool {
+// b[p:e]: [display-name] <URI> or a bare addr-spec, then ;parameters. With
+// full false it only finds where the display name and the URI end and
+// parses the parameters (Params, Tag): the same walk, so the tag it finds
+// is the one the full parse finds, but without the URI grammar.
+func (m *Msg) parseNameAddr(p, e int, na *NameAddr, full bool) bool {
 	b := m.buf
-	*na = NameAddr{Value: span(p, e)}
+	*na = NameAddr{Value: span(p, e), Parsed: full}
 	q := p
 	if b[q] == '"' {
 		qe := endQuoted(b, q, e)
 		if qe < 0 {
 			return false // RFC 4475 quotbal
 		}
-		na.Display = span(q+1, qe-1)
+		if full {
+			na.Display = span(q+1, qe-1)
+		}
 		q = skipWS(b, qe, e)
 		if q >= e || b[q] != '<' {
 			return false
@@ -740,7 +823,9 @@ func (m *Msg) parseNameAddr(p, e int, na *NameAddr) bool {
 			for de > q && isWS(b[de-1]) {
 				de--
 			}
-			na.Display = span(q, de)
+			if full {
+				na.Display = span(q, de)
+			}
 			q = r
 		}
 	}
@@ -751,7 +836,7 @@ func (m *Msg) parseNameAddr(p, e int, na *NameAddr) bool {
 		}
 		ue := q + 1 + gt
 		// No whitespace inside <> (RFC 4475 badaspec): parseURI rejects it.
-		if !parseURI(b, q+1, ue, &na.URI) {
+		if full && !parseURI(b, q+1, ue, &na.URI) {
 			return false
 		}
 		q = skipWS(b, ue+1, e)
@@ -760,13 +845,17 @@ func (m *Msg) parseNameAddr(p, e int, na *NameAddr) bool {
 		for r < e && b[r] != ';' && !isWS(b[r]) {
 			r++
 		}
-		if !parseURI(b, q, r, &na.URI) {
-			return false
-		}
-		// RFC 3261 20: an addr-spec with '?' (or ',' or ';') must be
-		// enclosed in <> (RFC 4475 regbadct).
-		if !na.URI.Headers.Empty() {
-			return false
+		if full {
+			if !parseURI(b, q, r, &na.URI) {
+				return false
+			}
+			// RFC 3261 20: an addr-spec with '?' (or ',' or ';') must
+			// be enclosed in <> (RFC 4475 regbadct).
+			if !na.URI.Headers.Empty() {
+				return false
+			}
+		} else if r == q {
+			return false // no URI at all: nothing to forward to or tag
 		}
 		q = skipWS(b, r, e)
 	}

@@ -61,3 +61,24 @@ func TestVersionControlBytes(t *testing.T) {
 		t.Error("eqLower folds the wrong bytes")
 	}
 }
+
+// TestHostCharsInGenValue: nextParam skips a value's host characters with
+// scanHost before its table loop, which is only right while every host
+// character is a generic-param value character.
+func TestHostCharsInGenValue(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		if charClass[c]&cHost != 0 && charClass[c]&cGenVal == 0 {
+			t.Errorf("%q is a host character but not a gen-value one", rune(c))
+		}
+	}
+	for _, v := range []string{"SIP/2.0/", "sip/2.0/", "Sip/2.0/"} {
+		if !viaPrefix([]byte(v)) {
+			t.Errorf("viaPrefix(%q) = false", v)
+		}
+	}
+	for _, v := range []string{"SIP/2.1/", "SIP/2.0 ", "SIP\x0f2.0/", "SI\x10/2.0/", "XIP/2.0/"} {
+		if viaPrefix([]byte(v)) {
+			t.Errorf("viaPrefix(%q) = true", v)
+		}
+	}
+}

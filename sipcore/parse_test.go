@@ -40,11 +40,16 @@ func msg(startLine string, headers ...string) []byte {
 
 const invite = "INVITE sip:bob@example.com SIP/2.0"
 
+// mustParse parses buf and validates the lazy components too, so that
+// tests can read every field.
 func mustParse(t *testing.T, buf []byte) *Msg {
 	t.Helper()
 	m := new(Msg)
 	if err := Parse(buf, m); err != nil {
 		t.Fatalf("Parse: %v\n%s", err, buf)
+	}
+	if err := m.Validate(); err != nil {
+		t.Fatalf("Validate: %v\n%s", err, buf)
 	}
 	return m
 }
@@ -219,50 +224,79 @@ func TestErrors(t *testing.T) {
 	}
 	contacts := "Contact: " + strings.TrimSuffix(strings.Repeat("<sip:a@h>,", MaxContacts+1), ",")
 	routes := "Route: " + strings.TrimSuffix(strings.Repeat("<sip:a@h;lr>,", MaxRoutes+1), ",")
+	// lazy: Parse accepts (the fault is in a component a proxy forwards
+	// unchanged, RFC 3261 16.3) and Validate returns the error.
 	cases := []struct {
 		name   string
 		buf    []byte
 		want   *ErrKind
 		status int
+		lazy   bool
 	}{
-		{"empty", nil, ErrStartLine, 0},
-		{"garbage", []byte("\x80\x81\x82\r\n\r\n"), ErrStartLine, 0},
-		{"too large", make([]byte, MaxMessageSize+1), ErrMessageTooLarge, 0},
-		{"version", msg("INVITE sip:b@h SIP/3.0"), ErrVersion, 505},
-		{"status 700", []byte("SIP/2.0 700 Nope\r\n\r\n"), ErrStatusCode, 0},
-		{"status 99", []byte("SIP/2.0 099 Nope\r\n\r\n"), ErrStatusCode, 0},
-		{"status letters", []byte("SIP/2.0 2x0 OK\r\n\r\n"), ErrStatusLine, 0},
-		{"response bad via", msg("SIP/2.0 200 OK", "Via: nope"), ErrBadVia, 0},
-		{"no end of headers", []byte("OPTIONS sip:h SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n"), ErrNoHeaderEnd, 400},
-		{"line too long", msg(invite, long), ErrLineTooLong, 513},
-		{"too many headers", msg(invite, many...), ErrTooManyHeaders, 513},
-		{"too many vias", msg(invite, vias...), ErrTooManyVias, 513},
-		{"too many contacts", msg(invite, contacts), ErrTooManyContacts, 513},
-		{"too many routes", msg(invite, routes), ErrTooManyRoutes, 513},
-		{"header without colon", msg(invite, "Foo bar"), ErrHeaderLine, 400},
-		{"empty via", msg(invite, "Via: "), ErrBadVia, 400},
-		{"via trailing comma", msg(invite, "Via: SIP/2.0/UDP h;branch=z9hG4bK1,"), ErrBadVia, 400},
-		{"via bad port", msg(invite, "Via: SIP/2.0/UDP h:99999"), ErrBadVia, 400},
-		{"bad call-id", msg(invite, "Call-ID: a b"), ErrBadCallID, 400},
-		{"cseq no method", msg(invite, "CSeq: 1"), ErrBadCSeq, 400},
-		{"max-forwards 256", msg(invite, "Max-Forwards: 256"), ErrBadMaxForwards, 400},
-		{"dup max-forwards", msg(invite, "Max-Forwards: 1", "Max-Forwards: 2"), ErrDupMaxForwards, 400},
-		{"dup from", msg(invite, "From: <sip:a@h>", "f: <sip:a@h>"), ErrDupFrom, 400},
-		{"dup to", msg(invite, "To: <sip:a@h>", "t: <sip:a@h>"), ErrDupTo, 400},
-		{"dup call-id", msg(invite, "Call-ID: a", "i: b"), ErrDupCallID, 400},
-		{"star contact mixed", msg(invite, "Contact: *, <sip:a@h>"), ErrStarContact, 400},
-		{"bad route", msg(invite, "Route: <sip:a@h"), ErrBadRoute, 400},
-		{"bad record-route", msg(invite, "Record-Route: nope"), ErrBadRecordRoute, 400},
-		{"missing via", []byte("OPTIONS sip:h SIP/2.0\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:a@h>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n"), ErrMissingVia, 400},
-		{"missing to", []byte("OPTIONS sip:h SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@h>;tag=1\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n"), ErrMissingTo, 400},
-		{"missing call-id", []byte("OPTIONS sip:h SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:a@h>\r\nCSeq: 1 OPTIONS\r\n\r\n"), ErrMissingCallID, 400},
-		{"missing cseq", []byte("OPTIONS sip:h SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:a@h>\r\nCall-ID: x\r\n\r\n"), ErrMissingCSeq, 400},
-		{"ack is never answered", msg("ACK sip:b@h SIP/2.0", "CSeq: 1 INVITE"), ErrCSeqMismatch, 0},
+		{"empty", nil, ErrStartLine, 0, false},
+		{"garbage", []byte("\x80\x81\x82\r\n\r\n"), ErrStartLine, 0, false},
+		{"too large", make([]byte, MaxMessageSize+1), ErrMessageTooLarge, 0, false},
+		{"version", msg("INVITE sip:b@h SIP/3.0"), ErrVersion, 505, false},
+		{"status 700", []byte("SIP/2.0 700 Nope\r\n\r\n"), ErrStatusCode, 0, false},
+		{"status 99", []byte("SIP/2.0 099 Nope\r\n\r\n"), ErrStatusCode, 0, false},
+		{"status letters", []byte("SIP/2.0 2x0 OK\r\n\r\n"), ErrStatusLine, 0, false},
+		{"response bad via", msg("SIP/2.0 200 OK", "Via: nope"), ErrBadVia, 0, false},
+		{"no end of headers", []byte("OPTIONS sip:h SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n"), ErrNoHeaderEnd, 400, false},
+		{"line too long", msg(invite, long), ErrLineTooLong, 513, false},
+		{"too many headers", msg(invite, many...), ErrTooManyHeaders, 513, false},
+		{"too many vias", msg(invite, vias...), ErrTooManyVias, 513, false},
+		{"too many contacts", msg(invite, contacts), ErrTooManyContacts, 513, false},
+		{"too many routes", msg(invite, routes), ErrTooManyRoutes, 513, false},
+		{"header without colon", msg(invite, "Foo bar"), ErrHeaderLine, 400, false},
+		{"empty via", msg(invite, "Via: "), ErrBadVia, 400, false},
+		{"via trailing comma", msg(invite, "Via: SIP/2.0/UDP h;branch=z9hG4bK1,"), ErrBadVia, 400, false},
+		{"via bad port", msg(invite, "Via: SIP/2.0/UDP h:99999"), ErrBadVia, 400, false},
+		{"bad call-id", msg(invite, "Call-ID: a b"), ErrBadCallID, 400, false},
+		{"cseq no method", msg(invite, "CSeq: 1"), ErrBadCSeq, 400, false},
+		{"max-forwards 256", msg(invite, "Max-Forwards: 256"), ErrBadMaxForwards, 400, false},
+		{"dup max-forwards", msg(invite, "Max-Forwards: 1", "Max-Forwards: 2"), ErrDupMaxForwards, 400, false},
+		{"dup from", msg(invite, "From: <sip:a@h>", "f: <sip:a@h>"), ErrDupFrom, 400, false},
+		{"dup to", msg(invite, "To: <sip:a@h>", "t: <sip:a@h>"), ErrDupTo, 400, false},
+		{"dup call-id", msg(invite, "Call-ID: a", "i: b"), ErrDupCallID, 400, false},
+		{"star contact mixed", msg(invite, "Contact: *, <sip:a@h>"), ErrStarContact, 400, false},
+		{"bad route", msg(invite, "Route: <sip:a@h"), ErrBadRoute, 400, false},
+		{"bad record-route", msg(invite, "Record-Route: nope"), ErrBadRecordRoute, 400, true},
+		{"record-route unclosed quote", msg(invite, `Record-Route: "x <sip:a@h;lr>`), ErrBadRecordRoute, 400, true},
+		{"record-route list unclosed quote", msg(invite, `Record-Route: "x, <sip:a@h;lr>`), ErrBadRecordRoute, 400, false},
+		{"bad contact uri", msg(invite, "Contact: <sip:a@h:99999>"), ErrBadContact, 400, true},
+		{"second contact bad", msg(invite, "Contact: <sip:a@h>, <sip:b@>"), ErrBadContact, 400, true},
+		{"contact empty value", msg(invite, "Contact: <sip:a@h>,,<sip:b@h>"), ErrBadContact, 400, false},
+		{"from bad uri", msg(invite, "From: <sip:a@h@h>;tag=1"), ErrBadFrom, 400, true},
+		{"from bad display", msg(invite, "From: Bob <sip:a@h>;tag=1", "To: <sip:b@h> ;tag=2"), nil, 0, false},
+		{"to addr-spec headers", msg(invite, "To: sip:b@h?x=y;tag=2"), ErrBadTo, 400, true},
+		{"to unclosed quote", msg(invite, `To: "Bob <sip:b@h>;tag=2`), ErrBadTo, 400, false},
+		{"to unclosed angle", msg(invite, "To: <sip:b@h;tag=2"), ErrBadTo, 400, false},
+		{"to junk after uri", msg(invite, "To: <sip:b@h> x;tag=2"), ErrBadTo, 400, false},
+		{"to bad param", msg(invite, "To: <sip:b@h>;tag=2;=x"), ErrBadTo, 400, false},
+		{"from no uri", msg(invite, "From: ;tag=1"), ErrBadFrom, 400, false},
+		{"first lazy error in message order", msg(invite, "Contact: <sip:a@h:99999>", "Record-Route: nope", "From: <sip:>;tag=1"), ErrBadContact, 400, true},
+		{"missing via", []byte("OPTIONS sip:h SIP/2.0\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:a@h>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n"), ErrMissingVia, 400, false},
+		{"missing to", []byte("OPTIONS sip:h SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@h>;tag=1\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n"), ErrMissingTo, 400, false},
+		{"missing call-id", []byte("OPTIONS sip:h SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:a@h>\r\nCSeq: 1 OPTIONS\r\n\r\n"), ErrMissingCallID, 400, false},
+		{"missing cseq", []byte("OPTIONS sip:h SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:a@h>\r\nCall-ID: x\r\n\r\n"), ErrMissingCSeq, 400, false},
+		{"ack is never answered", msg("ACK sip:b@h SIP/2.0", "CSeq: 1 INVITE"), ErrCSeqMismatch, 0, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var m Msg
 			err := Parse(c.buf, &m)
+			if c.lazy || c.want == nil {
+				if err != nil {
+					t.Fatalf("Parse: %v, want success (the fault is for Validate)", err)
+				}
+				err = m.Validate()
+				if c.want == nil {
+					if err != nil {
+						t.Fatalf("Validate: %v", err)
+					}
+					return
+				}
+			}
 			if !errors.Is(err, c.want) {
 				t.Fatalf("err = %v, want %v", err, c.want)
 			}
