@@ -157,17 +157,25 @@ func TestLearnTableZeroAllocs(t *testing.T) {
 	}
 }
 
-// BenchmarkLearnObserve: learning one received frame's source, over a
-// working set larger than the table.
+// BenchmarkLearnObserve: learning one received frame's source, from a few
+// known peers (the steady state: the key is found and refreshed) and from a
+// working set twice the table (a flood: every frame replaces an entry).
 func BenchmarkLearnObserve(b *testing.B) {
-	tb := newLearnTable(4096, time.Minute)
-	addrs := make([]netip.Addr, 8192)
-	for i := range addrs {
-		addrs[i] = addrN(uint32(i))
-	}
-	b.ReportAllocs()
-	for i := 0; i < b.N; i++ {
-		tb.observe(addrs[i&8191], macN(uint32(i)), int64(i+1))
+	for _, bc := range []struct {
+		name string
+		set  int
+	}{{"known", 256}, {"flood", 8192}} {
+		b.Run(bc.name, func(b *testing.B) {
+			tb := newLearnTable(4096, time.Minute)
+			addrs := make([]netip.Addr, bc.set)
+			for i := range addrs {
+				addrs[i] = addrN(uint32(i))
+			}
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				tb.observe(addrs[i%bc.set], macN(uint32(i)), int64(i+1))
+			}
+		})
 	}
 }
 
