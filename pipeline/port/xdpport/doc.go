@@ -6,10 +6,49 @@
 // its XSK map entry, orderly teardown), frame decode on receive (in place:
 // payloads alias the UMEM) with drops counted by reason, transmit buffers
 // carved from free UMEM frames with a fixed headroom so headers are written
-// just before the payload, destination MAC choice (the sender's MAC for
-// replies, a neighbour lookup otherwise), the slow path through a kernel UDP
-// socket when the neighbour is not resolved (which also makes the kernel
-// resolve it), and the port's counters. Nothing is allocated per packet.
+// just before the payload, destination MAC choice, the slow path through a
+// kernel UDP socket when no MAC is known (which also makes the kernel
+// resolve it), the order of datagrams across the two paths, and the port's
+// counters. Nothing is allocated and no lock is taken per packet.
+//
+// Destination MAC, in order: Packet.HW (a reply to the frame's sender);
+// else the MAC learnt from the destination's own frames; else Neighbours
+// (the kernel's tables via afxdp/neigh); else the slow path. Learning:
+// every frame handed up teaches the port (source IP -> source MAC), since
+// that MAC is a valid next hop for that IP on this interface: the peer
+// itself when on-link, or the router the frame came through (symmetric
+// routing, the normal case at an edge). The table is per port (one worker,
+// no lock), fixed size (Config.LearnEntries, default 4096) with open
+// addressing over a window of 8 slots from a seeded hash; a full window
+// gives up its least recently touched entry, one holding a slow-path mark
+// (below) last. An entry is used for Config.LearnTTL (default 5m) after
+// the last frame from that IP, then Neighbours decides again. When both
+// know an IP, the newest observation wins: a learnt entry is refreshed by
+// every frame, so within its TTL it is at least as new as the neighbour
+// snapshot; a peer that moves is followed at its first frame from the new
+// MAC. The cost: a host on the link that forges a source IP diverts our
+// datagrams to that IP, as ARP spoofing would; the XDP program's bans and
+// the guard still apply to its traffic.
+//
+// Order per destination. A datagram given to the slow path may wait in the
+// kernel (while it resolves the neighbour: up to seconds), so a later one
+// to the same destination through the ring could overtake it (a UAC seeing
+// 200 before 180 aborts the call). So: ring frames prepared before a
+// slow-path send are handed to the ring first; and a slow-path send marks
+// its destination in the learn table, and while marked, later datagrams to
+// it take the slow path too, behind it in the same kernel queue. The mark
+// is checked, not just timed: it is dropped as soon as the slow-path
+// sockets hold nothing unsent (SIOCOUTQ, one ioctl at most per slow send
+// in a Transmit call), or Neighbours says the kernel has resolved the
+// destination, or after 3 s (the kernel has sent or dropped what it held
+// by then). This is chosen over "slow for the rest of the batch" because
+// the kernel's queue outlives the batch: the next batch's reply would still
+// overtake. Held datagrams are counted in Stats.SlowPathHeld. Limits: in
+// zero-copy mode the NIC sends ring frames from its own queue, so frames
+// already handed to the NIC and a later slow-path datagram can still
+// cross by microseconds; with learning off (LearnEntries < 0) there is no
+// mark; and a destination whose entry was evicted (a flood larger than the
+// table within 3 s) loses its mark.
 //
 // SIP above the MTU arrives as IP fragments, which the XDP program passes to
 // the kernel; the kernel reassembles them and delivers the datagram to the

@@ -58,6 +58,15 @@ func Open(ifname string, queues int, cfg Config) (*Group, error) {
 	if cfg.Batch < 1 || cfg.Batch > 4096 || cfg.PollInterval < 0 {
 		return nil, fmt.Errorf("xdpport: batch %d (1..4096) or poll interval %v (>= 0) out of range", cfg.Batch, cfg.PollInterval)
 	}
+	if cfg.LearnEntries == 0 {
+		cfg.LearnEntries = defaultLearnEntries
+	}
+	if cfg.LearnTTL == 0 {
+		cfg.LearnTTL = defaultLearnTTL
+	}
+	if cfg.LearnEntries > maxLearnEntries || cfg.LearnTTL < 0 {
+		return nil, fmt.Errorf("xdpport: learn table of %d entries (at most %d; negative turns learning off) or learn TTL %v (> 0) out of range", cfg.LearnEntries, maxLearnEntries, cfg.LearnTTL)
+	}
 	ifi, err := net.InterfaceByName(ifname)
 	if err != nil {
 		return nil, fmt.Errorf("xdpport: interface %q: %w (check [io] interface)", ifname, err)
@@ -166,6 +175,7 @@ func newPort(g *Group, ifi *net.Interface, sc afxdp.Config, cfg Config) (*Port, 
 		addr6:     cfg.Addr6,
 		ports:     append([]uint16(nil), cfg.Ports...),
 		neigh:     cfg.Neighbours,
+		epoch:     time.Now(),
 		pollMs:    int((cfg.PollInterval + time.Millisecond - 1) / time.Millisecond),
 		headroom:  frame.Headroom(true, true),
 		frameMask: uint64(sc.FrameSize) - 1,
@@ -176,6 +186,9 @@ func newPort(g *Group, ifi *net.Interface, sc afxdp.Config, cfg Config) (*Port, 
 		slow:      slow,
 	}
 	copy(p.mac[:], ifi.HardwareAddr)
+	if cfg.LearnEntries > 0 {
+		p.learn = newLearnTable(cfg.LearnEntries, cfg.LearnTTL)
+	}
 	p.pfd = make([]unix.PollFd, 2+len(slow.rx))
 	p.pfd[0] = unix.PollFd{Fd: int32(sock.FD()), Events: unix.POLLIN}
 	p.pfd[1] = unix.PollFd{Fd: int32(efd), Events: unix.POLLIN}

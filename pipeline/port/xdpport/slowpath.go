@@ -42,6 +42,8 @@ type slowPath struct {
 	riov  unix.Iovec
 	rmsg  unix.Msghdr
 	rctl  [16]uint64 // uint64 so the control messages are aligned
+
+	outq int32 // SIOCOUTQ result, a field so the pointer does not escape
 }
 
 // slowSock is one slow-path socket the port reads.
@@ -285,6 +287,27 @@ func (s *slowPath) recv(i int, buf []byte, pk *port.Packet) (res int, overflow u
 	// a reply's source falls back to the port's own address.
 	pk.Dst = netip.AddrPortFrom(dst, sk.port)
 	return recvOK, overflow
+}
+
+// queued reports whether any send socket holds datagrams the kernel has
+// not handed to the device yet: a UDP socket's SIOCOUTQ is its write
+// memory, charged from sendmsg until the device frees (or orphans) the
+// packet, which includes time spent queued behind a neighbour resolution.
+// An error answers true: holding order is the safe side.
+func (s *slowPath) queued() bool {
+	for _, fds := range [2][]int{s.fd4, s.fd6} {
+		for _, fd := range fds {
+			if fd < 0 {
+				continue
+			}
+			s.outq = 0
+			_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCOUTQ, uintptr(unsafe.Pointer(&s.outq)))
+			if e != 0 || s.outq > 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (s *slowPath) close() error {

@@ -48,10 +48,18 @@ type Config struct {
 	// VLAN, when non-zero, is the 802.1Q id this port sends with and
 	// expects on receive (frames of other VLANs are dropped and counted).
 	VLAN uint16
-	// Neighbours resolves next hops for packets sent without Packet.HW.
-	// Nil means the port only answers senders (HW set); other packets
+	// Neighbours resolves next hops for packets sent without Packet.HW
+	// that the port has not learnt from received frames. Nil means only
+	// learnt peers and replies (HW set) go through the ring; other packets
 	// take the slow path.
 	Neighbours Neighbours
+	// LearnEntries bounds the per-port table of (source IP -> source MAC)
+	// learnt from received frames (default 4096, rounded up to a power of
+	// two, at most 1<<20); negative turns learning off.
+	LearnEntries int
+	// LearnTTL is how long a learnt MAC is used without a new frame from
+	// that IP (default 5m); after it the Neighbours table decides again.
+	LearnTTL time.Duration
 }
 
 // DecodeDrops counts received frames that were not handed up, by reason.
@@ -116,8 +124,17 @@ type Stats struct {
 	// Transmitted is frames queued on the TX ring.
 	Transmitted uint64
 	// SlowPath is datagrams sent through the kernel UDP socket because the
-	// next hop's MAC was unknown or the datagram exceeded the MTU.
+	// next hop's MAC was unknown or the datagram exceeded the MTU, or to
+	// keep order (SlowPathHeld).
 	SlowPath uint64
+	// SlowPathHeld is the part of SlowPath whose MAC was known but which
+	// followed an earlier datagram to the same destination that the
+	// kernel may still be holding (resolving its neighbour): sent through
+	// the ring it could have overtaken it.
+	SlowPathHeld uint64
+	// Learnt is the part of Transmitted sent without Packet.HW to a MAC
+	// learnt from the destination's own frames (not from Neighbours).
+	Learnt uint64
 	// TxDrops are datagrams not sent, by reason.
 	TxDrops TxDrops
 }
@@ -196,10 +213,18 @@ type Port struct {
 	slowPending bool
 	calls       uint32
 
+	// learn is the IP -> MAC table learnt from received frames; nil when
+	// learning is off. epoch is the origin of clock().
+	learn *learnTable
+	epoch time.Time
+	// tc is the state of the Transmit call in progress (worker only).
+	tc txCall
+
 	state atomic.Int32
 	// Counters: written by the worker once per batch, read by Stats.
 	received, slowReceived atomic.Uint64
 	transmitted, slowSent  atomic.Uint64
+	slowHeld, learnt       atomic.Uint64
 	drops                  [dropCount]atomic.Uint64
 	txDrops                [txDropCount]atomic.Uint64
 }
@@ -224,6 +249,8 @@ func (p *Port) Stats() Stats {
 		SlowPathReceived: p.slowReceived.Load(),
 		Transmitted:      p.transmitted.Load(),
 		SlowPath:         p.slowSent.Load(),
+		SlowPathHeld:     p.slowHeld.Load(),
+		Learnt:           p.learnt.Load(),
 		Drops: DecodeDrops{
 			Truncated: d(dropTruncated), NotIP: d(dropNotIP), NotUDP: d(dropNotUDP), Fragment: d(dropFragment),
 			BadIHL: d(dropBadIHL), BadIPLength: d(dropBadIPLength), UDPLength: d(dropUDPLength),
@@ -435,6 +462,10 @@ func (p *Port) receiveRing(rx []port.Packet, drops *[dropCount]uint32) int {
 	}
 	s := p.sock
 	k := s.Receive(p.rxd[:len(rx)])
+	if k == 0 {
+		return 0
+	}
+	now := p.clock()
 	out := 0
 	for i := 0; i < k; i++ {
 		d := p.rxd[i]
@@ -444,6 +475,11 @@ func (p *Port) receiveRing(rx []port.Packet, drops *[dropCount]uint32) int {
 			continue
 		}
 		rx[out].Handle = d.Addr
+		if p.learn != nil {
+			// Every frame, not only the first: the newest observation
+			// wins, so a peer that moved is followed at its next frame.
+			p.learn.observe(rx[out].Src.Addr(), rx[out].HW, now)
+		}
 		out++
 	}
 	return out
@@ -588,10 +624,12 @@ func (p *Port) Alloc(tx []port.Packet) int {
 }
 
 // Transmit implements port.Port. Each packet goes to Packet.HW when set
-// (a reply to its sender), else to its next hop's MAC from Neighbours; when
-// that is unknown, or the datagram exceeds the MTU, it goes through the
-// port's kernel UDP socket (the kernel resolves the neighbour and
-// fragments). Every buffer goes back to the port, sent or not.
+// (a reply to its sender), else to the MAC learnt from the destination's
+// own frames, else to its next hop's MAC from Neighbours; when that is
+// unknown, or the datagram exceeds the MTU, it goes through the port's
+// kernel UDP socket (the kernel resolves the neighbour and fragments).
+// Datagrams to a destination keep their order across the two paths (see
+// the package doc). Every buffer goes back to the port, sent or not.
 func (p *Port) Transmit(tx []port.Packet) (int, error) {
 	open, freed := p.enter()
 	if freed {
@@ -611,53 +649,95 @@ func (p *Port) Transmit(tx []port.Packet) (int, error) {
 	return n, err
 }
 
+// txCall is one Transmit call's state, kept in the Port so that prepare,
+// flush and slowSend share it without a closure.
+type txCall struct {
+	now   int64
+	m     int // descriptors in p.txd not yet handed to the ring
+	sent  int
+	slow  int
+	held  uint32
+	learn uint32
+	drops [txDropCount]uint32
+	err   error
+	// outq caches whether the slow-path sockets hold unsent datagrams:
+	// outqUnknown until asked, and again after each slow-path send.
+	outq int8
+}
+
+const (
+	outqUnknown int8 = iota
+	outqIdle
+	outqBusy
+)
+
+// clock is the port's monotonic time in ns, never 0 (0 marks an empty
+// learn slot).
+func (p *Port) clock() int64 {
+	return int64(time.Since(p.epoch)) + 1
+}
+
 func (p *Port) transmit(tx []port.Packet) (int, error) {
 	s := p.sock
 	s.Complete()
-	var drops [txDropCount]uint32
-	sent, slow := 0, 0
-	var firstErr error
-	for start := 0; start < len(tx); start += len(p.txd) {
-		chunk := tx[start:min(start+len(p.txd), len(tx))]
-		m := 0
-		for i := range chunk {
-			pk := &chunk[i]
-			d, r := p.prepare(pk)
-			switch r {
-			case -1:
-				p.txd[m] = d
-				m++
-			case -2:
-				slow++
-				s.ReleaseAddr(pk.Handle)
-			default:
-				drops[r]++
-				s.ReleaseAddr(pk.Handle)
+	p.tc = txCall{now: p.clock()}
+	tc := &p.tc
+	for i := range tx {
+		pk := &tx[i]
+		d, r := p.prepare(pk)
+		switch r {
+		case -1:
+			p.txd[tc.m] = d
+			tc.m++
+			if tc.m == len(p.txd) {
+				p.flush()
 			}
-			pk.Payload = nil
+		case -2:
+			tc.slow++
+			s.ReleaseAddr(pk.Handle)
+		default:
+			tc.drops[r]++
+			s.ReleaseAddr(pk.Handle)
 		}
-		if m == 0 {
-			continue
-		}
-		q, err := s.Transmit(p.txd[:m])
-		sent += q
-		drops[txRingFull] += uint32(m - q)
-		if err != nil && firstErr == nil {
-			firstErr = fmt.Errorf("xdpport %s: %w", p.name, err)
-		}
+		pk.Payload = nil
 	}
-	for r, c := range drops {
+	p.flush()
+	for r, c := range tc.drops {
 		if c > 0 {
 			p.txDrops[r].Add(uint64(c))
 		}
 	}
-	if sent > 0 {
-		p.transmitted.Add(uint64(sent))
+	if tc.sent > 0 {
+		p.transmitted.Add(uint64(tc.sent))
 	}
-	if slow > 0 {
-		p.slowSent.Add(uint64(slow))
+	if tc.slow > 0 {
+		p.slowSent.Add(uint64(tc.slow))
 	}
-	return sent + slow, firstErr
+	if tc.held > 0 {
+		p.slowHeld.Add(uint64(tc.held))
+	}
+	if tc.learn > 0 {
+		p.learnt.Add(uint64(tc.learn))
+	}
+	err := tc.err
+	tc.err = nil
+	return tc.sent + tc.slow, err
+}
+
+// flush hands the descriptors prepared so far to the TX ring (and kicks
+// the kernel).
+func (p *Port) flush() {
+	tc := &p.tc
+	if tc.m == 0 {
+		return
+	}
+	q, err := p.sock.Transmit(p.txd[:tc.m])
+	tc.sent += q
+	tc.drops[txRingFull] += uint32(tc.m - q)
+	if err != nil && tc.err == nil {
+		tc.err = fmt.Errorf("xdpport %s: %w", p.name, err)
+	}
+	tc.m = 0
 }
 
 // prepare writes pk's headers in front of its payload and returns the TX
@@ -702,15 +782,26 @@ func (p *Port) prepare(pk *port.Packet) (afxdp.Desc, int) {
 		sport = p.ports[0]
 	}
 	srcAP, dstAP := netip.AddrPortFrom(src, sport), netip.AddrPortFrom(dst, pk.Dst.Port())
+	payload := buf[p.headroom : p.headroom+pl]
 	hr := frame.Headroom(v6, p.tagged)
+	var e *learnEntry
+	key := dst.As16()
+	if p.learn != nil {
+		e = p.learn.find(&key, p.tc.now)
+	}
 	mac := pk.HW
+	fromLearn := false
 	if mac == ([6]byte{}) {
 		ok := false
-		if p.neigh != nil {
+		if e != nil && e.hasMAC && p.tc.now-e.seen < p.learn.ttl {
+			// A MAC seen on the wire from dst within the TTL wins over
+			// the neighbour snapshot: it is at least as new.
+			mac, ok, fromLearn = e.mac, true, true
+		} else if p.neigh != nil {
 			mac, ok = p.neigh.Lookup(dst)
 		}
 		if !ok {
-			return afxdp.Desc{}, p.slowSend(srcAP, dstAP, buf[p.headroom:p.headroom+pl])
+			return afxdp.Desc{}, p.slowSend(e, &key, srcAP, dstAP, payload)
 		}
 	}
 	// The MTU counts the IP packet, not the Ethernet (and VLAN) header.
@@ -719,7 +810,14 @@ func (p *Port) prepare(pk *port.Packet) (afxdp.Desc, int) {
 		l2 = 18
 	}
 	if hr-l2+pl > p.mtu {
-		return afxdp.Desc{}, p.slowSend(srcAP, dstAP, buf[p.headroom:p.headroom+pl])
+		return afxdp.Desc{}, p.slowSend(e, &key, srcAP, dstAP, payload)
+	}
+	if e != nil && e.pending {
+		if p.tc.now-e.slowAt < slowHold && p.slowBusy(dst) {
+			p.tc.held++
+			return afxdp.Desc{}, p.slowSend(e, &key, srcAP, dstAP, payload)
+		}
+		e.pending = false
 	}
 	h := frame.Header{DstMAC: mac, SrcMAC: p.mac, VLAN: p.vlan, Tagged: p.tagged, Src: srcAP, Dst: dstAP}
 	off := p.headroom - hr
@@ -727,16 +825,56 @@ func (p *Port) prepare(pk *port.Packet) (afxdp.Desc, int) {
 	if err != nil {
 		return afxdp.Desc{}, txBadBuffer
 	}
+	if fromLearn {
+		p.tc.learn++
+	}
 	return afxdp.Desc{Addr: base + uint64(off), Len: uint32(n)}, -1
 }
 
-// slowSend sends through the kernel socket: -2 when it went, else the
-// drop reason.
-func (p *Port) slowSend(src, dst netip.AddrPort, payload []byte) int {
-	if p.slow.send(src, dst, payload) {
-		return -2
+// slowBusy reports whether a datagram to dst sent through the ring now
+// could overtake one the slow path sent earlier: the kernel still holds
+// datagrams from the slow-path sockets (queued behind a neighbour
+// resolution, or not yet transmitted) and dst's neighbour is not known to
+// be resolved. The socket check is one ioctl per socket, made at most once
+// per slow-path send in a Transmit call and only for marked destinations.
+func (p *Port) slowBusy(dst netip.Addr) bool {
+	if p.tc.outq == outqUnknown {
+		p.tc.outq = outqIdle
+		if p.slow.queued() {
+			p.tc.outq = outqBusy
+		}
 	}
-	return txSlowFailed
+	if p.tc.outq == outqIdle {
+		return false
+	}
+	// A neighbour the kernel has resolved does not hold datagrams back:
+	// what is queued went to the device already (or is another
+	// destination's).
+	if p.neigh != nil {
+		if _, ok := p.neigh.Lookup(dst); ok {
+			return false
+		}
+	}
+	return true
+}
+
+// slowSend sends through the kernel socket, after the ring datagrams
+// prepared before it (so it does not overtake them), and marks dst so that
+// later datagrams to it do not overtake it: -2 when it went, else the drop
+// reason.
+func (p *Port) slowSend(e *learnEntry, key *[16]byte, src, dst netip.AddrPort, payload []byte) int {
+	p.flush()
+	if !p.slow.send(src, dst, payload) {
+		return txSlowFailed
+	}
+	p.tc.outq = outqUnknown
+	if p.learn != nil {
+		if e == nil {
+			e = p.learn.slot(key, p.tc.now)
+		}
+		e.pending, e.slowAt = true, p.tc.now
+	}
+	return -2
 }
 
 // Frames reports the UMEM's frames: on the free list, held by the kernel
