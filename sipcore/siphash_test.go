@@ -40,3 +40,16 @@ func TestSipHashVectors(t *testing.T) {
 		}
 	}
 }
+
+// sipHash2 is the two-word special case of the stream.
+func TestSipHash2(t *testing.T) {
+	for _, c := range [][4]uint64{{1, 2, 3, 4}, {0, 0, 0, 0}, {^uint64(0), 7, 1 << 63, 42}} {
+		var h sipHash
+		h.init(c[0], c[1])
+		h.writeUint64(c[2])
+		h.writeUint64(c[3])
+		if got, want := sipHash2(c[0], c[1], c[2], c[3]), h.sum64(); got != want {
+			t.Errorf("sipHash2%v = %#x, stream gives %#x", c, got, want)
+		}
+	}
+}
