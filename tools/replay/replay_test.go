@@ -122,6 +122,12 @@ func genCapture(t *testing.T) (string, uint64) {
 	c.Flood, c.Scan, c.Malformed = 12, 8, 9
 	c.Responses, c.Challenges = true, true
 	c.Callers = 20
+	return writeCapture(t, c)
+}
+
+// writeCapture writes the capture sipgen makes from c.
+func writeCapture(t *testing.T, c sipgen.Config) (string, uint64) {
+	t.Helper()
 	g, err := sipgen.New(c)
 	if err != nil {
 		t.Fatal(err)
@@ -349,10 +355,10 @@ func TestProgressPlainLines(t *testing.T) {
 	}
 }
 
-func TestPipelineAndAFXDPNotYet(t *testing.T) {
+func TestBadDestinations(t *testing.T) {
 	path, _ := genCapture(t)
-	if _, err := Run(Options{Inputs: []string{path}}); !errors.Is(err, ErrPipelineNotYet) {
-		t.Fatalf("pipeline: %v", err)
+	if _, err := Run(Options{Inputs: []string{path}, Into: "pipeline:x"}); err == nil || !strings.Contains(err.Error(), "no argument") {
+		t.Fatalf("pipeline with an argument: %v", err)
 	}
 	if _, err := Run(Options{Inputs: []string{path}, Into: "afxdp:lo"}); !errors.Is(err, ErrAFXDPNotYet) {
 		t.Fatalf("afxdp: %v", err)
