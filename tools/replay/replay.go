@@ -72,10 +72,6 @@ type Sink interface {
 	Close() error
 }
 
-// ErrAFXDPNotYet is returned by the afxdp mode until pipeline/port/xdpport
-// exists on main.
-var ErrAFXDPNotYet = errors.New("--into afxdp is not built yet: the AF_XDP port (pipeline/port/xdpport) has not landed; use --into udp:HOST:PORT meanwhile")
-
 // Mapping rewrites one endpoint: From matches an address (any port when
 // From has port 0) and To replaces it (keeping the port when To's is 0).
 type Mapping struct {
@@ -379,8 +375,15 @@ func (p *pcapSink) Close() error {
 	return err
 }
 
+// flusher is a sink that batches: Flush sends what it holds and returns how
+// many of those the destination refused.
+type flusher interface {
+	Flush() (unsent int, err error)
+}
+
 // openSink turns Options.Into into a sink (the pipeline mode has none).
-func openSink(into string) (Sink, error) {
+func openSink(o *Options, s *Summary) (Sink, error) {
+	into := o.Into
 	kind, arg, _ := strings.Cut(into, ":")
 	switch kind {
 	case "pipeline":
@@ -393,7 +396,8 @@ func openSink(into string) (Sink, error) {
 		}
 		return newPcapSink(arg)
 	case "afxdp":
-		return nil, ErrAFXDPNotYet
+		s.AFXDP = &AFXDPReport{}
+		return newAFXDPSink(o, arg, s.AFXDP)
 	}
 	return nil, fmt.Errorf("--into %q: want pipeline, udp:HOST:PORT, afxdp:IFACE or pcap:FILE", into)
 }
@@ -431,7 +435,7 @@ func Run(o Options) (*Summary, error) {
 		return s, err
 	}
 	defer src.close()
-	sink, err := openSink(o.Into)
+	sink, err := openSink(&o, s)
 	if err != nil {
 		return s, err
 	}
@@ -471,6 +475,10 @@ func Run(o Options) (*Summary, error) {
 		}
 		if due > 0 {
 			if wait := due - o.Now().Sub(start); wait > 100*time.Microsecond {
+				// What a batching sink holds is due now.
+				if fl, ok := sink.(flusher); ok {
+					flushed(s, fl)
+				}
 				time.Sleep(wait)
 			}
 		}
@@ -483,9 +491,26 @@ func Run(o Options) (*Summary, error) {
 		}
 		prog.tick(false)
 	}
+	if fl, ok := sink.(flusher); ok {
+		flushed(s, fl)
+	}
 	if err := sink.Close(); err != nil && runErr == nil {
 		runErr = err
 	}
 	prog.tick(true)
 	return s, runErr
+}
+
+// flushed flushes a batching sink and moves what it could not send from
+// sent to send errors.
+func flushed(s *Summary, fl flusher) {
+	unsent, err := fl.Flush()
+	if unsent > 0 {
+		s.Sent -= uint64(unsent)
+		s.SendErrors += uint64(unsent)
+		s.addError(fmt.Sprintf("%d datagrams not sent (see the port's drop counters)", unsent))
+	}
+	if err != nil {
+		s.addError(err.Error())
+	}
 }

@@ -2,7 +2,6 @@ package replay
 
 import (
 	"bytes"
-	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -360,8 +359,11 @@ func TestBadDestinations(t *testing.T) {
 	if _, err := Run(Options{Inputs: []string{path}, Into: "pipeline:x"}); err == nil || !strings.Contains(err.Error(), "no argument") {
 		t.Fatalf("pipeline with an argument: %v", err)
 	}
-	if _, err := Run(Options{Inputs: []string{path}, Into: "afxdp:lo"}); !errors.Is(err, ErrAFXDPNotYet) {
-		t.Fatalf("afxdp: %v", err)
+	if _, err := Run(Options{Inputs: []string{path}, Into: "afxdp:sipedge-none0"}); err == nil || !strings.Contains(err.Error(), "sipedge-none0") {
+		t.Fatalf("afxdp on a missing interface: %v", err)
+	}
+	if _, err := Run(Options{Inputs: []string{path}, Into: "afxdp:"}); err == nil || !strings.Contains(err.Error(), "interface name") {
+		t.Fatalf("afxdp without an interface: %v", err)
 	}
 	if _, err := Run(Options{Inputs: []string{path}, Into: "tcp:x"}); err == nil || !strings.Contains(err.Error(), "want pipeline") {
 		t.Fatalf("unknown destination: %v", err)

@@ -47,6 +47,9 @@ type Summary struct {
 	Seconds float64 `json:"seconds"`
 	PerSec  float64 `json:"datagrams_per_second"`
 
+	// AFXDP is filled by the afxdp mode.
+	AFXDP *AFXDPReport `json:"afxdp,omitempty"`
+
 	// Pipeline is filled by the pipeline mode.
 	Pipeline *PipelineReport `json:"pipeline,omitempty"`
 
@@ -127,6 +130,13 @@ func (s *Summary) WriteTable(w io.Writer) {
 	row("bytes", s.Bytes)
 	row("seconds", fmt.Sprintf("%.3f", s.Seconds))
 	row("datagrams/s", fmt.Sprintf("%.0f", s.PerSec))
+	if a := s.AFXDP; a != nil {
+		row("afxdp interface", a.Interface)
+		row("  SIP ports", fmt.Sprint(a.Ports))
+		row("  via the TX ring", a.Ring)
+		row("  via the kernel (slow path)", a.SlowPath)
+		row("  dropped by the port", a.Dropped)
+	}
 	if r := s.Pipeline; r != nil {
 		row("pipeline workers", r.Workers)
 		for i, m := range r.MessagesPerCore {

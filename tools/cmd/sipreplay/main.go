@@ -37,7 +37,14 @@ Destinations (--into):
                   responses to be the proxy's own; when neither it nor the
                   configuration sets one, sipgen's default secret is used.
   udp:HOST:PORT   onto the wire, every datagram to HOST:PORT from one socket
-  afxdp:IFACE     onto the wire through AF_XDP (not built yet)
+  afxdp:IFACE     onto the wire through an AF_XDP socket on IFACE queue 0
+                  (root; xdpport attaches its XDP program for the capture's
+                  SIP ports, so datagrams arriving for them on IFACE are
+                  swallowed while it runs). Destinations' MACs are resolved
+                  first (up to 2 s); a datagram to an unresolved one, or above
+                  the MTU, goes through a kernel socket bound to its source
+                  port. Datagrams above 4000 bytes are dropped and counted.
+                  Pacing and --map-src/--map-dst as for udp.
   pcap:FILE       into a capture, with the rewritten addresses and timing
 
 Pacing: the capture's own timing scaled by --speed (default 1), a fixed

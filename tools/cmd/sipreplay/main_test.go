@@ -92,7 +92,7 @@ func TestExitCodes(t *testing.T) {
 		t.Fatalf("pipeline mode with a missing config: exit %d, %q", code, errb.String())
 	}
 	errb.Reset()
-	if code := run([]string{"--into", "afxdp:lo", in}, &out, &errb, false); code != 1 || !strings.Contains(errb.String(), "not built yet") {
+	if code := run([]string{"--into", "afxdp:sipedge-none0", in}, &out, &errb, false); code != 1 || !strings.Contains(errb.String(), "sipedge-none0") {
 		t.Fatalf("afxdp mode: exit %d, %q", code, errb.String())
 	}
 	for _, args := range [][]string{{}, {"--map-src", "nonsense", in}, {"--loop", "0", in}, {"--sip-ports", "x", in}, {"--workers", "-1", in}} {
