@@ -88,12 +88,8 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	}()
 	var err error
 	d.key = sipcore.NewKey([]byte(cfg.Node.Secret))
-	specs, err := backendSpecs(cfg)
-	if err != nil {
+	if d.backends, err = NewBackends(cfg); err != nil {
 		return nil, err
-	}
-	if d.backends, err = pipeline.NewBackends(specs); err != nil {
-		return nil, fmt.Errorf("appliance: %w", err)
 	}
 	listen, err := netip.ParseAddrPort(cfg.IO.Listen)
 	if cfg.IO.Port != "pcap" && err != nil {
@@ -116,36 +112,14 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	self := netip.AddrPortFrom(sentBy, listen.Port()).String()
-	names := append([]string{sentBy.String()}, cfg.Node.Addresses...)
-	pc := pipeline.ProxyConfig{
-		Key:        &d.key,
-		SentBy:     self,
-		Names:      names,
-		Ports:      []uint16{listen.Port()},
-		Backends:   d.backends,
-		RetryAfter: int(cfg.Dispatcher.RetryAfter.Std() / time.Second),
-	}
-	if cfg.Dispatcher.RecordRoute {
-		pc.RecordRoute = "sip:" + self + ";lr"
-	}
-	if d.proxy, err = pipeline.NewProxy(pc); err != nil {
-		return nil, fmt.Errorf("appliance: %w", err)
+	self := netip.AddrPortFrom(sentBy, listen.Port())
+	if d.proxy, err = NewProxy(cfg, &d.key, d.backends, self); err != nil {
+		return nil, err
 	}
 	for i, p := range d.ports {
-		stages, err := Stages(d.proxy)
+		w, err := NewWorker(cfg, &d.key, d.proxy, p, pipeline.Config{ID: i, Core: cfg.IO.Cores[i]})
 		if err != nil {
 			return nil, err
-		}
-		w, err := pipeline.NewWorker(p, pipeline.Config{
-			ID:         i,
-			Core:       cfg.IO.Cores[i],
-			Batch:      cfg.IO.Batch,
-			Key:        &d.key,
-			RetryAfter: pc.RetryAfter,
-		}, stages)
-		if err != nil {
-			return nil, fmt.Errorf("appliance: worker %d: %w", i, err)
 		}
 		d.workers = append(d.workers, w)
 	}

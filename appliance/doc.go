@@ -2,6 +2,9 @@
 // configuration, core pinning, lifecycle (start, reload, stop) and the admin
 // HTTP listener (metrics, health, pprof).
 //
-// appliance wires the other packages together; no other package of this
-// module may import it.
+// appliance wires the other packages together. Only commands
+// (appliance/cmd/..., tools/cmd/...) and tools/replay may import it:
+// sipreplay --into pipeline must run exactly the daemon's pipeline, so it
+// builds it with NewBackends, NewProxy and NewWorker. No other package of
+// this module may import it.
 package appliance

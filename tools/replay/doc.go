@@ -10,6 +10,12 @@
 // display (a bar on a terminal, plain periodic lines otherwise), and the
 // summary (a table, and JSON for machines).
 //
-// replay may import sipcore, afxdp/frame, pipeline and tools/pcapio;
-// nothing in the product may import it.
+// The pipeline mode builds the daemon's own pipeline with appliance's
+// NewBackends, NewProxy and NewWorker (never a copy of them), so that a
+// replay measures what the daemon runs.
+//
+// replay may import sipedge (the embedded config.toml), appliance and
+// appliance/config, sipcore, afxdp/frame, afxdp/neigh, pipeline (with
+// pipeline/memport and pipeline/port/xdpport), tools/pcapio and tools/sipgen
+// (its default secret); nothing in the product may import it.
 package replay

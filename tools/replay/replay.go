@@ -36,8 +36,16 @@ type Options struct {
 	// SIPPorts: a UDP datagram from or to one of them is SIP even when it
 	// does not look like it (malformed traffic to a SIP port is kept).
 	SIPPorts []uint16
-	// Workers is the number of pipeline workers (pipeline mode).
+	// Workers is the number of pipeline workers (pipeline mode); 0 runs
+	// one per [io] core of the configuration.
 	Workers int
+	// Config is the appliance configuration the pipeline mode builds its
+	// pipeline from ("" is the embedded default config.toml).
+	Config string
+	// Secret, when set, replaces the configuration's [node] secret: give
+	// the one the capture was made with (sipgen --secret) so the
+	// responses' branches are recognised as the proxy's own.
+	Secret string
 
 	// Progress receives the progress display (nil: none). Terminal selects
 	// the redrawn bar over plain lines. Every is the interval between
@@ -62,26 +70,6 @@ type Datagram struct {
 type Sink interface {
 	Send(d *Datagram) error
 	Close() error
-}
-
-// ErrPipelineNotYet is returned by the pipeline mode until the per-core
-// worker exists on main.
-var ErrPipelineNotYet = errors.New("pipeline replay lands with issue 4's worker; use --into udp:HOST:PORT or --into pcap:FILE meanwhile")
-
-// ErrAFXDPNotYet is returned by the afxdp mode until pipeline/port/xdpport
-// exists on main.
-var ErrAFXDPNotYet = errors.New("--into afxdp is not built yet: the AF_XDP port (pipeline/port/xdpport) has not landed; use --into udp:HOST:PORT meanwhile")
-
-// runPipeline replays through the appliance's pipeline in-process on
-// o.Workers workers, reporting messages/s per core, ns per message per
-// stage, verdict counts and allocations per message into s.Pipeline.
-//
-// TODO(issue 4): wire pipeline.NewWorker here once it is on main: one
-// worker per core fed by an in-memory port built from the datagrams of src
-// (sharded by Call-ID hash, as the NIC's RSS would), each worker's
-// counters read after the run.
-func runPipeline(o *Options, src *source, s *Summary) error {
-	return ErrPipelineNotYet
 }
 
 // Mapping rewrites one endpoint: From matches an address (any port when
@@ -387,12 +375,19 @@ func (p *pcapSink) Close() error {
 	return err
 }
 
-// openSink turns Options.Into into a sink; nil for the pipeline mode.
-func openSink(into string) (Sink, error) {
+// flusher is a sink that batches: Flush sends what it holds and returns how
+// many of those the destination refused.
+type flusher interface {
+	Flush() (unsent int, err error)
+}
+
+// openSink turns Options.Into into a sink (the pipeline mode has none).
+func openSink(o *Options, s *Summary) (Sink, error) {
+	into := o.Into
 	kind, arg, _ := strings.Cut(into, ":")
 	switch kind {
 	case "pipeline":
-		return nil, nil
+		return nil, fmt.Errorf("--into %q: pipeline takes no argument (the configuration comes from --config)", into)
 	case "udp":
 		return newUDPSink(arg)
 	case "pcap":
@@ -401,7 +396,8 @@ func openSink(into string) (Sink, error) {
 		}
 		return newPcapSink(arg)
 	case "afxdp":
-		return nil, ErrAFXDPNotYet
+		s.AFXDP = &AFXDPReport{}
+		return newAFXDPSink(o, arg, s.AFXDP)
 	}
 	return nil, fmt.Errorf("--into %q: want pipeline, udp:HOST:PORT, afxdp:IFACE or pcap:FILE", into)
 }
@@ -431,21 +427,21 @@ func Run(o Options) (*Summary, error) {
 	case o.Speed < 0 || o.Rate < 0:
 		return s, errors.New("--speed and --rate must not be negative")
 	}
+	if o.Into == "pipeline" {
+		return s, runPipeline(&o, s)
+	}
 	src, err := newSource(&o, s)
 	if err != nil {
 		return s, err
 	}
 	defer src.close()
-	sink, err := openSink(o.Into)
+	sink, err := openSink(&o, s)
 	if err != nil {
 		return s, err
 	}
 	start := o.Now()
 	defer func() { s.finish(o.Now().Sub(start)) }()
-	if sink == nil {
-		return s, runPipeline(&o, src, s)
-	}
-	prog := newProgress(&o, src)
+	prog := newProgress(&o, src, s)
 	var d Datagram
 	var virt time.Duration
 	var prev time.Time
@@ -479,6 +475,10 @@ func Run(o Options) (*Summary, error) {
 		}
 		if due > 0 {
 			if wait := due - o.Now().Sub(start); wait > 100*time.Microsecond {
+				// What a batching sink holds is due now.
+				if fl, ok := sink.(flusher); ok {
+					flushed(s, fl)
+				}
 				time.Sleep(wait)
 			}
 		}
@@ -491,9 +491,26 @@ func Run(o Options) (*Summary, error) {
 		}
 		prog.tick(false)
 	}
+	if fl, ok := sink.(flusher); ok {
+		flushed(s, fl)
+	}
 	if err := sink.Close(); err != nil && runErr == nil {
 		runErr = err
 	}
 	prog.tick(true)
 	return s, runErr
+}
+
+// flushed flushes a batching sink and moves what it could not send from
+// sent to send errors.
+func flushed(s *Summary, fl flusher) {
+	unsent, err := fl.Flush()
+	if unsent > 0 {
+		s.Sent -= uint64(unsent)
+		s.SendErrors += uint64(unsent)
+		s.addError(fmt.Sprintf("%d datagrams not sent (see the port's drop counters)", unsent))
+	}
+	if err != nil {
+		s.addError(err.Error())
+	}
 }

@@ -2,7 +2,6 @@ package replay
 
 import (
 	"bytes"
-	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -122,6 +121,12 @@ func genCapture(t *testing.T) (string, uint64) {
 	c.Flood, c.Scan, c.Malformed = 12, 8, 9
 	c.Responses, c.Challenges = true, true
 	c.Callers = 20
+	return writeCapture(t, c)
+}
+
+// writeCapture writes the capture sipgen makes from c.
+func writeCapture(t *testing.T, c sipgen.Config) (string, uint64) {
+	t.Helper()
 	g, err := sipgen.New(c)
 	if err != nil {
 		t.Fatal(err)
@@ -349,13 +354,16 @@ func TestProgressPlainLines(t *testing.T) {
 	}
 }
 
-func TestPipelineAndAFXDPNotYet(t *testing.T) {
+func TestBadDestinations(t *testing.T) {
 	path, _ := genCapture(t)
-	if _, err := Run(Options{Inputs: []string{path}}); !errors.Is(err, ErrPipelineNotYet) {
-		t.Fatalf("pipeline: %v", err)
+	if _, err := Run(Options{Inputs: []string{path}, Into: "pipeline:x"}); err == nil || !strings.Contains(err.Error(), "no argument") {
+		t.Fatalf("pipeline with an argument: %v", err)
 	}
-	if _, err := Run(Options{Inputs: []string{path}, Into: "afxdp:lo"}); !errors.Is(err, ErrAFXDPNotYet) {
-		t.Fatalf("afxdp: %v", err)
+	if _, err := Run(Options{Inputs: []string{path}, Into: "afxdp:sipedge-none0"}); err == nil || !strings.Contains(err.Error(), "sipedge-none0") {
+		t.Fatalf("afxdp on a missing interface: %v", err)
+	}
+	if _, err := Run(Options{Inputs: []string{path}, Into: "afxdp:"}); err == nil || !strings.Contains(err.Error(), "interface name") {
+		t.Fatalf("afxdp without an interface: %v", err)
 	}
 	if _, err := Run(Options{Inputs: []string{path}, Into: "tcp:x"}); err == nil || !strings.Contains(err.Error(), "want pipeline") {
 		t.Fatalf("unknown destination: %v", err)

@@ -47,6 +47,9 @@ type Summary struct {
 	Seconds float64 `json:"seconds"`
 	PerSec  float64 `json:"datagrams_per_second"`
 
+	// AFXDP is filled by the afxdp mode.
+	AFXDP *AFXDPReport `json:"afxdp,omitempty"`
+
 	// Pipeline is filled by the pipeline mode.
 	Pipeline *PipelineReport `json:"pipeline,omitempty"`
 
@@ -60,6 +63,11 @@ type PipelineReport struct {
 	NsPerStage       map[string]float64 `json:"ns_per_message_by_stage"`
 	Verdicts         map[string]uint64  `json:"verdicts"`
 	AllocsPerMessage float64            `json:"allocs_per_message"`
+	// Notes say what the replay assumed (the address the pipeline answers
+	// as, where the secret came from).
+	Notes []string `json:"notes,omitempty"`
+
+	stageOrder []string
 }
 
 func newSummary(o *Options) *Summary {
@@ -122,7 +130,30 @@ func (s *Summary) WriteTable(w io.Writer) {
 	row("bytes", s.Bytes)
 	row("seconds", fmt.Sprintf("%.3f", s.Seconds))
 	row("datagrams/s", fmt.Sprintf("%.0f", s.PerSec))
+	if a := s.AFXDP; a != nil {
+		row("afxdp interface", a.Interface)
+		row("  SIP ports", fmt.Sprint(a.Ports))
+		row("  via the TX ring", a.Ring)
+		row("  via the kernel (slow path)", a.SlowPath)
+		row("  dropped by the port", a.Dropped)
+	}
+	if r := s.Pipeline; r != nil {
+		row("pipeline workers", r.Workers)
+		for i, m := range r.MessagesPerCore {
+			row(fmt.Sprintf("  worker %d messages/s", i), fmt.Sprintf("%.0f", m))
+		}
+		for _, k := range r.sortedStages() {
+			row("  ns/message "+k, fmt.Sprintf("%.1f", r.NsPerStage[k]))
+		}
+		row("  verdicts", mapString(r.Verdicts))
+		row("  allocations/message", fmt.Sprintf("%.6f", r.AllocsPerMessage))
+	}
 	tw.Flush()
+	if s.Pipeline != nil {
+		for _, n := range s.Pipeline.Notes {
+			fmt.Fprintln(w, "note:", n)
+		}
+	}
 	for _, e := range s.Errors {
 		fmt.Fprintln(w, "error:", e)
 	}
@@ -165,11 +196,21 @@ type progress struct {
 	src   *source
 	start time.Time
 	last  time.Time
+	// frac and loop say how far the replay is; they default to the
+	// source's (pipeline mode counts the workers' messages instead).
+	frac func() float64
+	loop func() int
+	s    *Summary
 }
 
-func newProgress(o *Options, src *source) *progress {
+func newProgress(o *Options, src *source, s *Summary) *progress {
 	now := o.Now()
-	return &progress{o: o, src: src, start: now, last: now}
+	p := &progress{o: o, src: src, start: now, last: now, s: s}
+	if src != nil {
+		p.frac = src.fraction
+		p.loop = func() int { return min(src.loop+1, o.Loop) }
+	}
+	return p
 }
 
 // tick redraws when the interval passed, and always at the end.
@@ -182,13 +223,13 @@ func (p *progress) tick(final bool) {
 		return
 	}
 	p.last = now
-	s := p.src.s
+	s := p.s
 	el := now.Sub(p.start).Seconds()
 	rate := 0.0
 	if el > 0 {
 		rate = float64(s.Sent) / el
 	}
-	pct := 100 * p.src.fraction()
+	pct := 100 * p.frac()
 	if final {
 		pct = 100
 	}
@@ -203,5 +244,5 @@ func (p *progress) tick(final bool) {
 		return
 	}
 	fmt.Fprintf(p.o.Progress, "sipreplay: %.1f%% loop %d/%d, %d sent, %.0f/s, %d errors\n",
-		pct, min(p.src.loop+1, p.o.Loop), p.o.Loop, s.Sent, rate, s.SendErrors)
+		pct, p.loop(), p.o.Loop, s.Sent, rate, s.SendErrors)
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -21,10 +20,31 @@ cooked SLL/SLL2 or raw IP; IPv4 and IPv6 fragments reassembled). A UDP
 datagram is SIP when it starts like a SIP message or uses a --sip-ports port.
 
 Destinations (--into):
-  pipeline        through the appliance's pipeline in-process on --workers
-                  workers (lands with issue 4's worker; reports an error now)
+  pipeline        through the appliance's own pipeline (the daemon's stages,
+                  built from --config, default the embedded config.toml)
+                  in-process, on --workers workers (default: one per io.cores
+                  entry), each pinned to a CPU. The captures are loaded once
+                  and split across workers by source address (as RSS would);
+                  each worker replays its share --loop times from memory as
+                  fast as it can (--speed/--rate do not apply; Call-IDs are
+                  not rewritten: the proxy keeps no state), output discarded,
+                  backends all up (no probes). The pipeline answers as the
+                  capture's main destination. Reports messages/s per core,
+                  ns/message per stage (1 message in 64 timed; "total" is the
+                  whole worker loop), verdicts and allocations per message
+                  (after a warm-up of 4096 messages per worker, not counted).
+                  --secret must match the capture's (sipgen --secret) for
+                  responses to be the proxy's own; when neither it nor the
+                  configuration sets one, sipgen's default secret is used.
   udp:HOST:PORT   onto the wire, every datagram to HOST:PORT from one socket
-  afxdp:IFACE     onto the wire through AF_XDP (not built yet)
+  afxdp:IFACE     onto the wire through an AF_XDP socket on IFACE queue 0
+                  (root; xdpport attaches its XDP program for the capture's
+                  SIP ports, so datagrams arriving for them on IFACE are
+                  swallowed while it runs). Destinations' MACs are resolved
+                  first (up to 2 s); a datagram to an unresolved one, or above
+                  the MTU, goes through a kernel socket bound to its source
+                  port. Datagrams above 4000 bytes are dropped and counted.
+                  Pacing and --map-src/--map-dst as for udp.
   pcap:FILE       into a capture, with the rewritten addresses and timing
 
 Pacing: the capture's own timing scaled by --speed (default 1), a fixed
@@ -70,7 +90,9 @@ func run(args []string, stdout, stderr io.Writer, tty bool) int {
 	fs.Float64Var(&o.Speed, "speed", 1, "scale of the capture's timing (0: as fast as possible)")
 	fs.Float64Var(&o.Rate, "rate", 0, "fixed datagrams per second (overrides --speed)")
 	fs.IntVar(&o.Loop, "loop", 1, "replay the captures this many times")
-	fs.IntVar(&o.Workers, "workers", runtime.NumCPU(), "pipeline workers (--into pipeline)")
+	fs.IntVar(&o.Workers, "workers", 0, "pipeline workers (--into pipeline; 0: one per io.cores entry of --config)")
+	fs.StringVar(&o.Config, "config", "", "appliance config.toml for --into pipeline (default: the embedded one)")
+	fs.StringVar(&o.Secret, "secret", "", "[node] secret for --into pipeline: the one the capture was made with (sipgen --secret)")
 	var mapSrc, mapDst multi
 	fs.Var(&mapSrc, "map-src", "rewrite source A=B (repeatable)")
 	fs.Var(&mapDst, "map-dst", "rewrite destination A=B (repeatable)")
@@ -125,6 +147,10 @@ func run(args []string, stdout, stderr io.Writer, tty bool) int {
 	}
 	if o.Loop < 1 {
 		fmt.Fprintf(stderr, "sipreplay: --loop %d: want 1 or more\n", o.Loop)
+		return 2
+	}
+	if o.Workers < 0 {
+		fmt.Fprintf(stderr, "sipreplay: --workers %d: want 1 or more (0: from the configuration)\n", o.Workers)
 		return 2
 	}
 	if o.Every <= 0 {
