@@ -20,6 +20,9 @@ import (
 	"sipedge/afxdp/neigh"
 	"sipedge/appliance/config"
 	"sipedge/pipeline"
+	"sipedge/pipeline/auth"
+	"sipedge/pipeline/auth/redisstore"
+	"sipedge/pipeline/guard"
 	"sipedge/pipeline/port"
 	"sipedge/pipeline/port/pcapport"
 	"sipedge/pipeline/port/socketport"
@@ -59,6 +62,15 @@ type Daemon struct {
 	neigh    *neigh.Table
 	pcapOut  *os.File
 
+	specs []pipeline.BackendSpec // as configured, for the allow-list on reload
+
+	// guard and auth are nil when their section is disabled; users and
+	// redis are auth's store.
+	guard *guard.Guard
+	auth  *auth.Auth
+	users *auth.FileStore
+	redis *redisstore.Store
+
 	proberCancel context.CancelFunc
 	proberDone   chan struct{}
 	proberCfg    pipeline.ProbeConfig
@@ -92,6 +104,7 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.specs = specs
 	if d.backends, err = pipeline.NewBackends(specs); err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)
 	}
@@ -132,18 +145,50 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	if d.proxy, err = pipeline.NewProxy(pc); err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)
 	}
-	for i, p := range d.ports {
-		stages, err := Stages(d.proxy)
-		if err != nil {
+	extras := make([]Extra, len(d.ports))
+	var sinks []auth.FailureSink
+	if cfg.Guard.Enabled {
+		var banner guard.Banner
+		if d.group != nil {
+			banner = d.group.Program() // bans also dropped by the XDP program
+		}
+		if d.guard, err = guard.New(guardConfig(cfg, specs, banner)); err != nil {
+			return nil, fmt.Errorf("appliance: [guard]: %w", err)
+		}
+		for i := range extras {
+			st := d.guard.NewStage()
+			extras[i].Guard = st
+			sinks = append(sinks, st)
+		}
+	}
+	if cfg.Auth.Enabled {
+		if err := d.openAuth(cfg, len(d.ports), sinks); err != nil {
 			return nil, err
 		}
-		w, err := pipeline.NewWorker(p, pipeline.Config{
+	}
+	for i, p := range d.ports {
+		wc := pipeline.Config{
 			ID:         i,
 			Core:       cfg.IO.Cores[i],
 			Batch:      cfg.IO.Batch,
 			Key:        &d.key,
 			RetryAfter: pc.RetryAfter,
-		}, stages)
+		}
+		if d.auth != nil {
+			if extras[i].Auth, err = d.auth.Stages(i, 0); err != nil {
+				return nil, fmt.Errorf("appliance: worker %d: %w", i, err)
+			}
+			wc.Helpers = []pipeline.Helper{d.auth.Helper(i)} // index 0, as given to Stages
+			if cfg.Auth.Fallback == "drop" {
+				wc.Fallback = pipeline.FallbackDrop
+			}
+			wc.RetryAfter = int(cfg.Auth.RetryAfter.Std() / time.Second)
+		}
+		stages, err := Stages(d.proxy, extras[i])
+		if err != nil {
+			return nil, err
+		}
+		w, err := pipeline.NewWorker(p, wc, stages)
 		if err != nil {
 			return nil, fmt.Errorf("appliance: worker %d: %w", i, err)
 		}
@@ -375,6 +420,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	bgWG.Add(1)
 	go func() { defer bgWG.Done(); d.watchBackends(bg) }()
+	if d.guard != nil {
+		bgWG.Add(1)
+		go func() { defer bgWG.Done(); d.guard.Run(bg) }()
+	}
 
 	errc := make(chan error, len(d.workers))
 	for i, w := range d.workers {
@@ -460,6 +509,13 @@ func (d *Daemon) closeAll() {
 		}
 	}
 	d.ports = nil
+	if d.auth != nil {
+		d.auth.Close() // after the workers: it stops their helpers
+	}
+	if d.redis != nil {
+		d.redis.Close()
+		d.redis = nil
+	}
 	if d.neigh != nil {
 		d.neigh.Stop()
 		d.neigh = nil
@@ -557,6 +613,8 @@ func (d *Daemon) Reload(cfg *config.Config) error {
 	if d.level != nil {
 		d.level.Set(parseLevel(cfg.Log.Level))
 	}
+	d.reloadSecurityLocked(old, cfg, d.specs, specs)
+	d.specs = specs
 	for _, what := range restartOnly(old, cfg) {
 		d.log.Warn("reload: setting changed but takes effect only at restart", "setting", what)
 	}
@@ -565,6 +623,7 @@ func (d *Daemon) Reload(cfg *config.Config) error {
 	next.Dispatcher.Backends = cfg.Dispatcher.Backends
 	next.Dispatcher.Probe = cfg.Dispatcher.Probe
 	next.Log.Level = cfg.Log.Level
+	next.Guard.Allow, next.Guard.AllowBackends = cfg.Guard.Allow, cfg.Guard.AllowBackends
 	d.cfg = &next
 	d.reloadOK.Add(1)
 	addrs := make([]string, len(specs))
@@ -605,7 +664,7 @@ func restartOnly(old, cfg *config.Config) []string {
 	if old.Log.Format != cfg.Log.Format {
 		out = append(out, "log.format")
 	}
-	return out
+	return append(out, securityRestartOnly(old, cfg)...)
 }
 
 func parseLevel(s string) slog.Level {
