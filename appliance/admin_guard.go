@@ -235,4 +235,3 @@ func (d *Daemon) removeAllow(w http.ResponseWriter, r *http.Request) {
 	d.log.Info("operator disallow", "cidr", p.String())
 	writeJSON(w, http.StatusOK, map[string]string{"removed": p.String()})
 }
-
