@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -332,5 +333,61 @@ func TestE2EAdminBanAllow(t *testing.T) {
 	a.get(t, "/metrics", &m)
 	if rej := metric(t, m, `sipedge_guard_rejected_total{reason="rate-invite"}`); rej <= rej0 {
 		t.Errorf("no INVITE was rejected for its rate once the allow entry was gone")
+	}
+}
+
+// SIGHUP reloads the users file and the [guard] allow-list in place (the
+// operator's own allow entries stay), and says that other [guard] and
+// [auth] changes need a restart. No sipp: nothing here sends calls.
+func TestE2EReloadSecurity(t *testing.T) {
+	dir := t.TempDir()
+	users := writeUsers(t, dir, "alice", "pw-a")
+	sip, admin := freeUDP(t, "127.0.0.1"), freeTCP(t, "127.0.0.1")
+	backend := freeUDP(t, backendIP) // nobody answers: this test sends no calls
+	cfgText := func(allow, inviteRate string) string {
+		return e2eConfigWith("[guard]\nallow = ["+allow+"]\ninvite_rate = "+inviteRate+"\n"+authSection(users), sip, admin, backend)
+	}
+	a := startApp(t, dir, nil, cfgText(`"192.0.2.0/24"`, "20"), 1)
+	a.admin = admin
+	a.log.waitLog(t, "users=1", time.Second)
+	var allow []string
+	a.do(t, "GET", "/allow", nil, &allow)
+	if got := strings.Join(allow, " "); got != "192.0.2.0/24 127.0.0.1/32" {
+		t.Fatalf("GET /allow %q, want the configured CIDR and the backend's address", got)
+	}
+	if code := a.do(t, "POST", "/allow", appliance.AllowRequest{CIDR: "198.51.100.7"}, nil); code != 200 {
+		t.Fatalf("POST /allow: %d", code)
+	}
+
+	// A second user, a different configured allow entry, a new limit.
+	line := fmt.Sprintf("bob %s %s -\n", authRealm, sipcore.HA1(sipcore.AlgMD5, "bob", authRealm, "pw-b"))
+	f, err := os.OpenFile(users, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(line)
+	f.Close()
+	if err := writeFile(a.cfgPath, cfgText(`"203.0.113.0/24"`, "30")); err != nil {
+		t.Fatal(err)
+	}
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	a.log.waitLog(t, "reload ok", 5*time.Second)
+	a.log.waitLog(t, "users=2", time.Second)
+	a.do(t, "GET", "/allow", nil, &allow)
+	if got := strings.Join(allow, " "); got != "127.0.0.1/32 198.51.100.7/32 203.0.113.0/24" {
+		t.Errorf("GET /allow after reload %q, want the backend, the operator's entry and the new configured one", got)
+	}
+	if !strings.Contains(a.log.String(), `setting="[guard] (all but allow and allow_backends)"`) {
+		t.Errorf("the changed invite_rate was not reported as needing a restart:\n%s", a.log.String())
+	}
+
+	// A broken users file is refused; the loaded users stay.
+	if err := writeFile(users, "alice only-three-fields x\n"); err != nil {
+		t.Fatal(err)
+	}
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	a.log.waitLog(t, "users file refused", 5*time.Second)
+	if code, ok := a.signalWait(t, syscall.SIGTERM, 5*time.Second); !ok || code != 0 {
+		t.Fatalf("appliance: exit %d after SIGTERM\n%s", code, a.log.String())
 	}
 }
