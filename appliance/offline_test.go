@@ -250,7 +250,10 @@ func TestOfflineThroughStages(t *testing.T) {
 // The hot path allocates nothing: 10,000+ messages through a worker running
 // the daemon's full stage list (guard, sanity, response, self, auth with a
 // cached user, auth-resume, route) over the pcap port in loop mode.
-func TestStagesAllocateNothing(t *testing.T) {
+// fullWorker is a worker running the daemon's full stage list with the
+// guard and auth on (a cached user with right credentials) over a looping
+// capture of 64 calls (INVITE with credentials, BYE) from one source.
+func fullWorker(t testing.TB) (*pipeline.Worker, *auth.Auth, *guard.Guard) {
 	key := sipcore.NewKey([]byte("offline test secret, 32 bytes.."))
 	nk := sipcore.NewNonceKey([]byte("offline test secret, 32 bytes.."))
 	nonce := string(nk.Append(nil, time.Now(), []byte(authtest.Realm)))
@@ -266,7 +269,7 @@ func TestStagesAllocateNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer port.Close()
+	t.Cleanup(func() { port.Close() })
 	bk, err := pipeline.NewBackends([]pipeline.BackendSpec{{Addr: backendA, Weight: 1}, {Addr: backendB, Weight: 1}})
 	if err != nil {
 		t.Fatal(err)
@@ -290,7 +293,7 @@ func TestStagesAllocateNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.Close()
+	t.Cleanup(a.Close)
 	as, err := a.Stages(0, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -310,6 +313,11 @@ func TestStagesAllocateNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return w, a, g
+}
+
+func TestStagesAllocateNothing(t *testing.T) {
+	w, a, g := fullWorker(t)
 	poll := func() {
 		if _, err := w.Poll(); err != nil {
 			t.Fatal(err)
@@ -338,4 +346,18 @@ func TestStagesAllocateNothing(t *testing.T) {
 	if p := gs1.Passed - gs0.Passed; p < msgs-64 {
 		t.Errorf("the guard passed %d of %d messages", p, msgs)
 	}
+}
+
+// BenchmarkFullStages is the cost per message of the daemon's full stage
+// list (guard, parse, auth with a cached user, route, build) over the pcap
+// port; an op is one batch of 64 messages.
+func BenchmarkFullStages(b *testing.B) {
+	w, _, _ := fullWorker(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := w.Poll(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(w.Stats().Rx), "ns/msg")
 }
