@@ -21,6 +21,12 @@ func (d *Daemon) adminHandler(withPprof bool) http.Handler {
 	mux.HandleFunc("GET /metrics", d.serveMetrics)
 	mux.HandleFunc("GET /healthz", d.serveHealth)
 	mux.HandleFunc("GET /backends", d.serveBackends)
+	mux.HandleFunc("GET /bans", d.serveBans)
+	mux.HandleFunc("POST /bans", d.addBan)
+	mux.HandleFunc("DELETE /bans", d.removeBan)
+	mux.HandleFunc("GET /allow", d.serveAllow)
+	mux.HandleFunc("POST /allow", d.addAllow)
+	mux.HandleFunc("DELETE /allow", d.removeAllow)
 	if withPprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -30,10 +36,10 @@ func (d *Daemon) adminHandler(withPprof bool) http.Handler {
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
-			http.Error(w, "not found: try /metrics, /healthz, /backends", http.StatusNotFound)
+			http.Error(w, "not found: try /metrics, /healthz, /backends, /bans, /allow", http.StatusNotFound)
 			return
 		}
-		fmt.Fprintln(w, "sipedge appliance admin: /metrics /healthz /backends")
+		fmt.Fprintln(w, "sipedge appliance admin: /metrics /healthz /backends /bans /allow")
 		if withPprof {
 			fmt.Fprintln(w, "/debug/pprof/")
 		}
@@ -287,6 +293,12 @@ func (d *Daemon) WriteMetrics(w io.Writer) {
 	p.sample("sipedge_config_reloads_total", float64(d.reloadOK.Load()), "result", "ok")
 	p.sample("sipedge_config_reloads_total", float64(d.reloadNo.Load()), "result", "refused")
 	d.writePortMetrics(p)
+	if d.guard != nil {
+		d.guard.WriteMetrics(w)
+	}
+	if d.auth != nil {
+		d.auth.WriteMetrics(w)
+	}
 }
 
 // writePortMetrics adds what the ports themselves count (safe from any

@@ -65,7 +65,7 @@ interval = "200ms"
 timeout = "100ms"
 down_after = 2
 up_after = 1
-`, pair.HostV4.String(), pair.Host, sip, admin, uasAddrs[0], uasAddrs[1])
+`, pair.HostV4.String(), pair.Host, sip, admin, uasAddrs[0], uasAddrs[1]) + e2eGuard
 	a := startApp(t, dir, nil, cfg, 1)
 	a.admin = admin
 	if !strings.Contains(a.log.String(), "afxdp") {

@@ -58,16 +58,20 @@ func retryAfter(cfg *config.Config) int {
 	return int(cfg.Dispatcher.RetryAfter.Std() / time.Second)
 }
 
-// NewWorker builds a worker on p running Stages(proxy), with the settings
-// [io] and [dispatcher] give every worker (batch, Retry-After) and key.
-// wc carries what differs per worker and per use: ID, Core, SampleEvery,
-// Now; its Key, Batch and RetryAfter are overwritten.
-func NewWorker(cfg *config.Config, key *sipcore.Key, proxy *pipeline.Proxy, p port.Port, wc pipeline.Config) (*pipeline.Worker, error) {
-	stages, err := Stages(proxy)
+// NewWorker builds a worker on p running Stages(proxy, extra), with the
+// settings [io] and [dispatcher] give every worker (batch, Retry-After) and
+// key. wc carries what differs per worker and per use: ID, Core,
+// SampleEvery, Now, the auth helper and its fallback; its Key and Batch are
+// overwritten, and RetryAfter defaults to [dispatcher] retry_after.
+func NewWorker(cfg *config.Config, key *sipcore.Key, proxy *pipeline.Proxy, p port.Port, wc pipeline.Config, extra Extra) (*pipeline.Worker, error) {
+	stages, err := Stages(proxy, extra)
 	if err != nil {
 		return nil, err
 	}
-	wc.Key, wc.Batch, wc.RetryAfter = key, cfg.IO.Batch, retryAfter(cfg)
+	wc.Key, wc.Batch = key, cfg.IO.Batch
+	if wc.RetryAfter == 0 {
+		wc.RetryAfter = retryAfter(cfg)
+	}
 	w, err := pipeline.NewWorker(p, wc, stages)
 	if err != nil {
 		return nil, fmt.Errorf("appliance: worker %d: %w", wc.ID, err)

@@ -20,6 +20,9 @@ import (
 	"sipedge/afxdp/neigh"
 	"sipedge/appliance/config"
 	"sipedge/pipeline"
+	"sipedge/pipeline/auth"
+	"sipedge/pipeline/auth/redisstore"
+	"sipedge/pipeline/guard"
 	"sipedge/pipeline/port"
 	"sipedge/pipeline/port/pcapport"
 	"sipedge/pipeline/port/socketport"
@@ -59,6 +62,15 @@ type Daemon struct {
 	neigh    *neigh.Table
 	pcapOut  *os.File
 
+	specs []pipeline.BackendSpec // as configured, for the allow-list on reload
+
+	// guard and auth are nil when their section is disabled; users and
+	// redis are auth's store.
+	guard *guard.Guard
+	auth  *auth.Auth
+	users *auth.FileStore
+	redis *redisstore.Store
+
 	proberCancel context.CancelFunc
 	proberDone   chan struct{}
 	proberCfg    pipeline.ProbeConfig
@@ -88,8 +100,13 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	}()
 	var err error
 	d.key = sipcore.NewKey([]byte(cfg.Node.Secret))
-	if d.backends, err = NewBackends(cfg); err != nil {
+	specs, err := backendSpecs(cfg)
+	if err != nil {
 		return nil, err
+	}
+	d.specs = specs
+	if d.backends, err = pipeline.NewBackends(specs); err != nil {
+		return nil, fmt.Errorf("appliance: %w", err)
 	}
 	listen, err := netip.ParseAddrPort(cfg.IO.Listen)
 	if cfg.IO.Port != "pcap" && err != nil {
@@ -116,8 +133,40 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	if d.proxy, err = NewProxy(cfg, &d.key, d.backends, self); err != nil {
 		return nil, err
 	}
+	extras := make([]Extra, len(d.ports))
+	var sinks []auth.FailureSink
+	if cfg.Guard.Enabled {
+		var banner guard.Banner
+		if d.group != nil {
+			banner = d.group.Program() // bans also dropped by the XDP program
+		}
+		if d.guard, err = guard.New(guardConfig(cfg, specs, banner)); err != nil {
+			return nil, fmt.Errorf("appliance: [guard]: %w", err)
+		}
+		for i := range extras {
+			st := d.guard.NewStage()
+			extras[i].Guard = st
+			sinks = append(sinks, st)
+		}
+	}
+	if cfg.Auth.Enabled {
+		if err := d.openAuth(cfg, len(d.ports), sinks); err != nil {
+			return nil, err
+		}
+	}
 	for i, p := range d.ports {
-		w, err := NewWorker(cfg, &d.key, d.proxy, p, pipeline.Config{ID: i, Core: cfg.IO.Cores[i]})
+		wc := pipeline.Config{ID: i, Core: cfg.IO.Cores[i]}
+		if d.auth != nil {
+			if extras[i].Auth, err = d.auth.Stages(i, 0); err != nil {
+				return nil, fmt.Errorf("appliance: worker %d: %w", i, err)
+			}
+			wc.Helpers = []pipeline.Helper{d.auth.Helper(i)} // index 0, as given to Stages
+			if cfg.Auth.Fallback == "drop" {
+				wc.Fallback = pipeline.FallbackDrop
+			}
+			wc.RetryAfter = int(cfg.Auth.RetryAfter.Std() / time.Second)
+		}
+		w, err := NewWorker(cfg, &d.key, d.proxy, p, wc, extras[i])
 		if err != nil {
 			return nil, err
 		}
@@ -349,6 +398,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	bgWG.Add(1)
 	go func() { defer bgWG.Done(); d.watchBackends(bg) }()
+	if d.guard != nil {
+		bgWG.Add(1)
+		go func() { defer bgWG.Done(); d.guard.Run(bg) }()
+	}
 
 	errc := make(chan error, len(d.workers))
 	for i, w := range d.workers {
@@ -434,6 +487,13 @@ func (d *Daemon) closeAll() {
 		}
 	}
 	d.ports = nil
+	if d.auth != nil {
+		d.auth.Close() // after the workers: it stops their helpers
+	}
+	if d.redis != nil {
+		d.redis.Close()
+		d.redis = nil
+	}
 	if d.neigh != nil {
 		d.neigh.Stop()
 		d.neigh = nil
@@ -531,6 +591,8 @@ func (d *Daemon) Reload(cfg *config.Config) error {
 	if d.level != nil {
 		d.level.Set(parseLevel(cfg.Log.Level))
 	}
+	d.reloadSecurityLocked(old, cfg, d.specs, specs)
+	d.specs = specs
 	for _, what := range restartOnly(old, cfg) {
 		d.log.Warn("reload: setting changed but takes effect only at restart", "setting", what)
 	}
@@ -539,6 +601,7 @@ func (d *Daemon) Reload(cfg *config.Config) error {
 	next.Dispatcher.Backends = cfg.Dispatcher.Backends
 	next.Dispatcher.Probe = cfg.Dispatcher.Probe
 	next.Log.Level = cfg.Log.Level
+	next.Guard.Allow, next.Guard.AllowBackends = cfg.Guard.Allow, cfg.Guard.AllowBackends
 	d.cfg = &next
 	d.reloadOK.Add(1)
 	addrs := make([]string, len(specs))
@@ -579,7 +642,7 @@ func restartOnly(old, cfg *config.Config) []string {
 	if old.Log.Format != cfg.Log.Format {
 		out = append(out, "log.format")
 	}
-	return out
+	return append(out, securityRestartOnly(old, cfg)...)
 }
 
 func parseLevel(s string) slog.Level {

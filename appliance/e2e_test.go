@@ -19,10 +19,21 @@ const (
 	backendIP = "127.0.0.1"
 )
 
+// e2eGuard is the [guard] of the e2e tests: the guard runs, with per-source
+// limits above what one sipp UAC sends here (up to 100 calls/s).
+const e2eGuard = "[guard]\nrate = 5000\nburst = 10000\ninvite_rate = 1000\ninvite_burst = 2000\n"
+
 // e2eConfig is a socket-port configuration for the e2e tests: fast probes
 // so that a dead backend is found in about half a second.
 func e2eConfig(sip, admin string, backends ...string) string {
+	return e2eConfigWith(e2eGuard, sip, admin, backends...)
+}
+
+// e2eConfigWith is e2eConfig with extra sections ([guard], [auth]) in
+// place of e2eGuard.
+func e2eConfigWith(extra, sip, admin string, backends ...string) string {
 	var b strings.Builder
+	b.WriteString(extra)
 	fmt.Fprintf(&b, "[io]\nport = \"socket\"\nlisten = %q\ncores = [0]\n", sip)
 	fmt.Fprintf(&b, "[admin]\nlisten = %q\n", admin)
 	b.WriteString("[node]\naddresses = [\"127.0.0.1\"]\nsecret = \"e2e test secret, 32 bytes long..\"\n")
@@ -40,18 +51,26 @@ type loopRig struct {
 	uasNames   []string
 	uasAddrs   []string
 	sip, admin string
+	extra      string // the configuration sections besides the basics
 }
 
 // newLoopRig starts n sipp UAS and the appliance in front of them, and
 // waits until every backend has answered a probe.
 func newLoopRig(t *testing.T, n int) *loopRig {
 	t.Helper()
+	return newLoopRigWith(t, n, e2eGuard)
+}
+
+// newLoopRigWith is newLoopRig with extra configuration sections.
+func newLoopRigWith(t *testing.T, n int, extra string) *loopRig {
+	t.Helper()
 	requireSipp(t)
 	r := &loopRig{dir: t.TempDir(), sip: freeUDP(t, "127.0.0.1"), admin: freeTCP(t, "127.0.0.1")}
 	for i := 0; i < n; i++ {
 		r.addUAS(t)
 	}
-	r.app = startApp(t, r.dir, nil, e2eConfig(r.sip, r.admin, r.uasAddrs...), 1)
+	r.extra = extra
+	r.app = startApp(t, r.dir, nil, e2eConfigWith(extra, r.sip, r.admin, r.uasAddrs...), 1)
 	r.app.admin = r.admin
 	r.app.waitBackends(t, "all probed up", 10*time.Second, func(b map[string]appliance.BackendJSON) bool {
 		for _, a := range r.uasAddrs {

@@ -20,6 +20,9 @@ import (
 	"sipedge/appliance"
 	"sipedge/appliance/config"
 	"sipedge/pipeline"
+	"sipedge/pipeline/auth"
+	"sipedge/pipeline/auth/authtest"
+	"sipedge/pipeline/guard"
 	"sipedge/pipeline/port/pcapport"
 	"sipedge/sipcore"
 )
@@ -245,36 +248,76 @@ func TestOfflineThroughStages(t *testing.T) {
 }
 
 // The hot path allocates nothing: 10,000+ messages through a worker running
-// the daemon's stage list over the pcap port in loop mode.
-func TestStagesAllocateNothing(t *testing.T) {
+// the daemon's full stage list (guard, sanity, response, self, auth with a
+// cached user, auth-resume, route) over the pcap port in loop mode.
+// fullWorker is a worker running the daemon's full stage list with the
+// guard and auth on (a cached user with right credentials) over a looping
+// capture of 64 calls (INVITE with credentials, BYE) from one source.
+func fullWorker(t testing.TB) (*pipeline.Worker, *auth.Auth, *guard.Guard) {
+	key := sipcore.NewKey([]byte("offline test secret, 32 bytes.."))
+	nk := sipcore.NewNonceKey([]byte("offline test secret, 32 bytes.."))
+	nonce := string(nk.Append(nil, time.Now(), []byte(authtest.Realm)))
 	var in []dgram
 	for i := 0; i < 64; i++ {
-		id := fmt.Sprintf("alloc-%d@x", i)
-		in = append(in, dgram{caller, edge, request("INVITE", id, fmt.Sprintf("i%d", i), 1, "")})
+		cl := &authtest.Client{User: "alice", Password: "secret", Call: i}
+		inv := cl.Request("INVITE", nonce)
+		id := header(inv, "Call-ID")
+		in = append(in, dgram{caller, edge, inv})
 		in = append(in, dgram{caller, edge, request("BYE", id, fmt.Sprintf("b%d", i), 2, "t")})
 	}
 	port, err := pcapport.Open(pcapport.Config{InputReader: bytes.NewReader(writeCapture(t, in)), Loop: 1 << 30, Local: edge})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer port.Close()
+	t.Cleanup(func() { port.Close() })
 	bk, err := pipeline.NewBackends([]pipeline.BackendSpec{{Addr: backendA, Weight: 1}, {Addr: backendB, Weight: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := sipcore.NewKey([]byte("offline test secret, 32 bytes.."))
 	px, err := pipeline.NewProxy(pipeline.ProxyConfig{Key: &key, SentBy: edge.String(), RecordRoute: "sip:192.0.2.1:5060;lr", Names: []string{"192.0.2.1"}, Backends: bk})
 	if err != nil {
 		t.Fatal(err)
 	}
-	stages, err := appliance.Stages(px)
+	// Limits far above this loop's rate, and every batch here is full so
+	// overload shedding is pushed out of reach: every message takes the
+	// guard's full path (shape, signatures, buckets) and passes.
+	huge := guard.Limit{Rate: 1e9, Burst: 1 << 20}
+	g, err := guard.New(guard.Config{All: huge, Invite: huge, Register: huge, OverloadBatches: 100000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := pipeline.NewWorker(port, pipeline.Config{Core: -1, Batch: 64, Key: &key}, stages)
+	gs := g.NewStage()
+	entry := authtest.Entry(t, "alice", "secret")
+	users := auth.NewFileStore(auth.Users{authtest.Realm: {"alice": &entry}})
+	a, err := auth.New(auth.Config{Realm: authtest.Realm, NonceKey: nk, Store: users, Workers: 1, WorkerFailures: []auth.FailureSink{gs}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(a.Close)
+	as, err := a.Stages(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stages, err := appliance.Stages(px, appliance.Extra{Guard: gs, Auth: as})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range stages {
+		names = append(names, s.Name())
+	}
+	if got := strings.Join(names, " "); got != "guard sanity response self auth auth-resume route" {
+		t.Fatalf("stage order %q", got)
+	}
+	w, err := pipeline.NewWorker(port, pipeline.Config{Core: -1, Batch: 64, Key: &key, Helpers: []pipeline.Helper{a.Helper(0)}}, stages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, a, g
+}
+
+func TestStagesAllocateNothing(t *testing.T) {
+	w, a, g := fullWorker(t)
 	poll := func() {
 		if _, err := w.Poll(); err != nil {
 			t.Fatal(err)
@@ -283,9 +326,10 @@ func TestStagesAllocateNothing(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		poll()
 	}
-	before := w.Stats()
+	before, am0, gs0 := w.Stats(), a.Metrics(), g.Stats()
 	allocs := testing.AllocsPerRun(160, poll) // 160 x 64 = 10,240 messages
-	after := w.Stats()
+	poll()                                    // publishes the counters of the last batch
+	after, am1, gs1 := w.Stats(), a.Metrics(), g.Stats()
 	msgs := after.Rx - before.Rx
 	if msgs < 10000 {
 		t.Fatalf("only %d messages went through", msgs)
@@ -296,4 +340,24 @@ func TestStagesAllocateNothing(t *testing.T) {
 	if fw := after.Tx - before.Tx; fw != msgs {
 		t.Fatalf("%d messages in, %d out (drops %v)", msgs, fw, after.Drops)
 	}
+	if ok := am1.Successes - am0.Successes; ok < msgs/2-64 {
+		t.Errorf("auth verified %d INVITEs of about %d: the loop did not exercise the cached-user path", ok, msgs/2)
+	}
+	if p := gs1.Passed - gs0.Passed; p < msgs-64 {
+		t.Errorf("the guard passed %d of %d messages", p, msgs)
+	}
+}
+
+// BenchmarkFullStages is the cost per message of the daemon's full stage
+// list (guard, parse, auth with a cached user, route, build) over the pcap
+// port; an op is one batch of 64 messages.
+func BenchmarkFullStages(b *testing.B) {
+	w, _, _ := fullWorker(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := w.Poll(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(w.Stats().Rx), "ns/msg")
 }

@@ -6,19 +6,31 @@ import (
 	"sipedge/pipeline"
 )
 
+// Extra are a worker's stages that the proxy does not make: the guard and
+// the auth stages, each nil when its section is disabled.
+type Extra struct {
+	// Guard is the worker's guard stage (guard.Guard.NewStage).
+	Guard pipeline.Stage
+	// Auth are the worker's "auth" and "auth-resume" stages
+	// (auth.Auth.Stages), in that order.
+	Auth []pipeline.Stage
+}
+
 // Stages returns fresh stage instances for one worker, in the order every
 // message runs through them. This is the one place the pipeline is
 // declared: a new stage is one line here.
 //
-//	guard    (pipeline/guard, to come): size, per-source rates, scanner
-//	         signatures; before parsing, so a flood costs as little as possible
-//	sanity   parse, 400/416/420/513
-//	response pop our Via, forward the response
-//	self     OPTIONS to us, 404/483 for other requests to us
-//	auth     (pipeline/auth, to come): digest challenge/verify of initial
-//	         requests, after self so keepalive OPTIONS need no credentials
-//	route    dispatcher (Call-ID hash) or loose route
-func Stages(p *pipeline.Proxy) ([]pipeline.Stage, error) {
+//	guard       (pipeline/guard, [guard] enabled): size, per-source rates,
+//	            scanner signatures, bans; before parsing, so that a flood
+//	            costs as little as possible
+//	sanity      parse, 400/416/420/513
+//	response    pop our Via, forward the response
+//	self        OPTIONS to us, 404/483 for other requests to us
+//	auth        (pipeline/auth, [auth] enabled): digest challenge/verify of
+//	auth-resume initial requests, after self so that keepalive OPTIONS need
+//	            no credentials; auth-resume finishes parked messages
+//	route       dispatcher (Call-ID hash) or loose route
+func Stages(p *pipeline.Proxy, x Extra) ([]pipeline.Stage, error) {
 	byName := map[string]pipeline.Stage{}
 	for _, s := range p.Stages() {
 		byName[s.Name()] = s
@@ -32,8 +44,16 @@ func Stages(p *pipeline.Proxy) ([]pipeline.Stage, error) {
 		return s, nil
 	}
 	var out []pipeline.Stage
+	if x.Guard != nil {
+		out = append(out, x.Guard)
+	}
 	for _, name := range []string{"sanity", "response", "self", "route"} {
-		// guard goes before "sanity"; auth before "route".
+		if name == "route" {
+			if len(x.Auth) != 0 && len(x.Auth) != 2 {
+				return nil, fmt.Errorf("appliance: %d auth stages given, want the two of auth.Auth.Stages (auth, auth-resume)", len(x.Auth))
+			}
+			out = append(out, x.Auth...)
+		}
 		s, err := get(name)
 		if err != nil {
 			return nil, err

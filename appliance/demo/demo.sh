@@ -30,7 +30,12 @@ for port in 5080 5081; do
 		-trace_stat -stf uas$port.csv -fd 1 >uas$port.log 2>&1) &
 	pids+=($!)
 done
-./bin/appliance run -c config.toml 2>"$work/appliance.log" &
+# config.toml as it is, except that the guard lets the one sipp UAC address
+# past its per-source limits (20 INVITEs/s by default): a real caller at
+# $RATE calls/s from one address is a trunk, and trunks are allow-listed.
+sed 's|^allow = \[\]$|allow = ["127.0.0.2"]|' config.toml >"$work/demo.toml"
+grep -q '^allow = \["127.0.0.2"\]$' "$work/demo.toml" || { echo "demo: could not allow-list the UAC in $work/demo.toml" >&2; exit 1; }
+./bin/appliance run -c "$work/demo.toml" 2>"$work/appliance.log" &
 app=$!
 pids+=($app)
 echo "demo: appliance pid $app, UAS on 127.0.0.1:5080 and :5081; waiting for both backends to answer probes"

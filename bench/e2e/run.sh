@@ -5,6 +5,12 @@
 # seconds per 1000 calls (utime+stime from /proc/PID/stat), achieved CPS.
 # The highest rate with under 0.1% failed calls is the sustained CPS.
 #   RATES="500 1000 2000" SECONDS_PER_RATE=10 bench/e2e/run.sh
+# AUTH=1 turns on [auth] (users file written by sipedge-users, MD5, which
+# sipp answers) and runs appliance/testdata/uac_auth.xml: every call is
+# challenged (407), then authenticated, so the appliance sees 7 messages
+# per call instead of 5.
+# The guard runs with per-source limits above the rates (one sipp sends all
+# the calls), so its full per-message path is in the figures.
 # Every process is started here and stopped by its pid (also on Ctrl-C).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -35,7 +41,26 @@ listen = "$ADMIN"
 address = "127.0.0.1:15080"
 [[dispatcher.backends]]
 address = "127.0.0.1:15081"
+[guard]
+rate = 1000000
+burst = 1000000
+invite_rate = 1000000
+invite_burst = 1000000
 TOML
+uac_args=(-sn uac)
+if [ "${AUTH:-0}" = 1 ]; then
+	./bin/sipedge-users -f "$work/users" -realm sipedge.bench -user alice -password bench-password >/dev/null
+	cat >>"$work/bench.toml" <<TOML
+[auth]
+enabled = true
+realm = "sipedge.bench"
+algorithms = ["MD5"]
+# sipp puts sip:HOST:PORT, not the Request-URI, in the digest uri.
+check_uri = false
+users_file = "$work/users"
+TOML
+	uac_args=(-sf "$(readlink -f appliance/testdata/uac_auth.xml)" -au alice -ap bench-password -default_behaviors all,-bye)
+fi
 uas=$(readlink -f appliance/testdata/uas.xml)
 for port in 15080 15081; do
 	(cd "$work" && exec sipp -sf "$uas" -i 127.0.0.1 -p $port -nostdin -recv_timeout 10s >uas$port.log 2>&1) &
@@ -52,7 +77,7 @@ for rate in $RATES; do
 	calls=$((rate * SECS))
 	cpu0=$(awk '{print $14+$15}' /proc/$app/stat)
 	t0=$(date +%s.%N)
-	(cd "$work" && exec sipp -sn uac -i 127.0.0.2 -p 15070 -r "$rate" -m "$calls" -l $((rate * 4)) -nostdin \
+	(cd "$work" && exec sipp "${uac_args[@]}" -s bob -i 127.0.0.2 -p 15070 -r "$rate" -m "$calls" -l $((rate * 4)) -nostdin \
 		-recv_timeout 5s -timeout $((SECS * 3 + 10))s -trace_stat -stf uac$rate.csv -fd 1 "$SIP" >uac$rate.log 2>&1) || true
 	t1=$(date +%s.%N)
 	cpu1=$(awk '{print $14+$15}' /proc/$app/stat)

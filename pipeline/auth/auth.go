@@ -71,6 +71,11 @@ type Config struct {
 	RetryAfter int
 	// Failures, when set, is told of every failed authentication.
 	Failures FailureSink
+	// WorkerFailures, when set, replaces Failures per worker: worker i
+	// reports to WorkerFailures[i], from its own goroutine. It is how each
+	// worker's guard stage, which is not safe for other goroutines, hears
+	// of the failures that worker saw. Its length must be Workers.
+	WorkerFailures []FailureSink
 	// Clock is the wall clock nonces are stamped with (time.Now); tests
 	// inject theirs.
 	Clock func() time.Time
@@ -179,9 +184,16 @@ func New(cfg Config) (*Auth, error) {
 	if p, ok := cfg.Store.(Peeker); ok {
 		a.peek = p
 	}
+	if cfg.WorkerFailures != nil && len(cfg.WorkerFailures) != cfg.Workers {
+		return nil, fmt.Errorf("auth: %d WorkerFailures for %d workers: give one per worker (or use Failures)", len(cfg.WorkerFailures), cfg.Workers)
+	}
 	a.cores = make([]*core, cfg.Workers)
 	for i := range a.cores {
 		a.cores[i] = newCore(a, i)
+		a.cores[i].failures = cfg.Failures
+		if cfg.WorkerFailures != nil {
+			a.cores[i].failures = cfg.WorkerFailures[i]
+		}
 	}
 	if n, ok := cfg.Store.(Notifier); ok {
 		n.Notify(a)

@@ -47,6 +47,8 @@ type core struct {
 	wall time.Time // wall clock for nonces, read once per batch
 
 	help *helper
+
+	failures FailureSink // Config.Failures or this worker's WorkerFailures
 }
 
 func newCore(a *Auth, id int) *core {

@@ -289,7 +289,7 @@ func (s *checker) fail(c *pipeline.Ctx, status int, reason string) pipeline.Verd
 
 func (s *checker) failed(c *pipeline.Ctx) {
 	s.core.cnt[cFailures]++
-	if f := s.core.a.cfg.Failures; f != nil {
+	if f := s.core.failures; f != nil {
 		f.AuthFailed(c.Src.Addr(), c.Now)
 	}
 }
