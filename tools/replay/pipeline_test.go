@@ -151,7 +151,7 @@ func TestCountedPortAllocatesNothing(t *testing.T) {
 	}
 	mp.Cycle, mp.Sink = true, discard
 	cp := &countedPort{Port: mp, left: 1 << 40}
-	w, err := appliance.NewWorker(cfg, &key, px, cp, pipeline.Config{Core: -1, SampleEvery: sampleEvery})
+	w, err := appliance.NewWorker(cfg, &key, px, cp, pipeline.Config{Core: -1, SampleEvery: sampleEvery}, appliance.Extra{})
 	if err != nil {
 		t.Fatal(err)
 	}
