@@ -1,4 +1,3 @@
-// Command appliance is the sipedge daemon.
 package main
 
 import (

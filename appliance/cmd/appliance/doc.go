@@ -1,0 +1,2 @@
+// Command appliance is the sipedge daemon.
+package main
