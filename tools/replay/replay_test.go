@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"sipedge/sipcore"
-	"sipedge/tools/pcapio"
+	"sipedge/pipeline/port/capture"
 	"sipedge/tools/sipgen"
 )
 
@@ -137,7 +137,7 @@ func writeCapture(t *testing.T, c sipgen.Config) (string, uint64) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	w, err := pcapio.NewWriter(f)
+	w, err := capture.NewWriter(f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,16 +171,16 @@ func TestReplaySipgenUDP(t *testing.T) {
 }
 
 // readOut returns the datagrams of a capture written by --into pcap.
-func readOut(t *testing.T, path string) []pcapio.Datagram {
+func readOut(t *testing.T, path string) []capture.Datagram {
 	t.Helper()
-	r, err := pcapio.Open(path)
+	r, err := capture.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	var out []pcapio.Datagram
+	var out []capture.Datagram
 	for {
-		var d pcapio.Datagram
+		var d capture.Datagram
 		err := r.Next(&d)
 		if err == io.EOF {
 			return out
