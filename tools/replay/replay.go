@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"sipedge/afxdp/frame"
-	"sipedge/sipcore"
 	"sipedge/pipeline/port/capture"
+	"sipedge/sipcore"
 )
 
 // Options say what to replay, where and how fast.

@@ -13,8 +13,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"sipedge/sipcore"
 	"sipedge/pipeline/port/capture"
+	"sipedge/sipcore"
 	"sipedge/tools/sipgen"
 )
 
