@@ -15,27 +15,9 @@ import (
 
 	"sipedge/pipeline/port/capture"
 	"sipedge/sipcore"
+	"sipedge/sipcore/shareddata"
 	"sipedge/tools/sipgen"
 )
-
-// sharedDir locates the shared captures: $SIPEDGE_SHARED first, else
-// <repo root>/../shared. Absent data fails under CI=true, skips otherwise.
-func sharedDir(t *testing.T, sub string) string {
-	t.Helper()
-	dir := os.Getenv("SIPEDGE_SHARED")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared")
-	}
-	p := filepath.Join(dir, sub)
-	if _, err := os.Stat(p); err != nil {
-		abs, _ := filepath.Abs(p)
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("shared data not found at %s (set SIPEDGE_SHARED to the shared directory): %v", abs, err)
-		}
-		t.Skipf("shared data not found at %s (set SIPEDGE_SHARED to run this test): %v", abs, err)
-	}
-	return p
-}
 
 // receiver counts the datagrams arriving on a loopback UDP socket.
 type receiver struct {
@@ -95,7 +77,7 @@ var sharedCounts = map[string]uint64{
 }
 
 func TestReplaySharedCapturesUDP(t *testing.T) {
-	dir := sharedDir(t, "pcaps")
+	dir := shareddata.Dir(t, "pcaps")
 	for name, want := range sharedCounts {
 		t.Run(name, func(t *testing.T) {
 			rx := newReceiver(t)

@@ -19,6 +19,7 @@ import (
 	"sipedge/afxdp/frame"
 	"sipedge/pipeline/port"
 	"sipedge/pipeline/port/capture"
+	"sipedge/sipcore/shareddata"
 )
 
 // TestTransmitRoundTrip writes datagrams of both families through Transmit,
@@ -273,7 +274,7 @@ func TestLoop(t *testing.T) {
 // BenchmarkLoopReceive drives the SIP capture from memory through
 // Receive/Release, the way a pipeline benchmark uses the port.
 func BenchmarkLoopReceive(b *testing.B) {
-	path := filepath.Join(sharedDir(b), "pcaps", "aaa-register-401-invite-407-cancel.pcap")
+	path := filepath.Join(shareddata.Dir(b, "pcaps"), "aaa-register-401-invite-407-cancel.pcap")
 	p, err := Open(Config{Input: path, Loop: 1 << 30})
 	if err != nil {
 		b.Fatal(err)
