@@ -8,27 +8,8 @@ import (
 	"testing"
 
 	"sipedge/pipeline"
+	"sipedge/sipcore/shareddata"
 )
-
-// sharedDir finds the shared test data: $SIPEDGE_SHARED first, else
-// <repo root>/../shared (../../shared from this package). Absent data fails
-// the test under CI=true and skips it otherwise.
-func sharedDir(t testing.TB, sub string) string {
-	t.Helper()
-	dir := os.Getenv("SIPEDGE_SHARED")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared")
-	}
-	p := filepath.Join(dir, sub)
-	if _, err := os.Stat(p); err != nil {
-		abs, _ := filepath.Abs(p)
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("shared data not found at %s (set SIPEDGE_SHARED to the shared directory): %v", abs, err)
-		}
-		t.Skipf("shared data not found at %s (set SIPEDGE_SHARED to run this test): %v", abs, err)
-	}
-	return p
-}
 
 // Every torture-test message (RFC 4475, RFC 5118), from a caller and from
 // a backend, gets exactly one outcome: one datagram out or one counted
@@ -36,7 +17,7 @@ func sharedDir(t testing.TB, sub string) string {
 func TestTortureMessagesThroughWorker(t *testing.T) {
 	seen := 0
 	for _, set := range []string{"rfc4475", "rfc5118"} {
-		dir := sharedDir(t, filepath.Join("conformance", set))
+		dir := shareddata.Dir(t, filepath.Join("conformance", set))
 		index, err := os.ReadFile(filepath.Join(dir, "INDEX.tsv"))
 		if err != nil {
 			t.Fatal(err)

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"sipedge/sipcore/shareddata"
 )
 
 // confCase is what the proxy must conclude from one torture-test message.
@@ -345,7 +347,7 @@ func indexFiles(t *testing.T, path string) []string {
 }
 
 func TestConformance(t *testing.T) {
-	root := sharedDir(t, "conformance")
+	root := shareddata.Dir(t, "conformance")
 	covered := map[string]bool{}
 	for _, dir := range []string{"rfc4475", "rfc5118"} {
 		files := indexFiles(t, filepath.Join(root, dir, "INDEX.tsv"))

@@ -5,26 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-)
 
-// digestSharedDir finds the read-only shared data: $SIPEDGE_SHARED, else
-// <repo root>/../shared. Under CI=true its absence fails the test; elsewhere
-// the test is skipped.
-func digestSharedDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("SIPEDGE_SHARED")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared")
-	}
-	if st, err := os.Stat(filepath.Join(dir, "pcaps")); err != nil || !st.IsDir() {
-		abs, _ := filepath.Abs(dir)
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("shared test data not found at %s (set SIPEDGE_SHARED to the directory holding pcaps/)", abs)
-		}
-		t.Skipf("shared test data not found at %s; set SIPEDGE_SHARED to run this test", abs)
-	}
-	return dir
-}
+	"sipedge/sipcore/shareddata"
+)
 
 // digestHeaderValues returns the values of every Authorization and
 // Proxy-Authorization line in a capture, found by scanning the raw file: the
@@ -54,7 +37,7 @@ func digestHeaderValues(data []byte) (vals [][]byte) {
 // shared captures (Zoiper, Linphone, Nero SIPPS). Their passwords are
 // unknown, so the test checks that each parses, with the fields they show.
 func TestDigestRealCaptures(t *testing.T) {
-	dir := digestSharedDir(t)
+	dir := shareddata.Dir(t, "pcaps")
 	tests := []struct {
 		file  string
 		count int
@@ -67,7 +50,7 @@ func TestDigestRealCaptures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			data, err := os.ReadFile(filepath.Join(dir, "pcaps", tt.file))
+			data, err := os.ReadFile(filepath.Join(dir, tt.file))
 			if err != nil {
 				t.Fatal(err)
 			}

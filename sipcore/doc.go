@@ -25,4 +25,6 @@
 //
 // sipcore must not import any other package of this module: it is the leaf
 // every other part builds on, and it must stay usable and testable alone.
+// (Its tests use sipcore/shareddata, a standard-library-only helper that
+// imports nothing of the module, to find the shared test data.)
 package sipcore

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"sipedge/sipcore/shareddata"
 )
 
 // FuzzParse checks that Parse never panics, that every span of a
@@ -18,10 +20,7 @@ import (
 func FuzzParse(f *testing.F) {
 	f.Add(fixtureINVITE)
 	f.Add(fixture200OK)
-	dir := os.Getenv("SIPEDGE_SHARED")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared")
-	}
+	dir, _ := shareddata.Find() // seeds from the shared data when present; the fuzzer runs without them
 	for _, sub := range []string{"rfc4475", "rfc5118"} {
 		files, _ := filepath.Glob(filepath.Join(dir, "conformance", sub, "*.dat"))
 		for _, p := range files {

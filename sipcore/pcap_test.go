@@ -13,6 +13,8 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
+
+	"sipedge/sipcore/shareddata"
 )
 
 // pcapWant is, per capture, the SIP messages tshark counts (README of
@@ -33,7 +35,7 @@ var pcapWant = map[string]map[string]int{
 // TestCaptures parses every SIP datagram of every shared capture and checks
 // the per-file tally against the README's table.
 func TestCaptures(t *testing.T) {
-	dir := sharedDir(t, "pcaps")
+	dir := shareddata.Dir(t, "pcaps")
 	files, err := filepath.Glob(filepath.Join(dir, "*.pcap*"))
 	if err != nil {
 		t.Fatal(err)

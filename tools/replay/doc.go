@@ -16,6 +16,6 @@
 //
 // replay may import sipedge (the embedded config.toml), appliance and
 // appliance/config, sipcore, afxdp/frame, afxdp/neigh, pipeline (with
-// pipeline/memport and pipeline/port/xdpport), tools/pcapio and tools/sipgen
-// (its default secret); nothing in the product may import it.
+// pipeline/memport, pipeline/port/xdpport and pipeline/port/capture) and
+// tools/sipgen (its default secret); nothing in the product may import it.
 package replay

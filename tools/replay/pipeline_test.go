@@ -11,6 +11,7 @@ import (
 	"sipedge/pipeline"
 	"sipedge/pipeline/memport"
 	"sipedge/sipcore"
+	"sipedge/sipcore/shareddata"
 	"sipedge/tools/sipgen"
 )
 
@@ -43,7 +44,7 @@ func checkVerdicts(t *testing.T, s *Summary, workers, loops int) {
 }
 
 func TestPipelineSharedCaptures(t *testing.T) {
-	dir := sharedDir(t, "pcaps")
+	dir := shareddata.Dir(t, "pcaps")
 	for name, want := range sharedCounts {
 		for _, workers := range []int{1, 2} {
 			t.Run(name, func(t *testing.T) {

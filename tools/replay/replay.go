@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"sipedge/afxdp/frame"
+	"sipedge/pipeline/port/capture"
 	"sipedge/sipcore"
-	"sipedge/tools/pcapio"
 )
 
 // Options say what to replay, where and how fast.
@@ -169,13 +169,13 @@ type source struct {
 	s       *Summary
 	loop    int
 	input   int
-	r       *pcapio.Reader
+	r       *capture.Reader
 	f       *os.File
 	cr      countingReader
 	sizes   []int64
 	total   int64
 	done    int64 // bytes of inputs fully read (all loops)
-	d       pcapio.Datagram
+	d       capture.Datagram
 	m       sipcore.Msg
 	buf     []byte
 	first   time.Time // first timestamp of the current loop
@@ -249,7 +249,7 @@ func (src *source) next(d *Datagram) error {
 				return fmt.Errorf("capture %s: %w", name, err)
 			}
 			src.cr = countingReader{r: f}
-			r, err := pcapio.NewReader(&src.cr, name)
+			r, err := capture.NewReader(&src.cr, name)
 			if err != nil {
 				f.Close()
 				return err
@@ -346,7 +346,7 @@ func (u *udpSink) Close() error { return u.c.Close() }
 // pcapSink writes the replayed datagrams, as rewritten, into a capture.
 type pcapSink struct {
 	f *os.File
-	w *pcapio.Writer
+	w *capture.Writer
 }
 
 func newPcapSink(path string) (*pcapSink, error) {
@@ -354,7 +354,7 @@ func newPcapSink(path string) (*pcapSink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--into pcap:%s: %w", path, err)
 	}
-	w, err := pcapio.NewWriter(f)
+	w, err := capture.NewWriter(f)
 	if err != nil {
 		f.Close()
 		return nil, err

@@ -13,29 +13,11 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"sipedge/pipeline/port/capture"
 	"sipedge/sipcore"
-	"sipedge/tools/pcapio"
+	"sipedge/sipcore/shareddata"
 	"sipedge/tools/sipgen"
 )
-
-// sharedDir locates the shared captures: $SIPEDGE_SHARED first, else
-// <repo root>/../shared. Absent data fails under CI=true, skips otherwise.
-func sharedDir(t *testing.T, sub string) string {
-	t.Helper()
-	dir := os.Getenv("SIPEDGE_SHARED")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared")
-	}
-	p := filepath.Join(dir, sub)
-	if _, err := os.Stat(p); err != nil {
-		abs, _ := filepath.Abs(p)
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("shared data not found at %s (set SIPEDGE_SHARED to the shared directory): %v", abs, err)
-		}
-		t.Skipf("shared data not found at %s (set SIPEDGE_SHARED to run this test): %v", abs, err)
-	}
-	return p
-}
 
 // receiver counts the datagrams arriving on a loopback UDP socket.
 type receiver struct {
@@ -95,7 +77,7 @@ var sharedCounts = map[string]uint64{
 }
 
 func TestReplaySharedCapturesUDP(t *testing.T) {
-	dir := sharedDir(t, "pcaps")
+	dir := shareddata.Dir(t, "pcaps")
 	for name, want := range sharedCounts {
 		t.Run(name, func(t *testing.T) {
 			rx := newReceiver(t)
@@ -137,7 +119,7 @@ func writeCapture(t *testing.T, c sipgen.Config) (string, uint64) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	w, err := pcapio.NewWriter(f)
+	w, err := capture.NewWriter(f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,16 +153,16 @@ func TestReplaySipgenUDP(t *testing.T) {
 }
 
 // readOut returns the datagrams of a capture written by --into pcap.
-func readOut(t *testing.T, path string) []pcapio.Datagram {
+func readOut(t *testing.T, path string) []capture.Datagram {
 	t.Helper()
-	r, err := pcapio.Open(path)
+	r, err := capture.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	var out []pcapio.Datagram
+	var out []capture.Datagram
 	for {
-		var d pcapio.Datagram
+		var d capture.Datagram
 		err := r.Next(&d)
 		if err == io.EOF {
 			return out

@@ -4,11 +4,12 @@
 // and benchmarkable without privileges, and with Loop it replays a capture
 // from memory millions of times without I/O or allocation per packet.
 //
-// It owns: capture format detection (by magic), link-layer stripping
-// (Ethernet through afxdp/frame, Linux cooked SLL and SLL2, raw IPv4/IPv6),
-// simple IPv4 and IPv6 fragment reassembly, the in-memory replay arena, and
-// the output capture. Datagrams that are not UDP are skipped and counted.
+// It owns: the in-memory replay arena, the receive and transmit buffer
+// pools, and the framing of transmitted datagrams. Reading and writing
+// capture files (formats, link types, fragment reassembly, timestamps) is
+// pipeline/port/capture's, shared with the tools. Datagrams that are not
+// UDP are skipped and counted.
 //
-// pcapport may import afxdp/frame (a leaf) and gopacket's pcapgo; it must not
-// import sipcore, appliance, the afxdp sockets or the other ports.
+// pcapport may import afxdp/frame (a leaf) and pipeline/port/capture; it
+// must not import sipcore, appliance, the afxdp sockets or the other ports.
 package pcapport

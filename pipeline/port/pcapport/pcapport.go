@@ -1,9 +1,7 @@
 package pcapport
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -12,23 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
-
 	"sipedge/afxdp/frame"
 	"sipedge/pipeline/port"
-)
-
-// Link types read (tcpdump.org/linktypes.html).
-const (
-	linkEthernet = 1
-	linkRawBSD   = 12 // DLT_RAW as numbered on OpenBSD and in old files
-	linkRaw      = 101
-	linkSLL      = 113
-	linkIPv4     = 228
-	linkIPv6     = 229
-	linkSLL2     = 276
+	"sipedge/pipeline/port/capture"
 )
 
 // Config says where a pcap port reads and writes.
@@ -57,21 +41,12 @@ type Config struct {
 type Stats struct {
 	Frames      uint64 // capture records read (once per record, even in loop mode)
 	Received    uint64 // UDP datagrams delivered by Receive
-	Skipped     uint64 // records that are not UDP over IP (ARP, TCP, ICMP, ...) or not decodable, and datagrams lost in reassembly
+	Skipped     uint64 // records that are not UDP over IP (ARP, TCP, ICMP, ...) or not decodable, and datagrams lost in reassembly (capture.Stats Skipped + Lost)
 	Fragments   uint64 // IP fragments taken in by reassembly
 	Reassembled uint64 // datagrams rebuilt from fragments
 	Sent        uint64 // datagrams written to the output
 	Unsent      uint64 // datagrams Transmit could not build or write
 	BadHandle   uint64 // packets given back that were not out of this port's pools
-}
-
-// dgram is one UDP datagram of the input; Payload is valid until the next
-// read.
-type dgram struct {
-	payload  []byte
-	src, dst netip.AddrPort
-	hw       [6]byte
-	ts       int64
 }
 
 // record is a datagram kept in the loop arena.
@@ -87,12 +62,9 @@ type Port struct {
 	name   string
 	closer io.Closer
 
-	// Streaming input.
-	next     func() ([]byte, gopacket.CaptureInfo, error)
-	linkType func(ci *gopacket.CaptureInfo) int
-	reasm    reassembler
-	fr       frame.Frame
-	eof      bool
+	// Streaming input (and, in loop mode, the loader).
+	in  *capture.Reader
+	eof bool
 
 	// Loop input.
 	loop    bool
@@ -110,8 +82,7 @@ type Port struct {
 	txBufs  []byte
 	txFree  []uint32
 	txUsed  []bool
-	out     *bufio.Writer
-	w       *pcapgo.Writer
+	w       *capture.Writer
 	local   netip.AddrPort
 	srcMAC  [6]byte
 	dstMAC  [6]byte
@@ -135,7 +106,7 @@ func Open(cfg Config) (*Port, error) {
 	if cfg.Buffers < 0 || cfg.Loop < 0 {
 		return nil, fmt.Errorf("pcapport: buffers %d and loop %d must not be negative", cfg.Buffers, cfg.Loop)
 	}
-	p := &Port{local: cfg.Local, srcMAC: cfg.SrcMAC, dstMAC: cfg.DstMAC, rxSize: maxDatagram}
+	p := &Port{local: cfg.Local, srcMAC: cfg.SrcMAC, dstMAC: cfg.DstMAC, rxSize: capture.MaxDatagram}
 	in := cfg.InputReader
 	p.name = "pcap reader"
 	if in == nil {
@@ -145,10 +116,12 @@ func Open(cfg Config) (*Port, error) {
 		}
 		p.closer, in, p.name = f, f, "pcap "+cfg.Input
 	}
-	if err := p.openReader(in); err != nil {
+	r, err := capture.NewReader(in, p.name)
+	if err != nil {
 		p.Close()
-		return nil, fmt.Errorf("pcapport: %s: %w", p.name, err)
+		return nil, fmt.Errorf("pcapport: %w", err)
 	}
+	p.in = r
 	if cfg.Loop > 0 {
 		if err := p.load(); err != nil {
 			p.Close()
@@ -166,11 +139,9 @@ func Open(cfg Config) (*Port, error) {
 	if out == nil {
 		out = io.Discard
 	}
-	p.out = bufio.NewWriterSize(out, 1<<16)
-	p.w = pcapgo.NewWriter(p.out)
-	if err := p.w.WriteFileHeader(1<<18, layers.LinkTypeEthernet); err != nil {
+	if p.w, err = capture.NewWriter(out); err != nil {
 		p.Close()
-		return nil, fmt.Errorf("pcapport: write output header: %w", err)
+		return nil, fmt.Errorf("pcapport: output: %w", err)
 	}
 	return p, nil
 }
@@ -183,157 +154,19 @@ func pool(n int) ([]uint32, []bool) {
 	return free, make([]bool, n)
 }
 
-func (p *Port) openReader(in io.Reader) error {
-	br := bufio.NewReaderSize(in, 1<<16)
-	magic, err := br.Peek(4)
-	if err != nil {
-		return fmt.Errorf("read magic: %w (empty or not a capture?)", err)
-	}
-	if binary.LittleEndian.Uint32(magic) == 0x0A0D0D0A {
-		r, err := pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{WantMixedLinkType: true})
-		if err != nil {
-			return fmt.Errorf("pcapng: %w", err)
-		}
-		p.next = r.ZeroCopyReadPacketData
-		p.linkType = func(ci *gopacket.CaptureInfo) int {
-			lt := r.LinkType()
-			if len(ci.AncillaryData) > 0 {
-				if l, ok := ci.AncillaryData[0].(layers.LinkType); ok {
-					lt = l
-				}
-			}
-			// gopacket v1.1.19 truncates pcapng link types to 8 bits: 20
-			// is what is left of SLL2 (276); link type 20 itself is
-			// unassigned.
-			if lt == linkSLL2&0xff {
-				return linkSLL2
-			}
-			return int(lt)
-		}
-		return nil
-	}
-	// gopacket v1.1.19 keeps link types in a uint8, which turns SLL2 (276)
-	// into 20: read the 32-bit field of the file header ourselves.
-	hdr, _ := br.Peek(24)
-	r, err := pcapgo.NewReader(br)
-	if err != nil {
-		return fmt.Errorf("not a pcap or pcapng capture: %w", err)
-	}
-	lt := int(binary.LittleEndian.Uint32(hdr[20:24]))
-	if m := binary.BigEndian.Uint32(hdr[0:4]); m == 0xa1b2c3d4 || m == 0xa1b23c4d {
-		lt = int(binary.BigEndian.Uint32(hdr[20:24]))
-	}
-	lt &= 0x03ffffff // the high bits carry FCS information (pcap format, LinkType field)
-	p.next = r.ZeroCopyReadPacketData
-	p.linkType = func(*gopacket.CaptureInfo) int { return lt }
-	return nil
-}
-
 // read returns the next UDP datagram of the capture, skipping (and
 // counting) everything else.
-func (p *Port) read(d *dgram) error {
-	for {
-		data, ci, err := p.next()
-		if err != nil {
-			if err == io.EOF {
-				// Datagrams whose fragments never all arrived are lost:
-				// count them once.
-				for i := range p.reasm.p {
-					if p.reasm.p[i].used {
-						p.reasm.p[i].used = false
-						p.stats.Skipped++
-					}
-				}
-				return io.EOF
-			}
-			return fmt.Errorf("pcapport: %s: record %d unreadable (truncated or corrupt capture; the records before it were delivered): %w",
-				p.name, p.stats.Frames+1, err)
-		}
-		p.stats.Frames++
-		d.ts = ci.Timestamp.UnixNano()
-		if p.decode(p.linkType(&ci), data, d) {
-			return nil
-		}
+func (p *Port) read(d *capture.Datagram) error {
+	err := p.in.Next(d)
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("pcapport: %w", err)
 	}
+	return err
 }
-
-// decode finds the UDP datagram in one capture record.
-func (p *Port) decode(lt int, b []byte, d *dgram) bool {
-	var ip []byte
-	d.hw = [6]byte{}
-	switch lt {
-	case linkEthernet:
-		err := frame.Decode(b, &p.fr)
-		if err == nil {
-			d.hw = p.fr.SrcMAC
-			return p.take(d)
-		}
-		if err != frame.ErrFragment && err != frame.ErrNotUDP {
-			p.stats.Skipped++
-			return false
-		}
-		d.hw = p.fr.SrcMAC
-		ip = b[p.fr.L3:]
-	case linkSLL:
-		if len(b) < 16 || !isIP(binary.BigEndian.Uint16(b[14:16])) {
-			p.stats.Skipped++
-			return false
-		}
-		if binary.BigEndian.Uint16(b[4:6]) == 6 {
-			copy(d.hw[:], b[6:12])
-		}
-		ip = b[16:]
-	case linkSLL2:
-		if len(b) < 20 || !isIP(binary.BigEndian.Uint16(b[0:2])) {
-			p.stats.Skipped++
-			return false
-		}
-		if b[11] == 6 {
-			copy(d.hw[:], b[12:18])
-		}
-		ip = b[20:]
-	case linkRaw, linkRawBSD, linkIPv4, linkIPv6:
-		ip = b
-	default:
-		p.stats.Skipped++
-		return false
-	}
-	err := frame.DecodeIP(ip, &p.fr)
-	if err == nil {
-		return p.take(d)
-	}
-	var f fragment
-	if (err == frame.ErrFragment || err == frame.ErrNotUDP) && parseFragment(ip, &f) {
-		p.stats.Fragments++
-		whole, lost := p.reasm.add(&f)
-		if lost {
-			p.stats.Skipped++
-		}
-		if whole != nil {
-			if frame.DecodeIP(whole, &p.fr) == nil {
-				p.stats.Reassembled++
-				return p.take(d)
-			}
-			p.stats.Skipped++ // reassembled, but not a UDP datagram
-		}
-		return false
-	}
-	p.stats.Skipped++
-	return false
-}
-
-func (p *Port) take(d *dgram) bool {
-	d.payload = p.fr.Payload
-	d.src = p.fr.SrcAddrPort()
-	d.dst = p.fr.DstAddrPort()
-	return true
-}
-
-func isIP(et uint16) bool { return et == 0x0800 || et == 0x86DD }
 
 // load reads the whole capture into one contiguous arena.
 func (p *Port) load() error {
-	var d dgram
+	var d capture.Datagram
 	var buf bytes.Buffer
 	for {
 		err := p.read(&d)
@@ -343,9 +176,9 @@ func (p *Port) load() error {
 		if err != nil {
 			return err
 		}
-		p.records = append(p.records, record{off: uint32(buf.Len()), n: uint32(len(d.payload)),
-			src: d.src, dst: d.dst, hw: d.hw, ts: d.ts})
-		buf.Write(d.payload)
+		p.records = append(p.records, record{off: uint32(buf.Len()), n: uint32(len(d.Payload)),
+			src: d.Src, dst: d.Dst, hw: d.SrcMAC, ts: d.TS.UnixNano()})
+		buf.Write(d.Payload)
 	}
 	if len(p.records) == 0 {
 		return errors.New("no UDP datagram to loop over")
@@ -360,7 +193,13 @@ func (p *Port) Name() string { return p.name }
 // Stats returns the counters. Call it from the worker's goroutine or after
 // the worker stopped: the pcap port is a test and tool port, its counters
 // are plain fields.
-func (p *Port) Stats() Stats { return p.stats }
+func (p *Port) Stats() Stats {
+	s := p.stats
+	rs := p.in.Stats()
+	s.Frames, s.Skipped = rs.Records, rs.Skipped+rs.Lost
+	s.Fragments, s.Reassembled = rs.Fragments, rs.Reassembled
+	return s
+}
 
 // Receive implements port.Port. It never waits: a capture has its data or
 // its end (io.EOF).
@@ -373,7 +212,8 @@ func (p *Port) Receive(rx []port.Packet) (int, error) {
 	}
 	n := 0
 	for n < len(rx) && len(p.rxFree) > 0 {
-		var d dgram
+		var d capture.Datagram
+		var ts int64
 		if p.loop {
 			if p.pos == len(p.records) {
 				p.rounds--
@@ -384,7 +224,8 @@ func (p *Port) Receive(rx []port.Packet) (int, error) {
 			}
 			r := &p.records[p.pos]
 			p.pos++
-			d = dgram{payload: p.arena[r.off : r.off+r.n], src: r.src, dst: r.dst, hw: r.hw, ts: r.ts}
+			d = capture.Datagram{Payload: p.arena[r.off : r.off+r.n], Src: r.src, Dst: r.dst, SrcMAC: r.hw}
+			ts = r.ts
 		} else {
 			if p.eof {
 				break
@@ -396,18 +237,19 @@ func (p *Port) Receive(rx []port.Packet) (int, error) {
 				p.eof = true
 				break
 			}
+			ts = d.TS.UnixNano()
 		}
 		i := p.rxFree[len(p.rxFree)-1]
 		p.rxFree = p.rxFree[:len(p.rxFree)-1]
 		p.rxUsed[i] = true
 		// A copy keeps the capture (and the loop arena) intact whatever a
 		// stage writes into a received payload, as real ports allow.
-		b := p.rxBufs[int(i)*p.rxSize : int(i)*p.rxSize+len(d.payload)]
-		copy(b, d.payload)
+		b := p.rxBufs[int(i)*p.rxSize : int(i)*p.rxSize+len(d.Payload)]
+		copy(b, d.Payload)
 		// Handles are index+1: a zero Packet never frees buffer 0.
-		rx[n] = port.Packet{Payload: b, Src: d.src, Dst: d.dst, HW: d.hw, Handle: uint64(i) + 1}
-		if d.ts > p.lastTS {
-			p.lastTS = d.ts
+		rx[n] = port.Packet{Payload: b, Src: d.Src, Dst: d.Dst, HW: d.SrcMAC, Handle: uint64(i) + 1}
+		if ts > p.lastTS {
+			p.lastTS = ts
 		}
 		n++
 	}
@@ -522,9 +364,7 @@ func (p *Port) write(i int, pk *port.Packet) (ok bool, err error) {
 		p.lastTS = 1
 	}
 	p.lastTS += int64(time.Microsecond)
-	fr := buf[txHeadroom-hr : txHeadroom-hr+n]
-	ci := gopacket.CaptureInfo{Timestamp: time.Unix(0, p.lastTS), CaptureLength: n, Length: n}
-	if err := p.w.WritePacket(ci, fr); err != nil {
+	if err := p.w.WriteFrame(time.Unix(0, p.lastTS), buf[txHeadroom-hr:txHeadroom-hr+n]); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -538,8 +378,8 @@ func (p *Port) Close() error {
 		return nil
 	}
 	var err error
-	if p.out != nil {
-		err = p.out.Flush()
+	if p.w != nil {
+		err = p.w.Flush()
 	}
 	if p.closer != nil {
 		if cerr := p.closer.Close(); err == nil {

@@ -12,25 +12,8 @@ import (
 	"github.com/google/gopacket/pcapgo"
 
 	"sipedge/pipeline/port"
+	"sipedge/sipcore/shareddata"
 )
-
-// sharedDir finds /work/shared-style data: SIPEDGE_SHARED first, else
-// <repo root>/../shared (this package is at depth 3).
-func sharedDir(t testing.TB) string {
-	t.Helper()
-	dir := os.Getenv("SIPEDGE_SHARED")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "..", "shared")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "pcaps")); err != nil {
-		abs, _ := filepath.Abs(dir)
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("shared test data not found at %s/pcaps (set SIPEDGE_SHARED): %v", abs, err)
-		}
-		t.Skipf("shared test data not found at %s/pcaps; set SIPEDGE_SHARED to run this test", abs)
-	}
-	return dir
-}
 
 // drain receives every datagram of p and returns them, payloads copied.
 func drain(t testing.TB, p *Port) []port.Packet {
@@ -102,7 +85,7 @@ func gopacketUDP(t *testing.T, path string) (udp, frags int) {
 }
 
 func TestSharedCaptures(t *testing.T) {
-	dir := filepath.Join(sharedDir(t), "pcaps")
+	dir := shareddata.Dir(t, "pcaps")
 	// Per capture: UDP datagrams (every record of these captures is UDP;
 	// the two fragmented INVITEs of the IPv6 one count once each,
 	// reassembled), and SIP messages, which are the request and response

@@ -9,7 +9,7 @@ import (
 	"os"
 	"time"
 
-	"sipedge/tools/pcapio"
+	"sipedge/pipeline/port/capture"
 	"sipedge/tools/sipgen"
 )
 
@@ -179,7 +179,7 @@ func generate(g *sipgen.Generator, out, users string, stdout io.Writer) error {
 			return err
 		}
 	}
-	pw, err := pcapio.NewWriter(w)
+	pw, err := capture.NewWriter(w)
 	if err != nil {
 		return err
 	}

@@ -8,11 +8,11 @@ import (
 	"strings"
 	"testing"
 
-	"sipedge/tools/pcapio"
+	"sipedge/pipeline/port/capture"
 	"sipedge/tools/sipgen"
 )
 
-func capture(t *testing.T) string {
+func genCapture(t *testing.T) string {
 	t.Helper()
 	c := sipgen.DefaultConfig()
 	c.Calls, c.Registers, c.Options = 10, 5, 5
@@ -23,7 +23,7 @@ func capture(t *testing.T) string {
 	path := filepath.Join(t.TempDir(), "in.pcap")
 	f, _ := os.Create(path)
 	defer f.Close()
-	w, _ := pcapio.NewWriter(f)
+	w, _ := capture.NewWriter(f)
 	for {
 		fr, ts, ok := g.Next()
 		if !ok {
@@ -39,7 +39,7 @@ func capture(t *testing.T) string {
 
 // TestJSONSchema pins the --json field names and types: scripts read them.
 func TestJSONSchema(t *testing.T) {
-	in := capture(t)
+	in := genCapture(t)
 	dir := t.TempDir()
 	js := filepath.Join(dir, "s.json")
 	var out, errb bytes.Buffer
@@ -86,7 +86,7 @@ func TestJSONSchema(t *testing.T) {
 }
 
 func TestExitCodes(t *testing.T) {
-	in := capture(t)
+	in := genCapture(t)
 	var out, errb bytes.Buffer
 	if code := run([]string{"--config", "/nonexistent/config.toml", in}, &out, &errb, false); code != 1 || !strings.Contains(errb.String(), "nonexistent") {
 		t.Fatalf("pipeline mode with a missing config: exit %d, %q", code, errb.String())
@@ -104,7 +104,7 @@ func TestExitCodes(t *testing.T) {
 
 // TestPipelineJSONSchema pins the pipeline report's field names and types.
 func TestPipelineJSONSchema(t *testing.T) {
-	in := capture(t)
+	in := genCapture(t)
 	js := filepath.Join(t.TempDir(), "p.json")
 	var out, errb bytes.Buffer
 	if code := run([]string{"--workers", "2", "--loop", "3", "--json", js, "--quiet", in}, &out, &errb, false); code != 0 {

@@ -1,4 +1,4 @@
-package pcapio
+package capture
 
 import (
 	"bufio"
@@ -18,11 +18,12 @@ import (
 const Snaplen = 1 << 18
 
 // Writer writes Ethernet frames into a pcap file (microsecond timestamps,
-// the format every tool reads). It buffers: call Flush at the end.
+// the format every tool reads). It buffers: call Flush at the end. Writing
+// a frame allocates nothing.
 type Writer struct {
 	bw  *bufio.Writer
 	w   *pcapgo.Writer
-	buf []byte
+	buf []byte // WriteDatagram's frame, made on first use
 	n   uint64
 }
 
@@ -33,7 +34,7 @@ func NewWriter(out io.Writer) (*Writer, error) {
 	if err := w.WriteFileHeader(Snaplen, layers.LinkTypeEthernet); err != nil {
 		return nil, fmt.Errorf("pcap: write file header: %w", err)
 	}
-	return &Writer{bw: bw, w: w, buf: make([]byte, frame.Headroom(true, true)+frame.MaxUDPPayload)}, nil
+	return &Writer{bw: bw, w: w}, nil
 }
 
 // WriteFrame writes one complete Ethernet frame.
@@ -48,10 +49,13 @@ func (w *Writer) WriteFrame(ts time.Time, fr []byte) error {
 
 // WriteDatagram encodes payload as a UDP frame with header h and writes it.
 func (w *Writer) WriteDatagram(ts time.Time, h *frame.Header, payload []byte) error {
-	hr := frame.Headroom(h.Dst.Addr().Unmap().Is6(), h.Tagged)
 	if len(payload) > frame.MaxUDPPayload {
 		return fmt.Errorf("pcap: datagram %d: %w", w.n+1, frame.ErrPayloadTooBig)
 	}
+	if w.buf == nil {
+		w.buf = make([]byte, frame.Headroom(true, true)+frame.MaxUDPPayload)
+	}
+	hr := frame.Headroom(h.Dst.Addr().Unmap().Is6(), h.Tagged)
 	copy(w.buf[hr:], payload)
 	n, err := frame.Encode(w.buf, h, len(payload))
 	if err != nil {

@@ -1,4 +1,4 @@
-package pcapport
+package capture
 
 import (
 	"encoding/binary"
@@ -22,15 +22,15 @@ func FuzzDecodeRecord(f *testing.F) {
 	}
 	lts := []int{linkEthernet, linkSLL, linkSLL2, linkRaw, linkRawBSD, linkIPv4, linkIPv6, 147}
 	f.Fuzz(func(t *testing.T, which uint8, b []byte) {
-		p := &Port{}
-		var d dgram
+		r := &Reader{}
+		var d Datagram
 		for i := range 3 { // repeated, so that fragments meet their twins
-			before := p.stats
-			ok := p.decode(lts[int(which)%len(lts)], b, &d)
-			if ok && len(d.payload) > len(b)+maxDatagram {
-				t.Fatalf("payload of %d bytes from a %d-byte record", len(d.payload), len(b))
+			before := r.stats
+			ok := r.decode(lts[int(which)%len(lts)], b, &d)
+			if ok && len(d.Payload) > len(b)+MaxDatagram {
+				t.Fatalf("payload of %d bytes from a %d-byte record", len(d.Payload), len(b))
 			}
-			if !ok && p.stats == before {
+			if !ok && r.stats == before {
 				t.Fatalf("round %d: record neither delivered nor counted", i)
 			}
 		}

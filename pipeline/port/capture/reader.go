@@ -1,4 +1,4 @@
-package pcapio
+package capture
 
 import (
 	"bufio"
@@ -20,7 +20,7 @@ import (
 // Link types read (tcpdump.org/linktypes.html).
 const (
 	linkEthernet = 1
-	linkRawBSD   = 12
+	linkRawBSD   = 12 // DLT_RAW as numbered on OpenBSD and in old files
 	linkRaw      = 101
 	linkSLL      = 113
 	linkIPv4     = 228
@@ -42,25 +42,28 @@ type Datagram struct {
 	Record uint64
 }
 
-// Stats counts what the reader saw.
+// Stats counts what the reader saw. Records = Datagrams + Skipped +
+// Fragments - Reassembled once the capture is read, whatever was lost.
 type Stats struct {
 	Records     uint64 // capture records read
 	Datagrams   uint64 // UDP datagrams returned by Next
-	Skipped     uint64 // records that are not UDP over IP or not decodable
+	Skipped     uint64 // records that are not UDP over IP (ARP, TCP, ICMP, ...) or not decodable
 	Fragments   uint64 // IP fragments taken in by reassembly
 	Reassembled uint64 // datagrams rebuilt from fragments
-	Lost        uint64 // datagrams whose fragments never all arrived, or were evicted
+	Lost        uint64 // datagrams whose fragments never all arrived, overlapped, or were evicted
 }
 
-// Reader streams the UDP datagrams of a pcap or pcapng capture.
+// Reader streams the UDP datagrams of a pcap or pcapng capture. It is for
+// one goroutine.
 type Reader struct {
-	name     string
-	closer   io.Closer
-	next     func() ([]byte, gopacket.CaptureInfo, error)
-	linkType func(ci *gopacket.CaptureInfo) int
-	reasm    reassembler
-	fr       frame.Frame
-	stats    Stats
+	name   string
+	closer io.Closer
+	next   func() ([]byte, gopacket.CaptureInfo, error)
+	ng     *pcapgo.NgReader // nil for pcap
+	lt     int              // a pcap file's link type
+	reasm  reassembler
+	fr     frame.Frame
+	stats  Stats
 }
 
 // Open opens a capture file for reading.
@@ -78,7 +81,8 @@ func Open(path string) (*Reader, error) {
 	return r, nil
 }
 
-// NewReader reads a capture from in; name is used in error messages.
+// NewReader reads a capture (pcap or pcapng, told apart by magic) from in;
+// name is used in error messages.
 func NewReader(in io.Reader, name string) (*Reader, error) {
 	r := &Reader{name: name}
 	br := bufio.NewReaderSize(in, 1<<16)
@@ -91,21 +95,7 @@ func NewReader(in io.Reader, name string) (*Reader, error) {
 		if err != nil {
 			return nil, fmt.Errorf("capture %s: pcapng: %w", name, err)
 		}
-		r.next = ng.ReadPacketData
-		r.linkType = func(ci *gopacket.CaptureInfo) int {
-			lt := ng.LinkType()
-			if len(ci.AncillaryData) > 0 {
-				if l, ok := ci.AncillaryData[0].(layers.LinkType); ok {
-					lt = l
-				}
-			}
-			// gopacket v1.1.19 keeps link types in 8 bits: 20 is what
-			// remains of SLL2 (276); link type 20 itself is unassigned.
-			if lt == linkSLL2&0xff {
-				return linkSLL2
-			}
-			return int(lt)
-		}
+		r.next, r.ng = ng.ZeroCopyReadPacketData, ng
 		return r, nil
 	}
 	// The 32-bit link type of the file header is read here because
@@ -119,10 +109,30 @@ func NewReader(in io.Reader, name string) (*Reader, error) {
 	if m := binary.BigEndian.Uint32(hdr[0:4]); m == 0xa1b2c3d4 || m == 0xa1b23c4d {
 		lt = int(binary.BigEndian.Uint32(hdr[20:24]))
 	}
-	lt &= 0x03ffffff // high bits carry FCS information
-	r.next = pr.ReadPacketData
-	r.linkType = func(*gopacket.CaptureInfo) int { return lt }
+	lt &= 0x03ffffff // the high bits carry FCS information (pcap format, LinkType field)
+	r.next, r.lt = pr.ZeroCopyReadPacketData, lt
 	return r, nil
+}
+
+// linkType is the link type of the record ci describes. (A method, not a
+// func field: a CaptureInfo passed to a func value escapes, an allocation
+// per record.)
+func (r *Reader) linkType(ci *gopacket.CaptureInfo) int {
+	if r.ng == nil {
+		return r.lt
+	}
+	lt := r.ng.LinkType()
+	if len(ci.AncillaryData) > 0 {
+		if l, ok := ci.AncillaryData[0].(layers.LinkType); ok {
+			lt = l
+		}
+	}
+	// gopacket v1.1.19 keeps link types in 8 bits: 20 is what remains of
+	// SLL2 (276); link type 20 itself is unassigned.
+	if lt == linkSLL2&0xff {
+		return linkSLL2
+	}
+	return int(lt)
 }
 
 // Name is the capture's name as given to Open or NewReader.
@@ -131,7 +141,8 @@ func (r *Reader) Name() string { return r.name }
 // Stats returns the counters so far.
 func (r *Reader) Stats() Stats { return r.stats }
 
-// Close closes the file opened by Open.
+// Close closes the file opened by Open; a Reader from NewReader leaves its
+// io.Reader to the caller.
 func (r *Reader) Close() error {
 	if r.closer == nil {
 		return nil
@@ -141,8 +152,10 @@ func (r *Reader) Close() error {
 	return err
 }
 
-// Next fills d with the next UDP datagram. It returns io.EOF at the end of
-// the capture, or an error naming the record that could not be read.
+// Next fills d with the next UDP datagram, skipping (and counting)
+// everything else. It returns io.EOF at the end of the capture, having
+// counted the datagrams whose fragments never all arrived as lost, or an
+// error naming the record that could not be read.
 func (r *Reader) Next(d *Datagram) error {
 	for {
 		data, ci, err := r.next()
@@ -155,9 +168,9 @@ func (r *Reader) Next(d *Datagram) error {
 				r.name, r.stats.Records+1, err)
 		}
 		r.stats.Records++
-		d.TS = ci.Timestamp
-		d.Record = r.stats.Records
 		if r.decode(r.linkType(&ci), data, d) {
+			d.TS = ci.Timestamp
+			d.Record = r.stats.Records
 			r.stats.Datagrams++
 			return nil
 		}
@@ -167,21 +180,23 @@ func (r *Reader) Next(d *Datagram) error {
 func isIP(et uint16) bool { return et == 0x0800 || et == 0x86DD }
 
 // decode finds the UDP datagram in one record, feeding fragments to the
-// reassembler.
+// reassembler. A record it returns false for is counted in Skipped or
+// Fragments.
 func (r *Reader) decode(lt int, b []byte, d *Datagram) bool {
 	var ip []byte
 	d.SrcMAC = [6]byte{}
 	switch lt {
 	case linkEthernet:
 		err := frame.Decode(b, &r.fr)
-		d.SrcMAC = r.fr.SrcMAC
 		if err == nil {
+			d.SrcMAC = r.fr.SrcMAC
 			return r.take(d)
 		}
 		if err != frame.ErrFragment && err != frame.ErrNotUDP {
 			r.stats.Skipped++
 			return false
 		}
+		d.SrcMAC = r.fr.SrcMAC
 		ip = b[r.fr.L3:]
 	case linkSLL:
 		if len(b) < 16 || !isIP(binary.BigEndian.Uint16(b[14:16])) {
@@ -211,12 +226,8 @@ func (r *Reader) decode(lt int, b []byte, d *Datagram) bool {
 	if err == nil {
 		return r.take(d)
 	}
-	if err != frame.ErrFragment && err != frame.ErrNotUDP {
-		r.stats.Skipped++
-		return false
-	}
 	var f fragment
-	if !parseFragment(ip, &f) {
+	if (err != frame.ErrFragment && err != frame.ErrNotUDP) || !parseFragment(ip, &f) {
 		r.stats.Skipped++
 		return false
 	}
@@ -227,7 +238,7 @@ func (r *Reader) decode(lt int, b []byte, d *Datagram) bool {
 		return false
 	}
 	if frame.DecodeIP(whole, &r.fr) != nil {
-		r.stats.Skipped++ // reassembled, but not UDP
+		r.stats.Skipped++ // reassembled, but not a UDP datagram
 		return false
 	}
 	r.stats.Reassembled++
