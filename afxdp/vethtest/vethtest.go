@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -91,6 +92,17 @@ func New(t testing.TB, opts Options) *Pair {
 	if len(p.Host) > 15 {
 		t.Fatalf("vethtest: interface name %q is longer than IFNAMSIZ-1", p.Host)
 	}
+	// Choosing a subnet and putting it on the host end is one step for
+	// every test process on the machine (go test runs packages in
+	// parallel): another process only sees a subnet as taken once it is
+	// on an interface.
+	unlock := lockSubnets(t)
+	locked := true
+	defer func() {
+		if locked {
+			unlock()
+		}
+	}()
 	p.HostV4, p.PeerV4, p.HostV6, p.PeerV6 = pickSubnet(t, uint32(pid), n)
 
 	run(t, "ip", "netns", "add", p.NS)
@@ -118,6 +130,8 @@ func New(t testing.TB, opts Options) *Pair {
 	}
 	run(t, "ip", "addr", "add", p.HostV4.String()+"/30", "dev", p.Host)
 	run(t, "ip", "-6", "addr", "add", p.HostV6.String()+"/64", "dev", p.Host)
+	unlock()
+	locked = false
 	run(t, "ip", "link", "set", p.Host, "up")
 	p.Exec(t, "ip", "link", "set", "lo", "up")
 	p.Exec(t, "ip", "addr", "add", p.PeerV4.String()+"/30", "dev", p.Peer)
@@ -156,6 +170,25 @@ func queueArgs(rx, tx int) []string {
 		a = append(a, "numrxqueues", fmt.Sprint(rx))
 	}
 	return a
+}
+
+// lockSubnets takes a machine-wide lock (flock on a file in the temporary
+// directory) for choosing and claiming a subnet.
+func lockSubnets(t testing.TB) func() {
+	t.Helper()
+	path := filepath.Join(os.TempDir(), "sipedge-vethtest.lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatalf("vethtest: subnet lock %s: %v", path, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatalf("vethtest: subnet lock %s: %v", path, err)
+	}
+	return func() {
+		unix.Flock(int(f.Fd()), unix.LOCK_UN)
+		f.Close()
+	}
 }
 
 // pickSubnet chooses a /30 in 10.213.0.0/16 and a /64 in fd5e:d9e::/48
