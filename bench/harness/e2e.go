@@ -1,0 +1,551 @@
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The proxies the end-to-end part compares.
+const (
+	Kamailio        = "kamailio"
+	ApplianceSocket = "appliance-socket"
+	ApplianceAFXDP  = "appliance-afxdp"
+)
+
+// MaxFailurePct is the failure ratio under which a rate counts as carried
+// (0.1%).
+const MaxFailurePct = 0.1
+
+// E2EOptions shape the end-to-end part.
+type E2EOptions struct {
+	Proxies  []string      // in order; default kamailio, appliance-socket, appliance-afxdp
+	Rates    []float64     // offered calls/s, rising
+	Duration time.Duration // of the load at each rate
+	// UACMaxRate is the most calls/s one sipp UAC process is asked for;
+	// above it the load is split over several UAC processes.
+	UACMaxRate float64
+	// StopFailPct ends a proxy's sweep after a rate with at least this
+	// failure percentage: higher rates only fail more and cost time.
+	StopFailPct float64
+	// ProxyCore and SippCore are the CPUs the proxy and every sipp run on.
+	ProxyCore, SippCore int
+	// KamailioChildren is Kamailio's UDP worker processes (-n).
+	KamailioChildren int
+
+	Appliance   string // appliance binary
+	UASScenario string // sipp UAS answering OPTIONS
+	UACScenario string
+	KamailioCfg string
+	Dir         string // scratch folder for configs, logs and sipp statistics
+
+	Log func(format string, a ...any) // progress
+}
+
+// RatePoint is one proxy at one offered rate.
+type RatePoint struct {
+	OfferedCPS      float64 `json:"offered_cps"`
+	Calls           int     `json:"calls"`
+	UACs            int     `json:"uac_processes"`
+	Completed       int     `json:"completed"`
+	Failed          int     `json:"failed"` // failed by sipp, plus never finished
+	Retransmissions int     `json:"retransmissions"`
+	FailurePct      float64 `json:"failure_pct"`
+	// CompletedCPS is completed calls over the time sipp took to create
+	// them (the offered duration, longer when sipp fell behind).
+	CompletedCPS float64 `json:"completed_cps"`
+	// ProxyCPUPct is the proxy's user+system time over the steady window,
+	// every thread (and for Kamailio every process of its tree), in % of
+	// one core.
+	ProxyCPUPct float64 `json:"proxy_cpu_pct"`
+	// CPUSecPer1000 is the proxy's CPU seconds per 1,000 completed calls.
+	CPUSecPer1000 float64 `json:"proxy_cpu_s_per_1000_calls"`
+	// SippCPUPct is every sipp (UACs and UASes) on the load core, % of
+	// it; UACMaxCPUPct the busiest UAC process.
+	SippCPUPct   float64 `json:"sipp_cpu_pct"`
+	UACMaxCPUPct float64 `json:"uac_max_cpu_pct"`
+	// SippLimited says the load generator, not the proxy, was the limit.
+	SippLimited bool   `json:"sipp_limited"`
+	Note        string `json:"note,omitempty"`
+}
+
+// ProxyRun is one proxy's sweep.
+type ProxyRun struct {
+	Proxy       string      `json:"proxy"`
+	Description string      `json:"description"`
+	Skipped     string      `json:"skipped,omitempty"`
+	Error       string      `json:"error,omitempty"`
+	Points      []RatePoint `json:"points"`
+	// MaxCPS is the highest offered rate carried with under 0.1% failures.
+	MaxCPS float64 `json:"max_cps_under_0.1pct_failures"`
+}
+
+// topo is where a proxy and its sipps live.
+type topo struct {
+	ns             string // namespace of the sipps, "" for the host
+	proxy          netip.AddrPort
+	uacIP, uasIP   netip.Addr
+	uasPorts       [2]int
+	appIface       string
+	prefix         []string // runs a sipp where it belongs
+	pingFromIP     netip.Addr
+	applianceAdmin string
+}
+
+// RunE2E runs every proxy's sweep. It returns an error only when the
+// harness itself cannot work (a proxy's failure is recorded in its run);
+// ctx cancellation stops it early.
+func RunE2E(ctx context.Context, g *Group, o E2EOptions) []ProxyRun {
+	var out []ProxyRun
+	for _, p := range o.Proxies {
+		if ctx.Err() != nil {
+			break
+		}
+		r := runProxy(ctx, g, o, p)
+		r.MaxCPS = maxCarried(r.Points)
+		out = append(out, r)
+	}
+	return out
+}
+
+func maxCarried(ps []RatePoint) float64 {
+	best := 0.0
+	for _, p := range ps {
+		if p.FailurePct < MaxFailurePct && p.OfferedCPS > best {
+			best = p.OfferedCPS
+		}
+	}
+	return best
+}
+
+// errSkip marks a proxy that cannot run here for a reason that is not a
+// harness failure (the daemon not built yet on this branch).
+type errSkip struct{ reason string }
+
+func (e errSkip) Error() string { return e.reason }
+
+func runProxy(ctx context.Context, g *Group, o E2EOptions, proxy string) (run ProxyRun) {
+	run.Proxy = proxy
+	dir := filepath.Join(o.Dir, proxy)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		run.Error = err.Error()
+		return
+	}
+	var t topo
+	switch proxy {
+	case Kamailio, ApplianceSocket:
+		t.proxy = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 0)
+		t.uacIP = netip.MustParseAddr("127.0.0.2")
+		t.uasIP = netip.MustParseAddr("127.0.0.3")
+		t.pingFromIP = t.uacIP
+		port, err := freeUDPPort(t.proxy.Addr())
+		if err != nil {
+			run.Error = err.Error()
+			return
+		}
+		t.proxy = netip.AddrPortFrom(t.proxy.Addr(), uint16(port))
+		for i := range t.uasPorts {
+			if t.uasPorts[i], err = freeUDPPort(t.uasIP); err != nil {
+				run.Error = err.Error()
+				return
+			}
+		}
+	case ApplianceAFXDP:
+		v, err := NewNetns()
+		if err != nil {
+			run.Error = err.Error()
+			return
+		}
+		defer func() {
+			if err := v.Close(); err != nil && run.Error == "" {
+				run.Error = err.Error()
+			}
+		}()
+		t.ns, t.prefix, t.appIface = v.NS, v.Exec(), v.Host
+		t.proxy = netip.AddrPortFrom(v.HostIP, 5060)
+		t.uacIP, t.uasIP, t.pingFromIP = v.UACIP, v.UASIP, v.UACIP
+		t.uasPorts = [2]int{5080, 5081}
+	default:
+		run.Error = fmt.Sprintf("harness: unknown proxy %q (want %s, %s or %s)", proxy, Kamailio, ApplianceSocket, ApplianceAFXDP)
+		return
+	}
+
+	// Backends first, so the proxy finds them up.
+	var uasPids []int
+	for i, port := range t.uasPorts {
+		name := fmt.Sprintf("uas%d", i)
+		argv := append(append(append([]string{}, t.prefix...), "taskset", "-c", strconv.Itoa(o.SippCore), "sipp"),
+			sippUASArgs(o.UASScenario, t.uasIP.String(), port, name+".csv")...)
+		p, err := g.Start(dir, name, argv...)
+		if err != nil {
+			run.Error = err.Error()
+			return
+		}
+		defer p.Stop(syscall.SIGTERM, 3*time.Second)
+		uasPids = append(uasPids, p.Pid())
+	}
+
+	var pp *Proc
+	var tree bool
+	var err error
+	switch proxy {
+	case Kamailio:
+		pp, err = startKamailio(g, o, dir, t)
+		tree = true
+		run.Description = fmt.Sprintf("Kamailio %s, stateless dispatcher (algorithm 0, Call-ID hash; forward()), %d children, taskset -c %d", kamailioVersion(), o.KamailioChildren, o.ProxyCore)
+	default:
+		pp, err = startAppliance(g, o, dir, &t, proxy)
+		if proxy == ApplianceSocket {
+			run.Description = fmt.Sprintf("sipedge appliance, io.port=socket on loopback, io.cores=[%d], taskset -c %d", o.ProxyCore, o.ProxyCore)
+		} else {
+			run.Description = fmt.Sprintf("sipedge appliance, io.port=afxdp on veth %s queue 0, io.cores=[%d], taskset -c %d; sipp in netns %s", t.appIface, o.ProxyCore, o.ProxyCore, t.ns)
+		}
+	}
+	if err != nil {
+		var s errSkip
+		if errors.As(err, &s) {
+			run.Skipped = s.reason
+		} else {
+			run.Error = err.Error()
+		}
+		return
+	}
+	defer pp.Stop(syscall.SIGTERM, 5*time.Second)
+
+	for _, rate := range o.Rates {
+		if ctx.Err() != nil {
+			run.Error = "interrupted"
+			return
+		}
+		if pp.Exited() {
+			run.Error = fmt.Sprintf("%s exited during the run:\n%s", proxy, pp.Tail(1500))
+			return
+		}
+		o.Log("e2e %s: %.0f calls/s for %v", proxy, rate, o.Duration)
+		pt, err := measure(ctx, g, o, dir, t, rate, pp.Pid(), tree, uasPids)
+		if err != nil {
+			run.Error = err.Error()
+			return
+		}
+		o.Log("e2e %s: %.0f calls/s offered: %d completed, %d failed, %d retransmissions, %.1f completed/s, proxy CPU %.1f%%, sipp core %.0f%%%s",
+			proxy, rate, pt.Completed, pt.Failed, pt.Retransmissions, pt.CompletedCPS, pt.ProxyCPUPct, pt.SippCPUPct, limitedNote(pt))
+		run.Points = append(run.Points, pt)
+		if o.StopFailPct > 0 && pt.FailurePct >= o.StopFailPct {
+			o.Log("e2e %s: %.1f%% failed at %.0f calls/s: higher rates skipped", proxy, pt.FailurePct, rate)
+			break
+		}
+	}
+	return run
+}
+
+func limitedNote(p RatePoint) string {
+	if p.SippLimited {
+		return " (sipp-limited)"
+	}
+	return ""
+}
+
+// measure offers rate calls/s for o.Duration from as many UAC processes as
+// UACMaxRate asks, and samples CPU times over the steady window (after a
+// warm-up of a fifth of the run, until just before the last call).
+func measure(ctx context.Context, g *Group, o E2EOptions, dir string, t topo, rate float64, proxyPid int, tree bool, uasPids []int) (RatePoint, error) {
+	n := max(1, int(math.Ceil(rate/o.UACMaxRate)))
+	per := rate / float64(n)
+	callsPer := max(1, int(per*o.Duration.Seconds()))
+	pt := RatePoint{OfferedCPS: rate, UACs: n, Calls: callsPer * n}
+	timeoutS := int(o.Duration.Seconds()) + 15
+	tag := strconv.FormatFloat(rate, 'f', 0, 64)
+	var uacs []*Proc
+	var csvs []string
+	defer func() {
+		for _, p := range uacs {
+			p.Stop(syscall.SIGKILL, 0)
+		}
+	}()
+	start := time.Now()
+	for i := range n {
+		port := 0
+		if t.ns == "" {
+			var err error
+			if port, err = freeUDPPort(t.uacIP); err != nil {
+				return pt, err
+			}
+		} else {
+			port = 6000 + i
+		}
+		name := fmt.Sprintf("uac-%s-%d", tag, i)
+		csvs = append(csvs, filepath.Join(dir, name+".csv"))
+		os.Remove(csvs[i])
+		argv := append(append(append([]string{}, t.prefix...), "taskset", "-c", strconv.Itoa(o.SippCore), "sipp"),
+			sippUACArgs(o.UACScenario, t.uacIP.String(), port, t.proxy.String(), per, callsPer, name+".csv", timeoutS)...)
+		p, err := g.Start(dir, name, argv...)
+		if err != nil {
+			return pt, err
+		}
+		uacs = append(uacs, p)
+	}
+	warm := o.Duration / 5
+	end := o.Duration - min(o.Duration/10, 500*time.Millisecond)
+	sample := func() (proxy float64, sipps []float64, at time.Time, err error) {
+		at = time.Now()
+		if proxy, err = CPUSeconds(proxyPid, tree); err != nil {
+			return
+		}
+		for _, p := range uacs {
+			c, _ := CPUSeconds(p.Pid(), false)
+			sipps = append(sipps, c)
+		}
+		for _, pid := range uasPids {
+			c, _ := CPUSeconds(pid, false)
+			sipps = append(sipps, c)
+		}
+		return
+	}
+	if err := sleepCtx(ctx, time.Until(start.Add(warm))); err != nil {
+		return pt, err
+	}
+	p0, s0, t0, err := sample()
+	if err != nil {
+		return pt, err
+	}
+	if err := sleepCtx(ctx, time.Until(start.Add(end))); err != nil {
+		return pt, err
+	}
+	p1, s1, t1, err := sample()
+	if err != nil {
+		return pt, err
+	}
+	win := t1.Sub(t0).Seconds()
+	pt.ProxyCPUPct = 100 * (p1 - p0) / win
+	for i := range s1 {
+		if i >= len(s0) {
+			break
+		}
+		d := 100 * (s1[i] - s0[i]) / win
+		pt.SippCPUPct += d
+		if i < len(uacs) {
+			pt.UACMaxCPUPct = max(pt.UACMaxCPUPct, d)
+		}
+	}
+	for _, p := range uacs {
+		select {
+		case <-p.Done():
+		case <-time.After(time.Until(start.Add(time.Duration(timeoutS+5) * time.Second))):
+			return pt, fmt.Errorf("harness: sipp %s did not finish within its own -timeout:\n%s", p.Name, p.Tail(1000))
+		case <-ctx.Done():
+			return pt, ctx.Err()
+		}
+	}
+	gen := o.Duration.Seconds()
+	for i, f := range csvs {
+		s, err := ReadSippCSV(f)
+		if err != nil {
+			return pt, fmt.Errorf("%w\nsipp said:\n%s", err, uacs[i].Tail(1000))
+		}
+		pt.Completed += s.Successful
+		pt.Failed += s.Failed
+		pt.Retransmissions += s.Retransmissions
+		if c := s.CreationSeconds(callsPer); c > gen {
+			gen = c
+		}
+	}
+	if lost := pt.Calls - pt.Completed - pt.Failed; lost > 0 {
+		pt.Failed += lost
+		pt.Note = fmt.Sprintf("%d calls never finished", lost)
+	}
+	pt.FailurePct = 100 * float64(pt.Failed) / float64(pt.Calls)
+	pt.CompletedCPS = float64(pt.Completed) / gen
+	if pt.CompletedCPS > 0 {
+		pt.CPUSecPer1000 = pt.ProxyCPUPct / 100 / pt.CompletedCPS * 1000
+	}
+	// sipp is the limit when its core is saturated, or when it could not
+	// create calls at the rate asked while the proxy had room to spare.
+	behind := gen > o.Duration.Seconds()*1.05
+	if pt.SippCPUPct >= 90 || pt.UACMaxCPUPct >= 90 || (behind && pt.ProxyCPUPct < 50) {
+		pt.SippLimited = true
+		note := fmt.Sprintf("sipp-limited: sipp core %.0f%%, busiest UAC %.0f%%, calls created over %.1fs for %.1fs asked", pt.SippCPUPct, pt.UACMaxCPUPct, gen, o.Duration.Seconds())
+		if pt.Note != "" {
+			note = pt.Note + "; " + note
+		}
+		pt.Note = note
+	}
+	return pt, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func kamailioVersion() string {
+	out, err := execOutput("kamailio", "-v")
+	if err != nil {
+		return "(version unknown)"
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "version: kamailio "); ok {
+			return strings.Fields(v)[0]
+		}
+	}
+	return "(version unknown)"
+}
+
+func startKamailio(g *Group, o E2EOptions, dir string, t topo) (*Proc, error) {
+	list := filepath.Join(dir, "dispatcher.list")
+	var b strings.Builder
+	b.WriteString("# set 1: the two sipp UAS backends (written by the harness)\n")
+	for _, port := range t.uasPorts {
+		fmt.Fprintf(&b, "1 sip:%s:%d\n", t.uasIP, port)
+	}
+	if err := os.WriteFile(list, []byte(b.String()), 0o644); err != nil {
+		return nil, err
+	}
+	runDir := filepath.Join(dir, "run")
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return nil, err
+	}
+	argv := []string{"taskset", "-c", strconv.Itoa(o.ProxyCore), "kamailio", "-DD", "-E",
+		"-f", o.KamailioCfg, "-P", filepath.Join(runDir, "kamailio.pid"), "-Y", runDir,
+		"-n", strconv.Itoa(o.KamailioChildren), "-l", "udp:" + t.proxy.String(),
+		"-A", fmt.Sprintf("DSLIST=%q", list)}
+	p, err := g.Start(dir, "kamailio", argv...)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitReady(p, t, 15*time.Second); err != nil {
+		p.Stop(syscall.SIGTERM, 3*time.Second)
+		return nil, err
+	}
+	return p, nil
+}
+
+// waitReady pings the proxy until it answers, failing early when it exits.
+func waitReady(p *Proc, t topo, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		if p.Exited() {
+			return fmt.Errorf("harness: %s exited at start:\n%s", p.Name, p.Tail(2000))
+		}
+		if pingSIP(t.ns, t.pingFromIP, t.proxy, time.Second) == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("harness: %s never answered OPTIONS on %s within %v:\n%s", p.Name, t.proxy, within, p.Tail(2000))
+}
+
+// applianceConfig is the configuration the harness runs the appliance on.
+func applianceConfig(o E2EOptions, t topo, proxy string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# written by the sipedge benchmark harness for the %s run\n", proxy)
+	fmt.Fprintf(&b, "[node]\nname = \"bench\"\naddresses = [%q]\nsecret = \"sipedge-bench-harness-secret-0123456789\"\n\n", t.proxy.Addr())
+	b.WriteString("[io]\n")
+	if proxy == ApplianceAFXDP {
+		fmt.Fprintf(&b, "port = \"afxdp\"\ninterface = %q\nqueues = [0]\n", t.appIface)
+		// 4 MiB of UMEM: fits the 8 MiB RLIMIT_MEMLOCK many machines
+		// give root, and holds far more frames than sipp keeps in flight.
+		b.WriteString("frame_size = 2048\nframe_count = 2048\nrx_ring = 1024\ntx_ring = 1024\nfill_ring = 1024\ncomp_ring = 1024\n")
+	} else {
+		b.WriteString("port = \"socket\"\n")
+	}
+	fmt.Fprintf(&b, "listen = %q\ncores = [%d]\n\n", t.proxy, o.ProxyCore)
+	fmt.Fprintf(&b, "[admin]\nlisten = %q\n\n", t.applianceAdmin)
+	b.WriteString("[dispatcher]\n")
+	for _, port := range t.uasPorts {
+		fmt.Fprintf(&b, "[[dispatcher.backends]]\naddress = \"%s:%d\"\n", t.uasIP, port)
+	}
+	b.WriteString("\n[dispatcher.probe]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\n[log]\nlevel = \"info\"\n")
+	return b.String()
+}
+
+// notBuilt is what the appliance says on a branch without the daemon.
+const notBuilt = "daemon is not built yet"
+
+func startAppliance(g *Group, o E2EOptions, dir string, t *topo, proxy string) (*Proc, error) {
+	if _, err := os.Stat(o.Appliance); err != nil {
+		return nil, fmt.Errorf("harness: appliance binary %s: %w (run make build first, or give -appliance)", o.Appliance, err)
+	}
+	admin, err := freeTCPAddr("127.0.0.1")
+	if err != nil {
+		return nil, err
+	}
+	t.applianceAdmin = admin
+	cfg := filepath.Join(dir, "appliance.toml")
+	if err := os.WriteFile(cfg, []byte(applianceConfig(o, *t, proxy)), 0o644); err != nil {
+		return nil, err
+	}
+	p, err := g.Start(dir, "appliance", "taskset", "-c", strconv.Itoa(o.ProxyCore), o.Appliance, "run", "-c", cfg)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-p.Done():
+		if tail := p.Tail(2000); strings.Contains(tail, notBuilt) {
+			return nil, errSkip{"appliance run: " + strings.TrimSpace(tail)}
+		}
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := waitReady(p, *t, 20*time.Second); err != nil {
+		if strings.Contains(p.Tail(2000), notBuilt) {
+			p.Stop(syscall.SIGKILL, 0)
+			return nil, errSkip{"appliance run: " + strings.TrimSpace(p.Tail(2000))}
+		}
+		p.Stop(syscall.SIGTERM, 3*time.Second)
+		return nil, err
+	}
+	if err := waitBackendsUp(admin, 10*time.Second); err != nil {
+		p.Stop(syscall.SIGTERM, 3*time.Second)
+		return nil, fmt.Errorf("%w\n%s", err, p.Tail(1500))
+	}
+	return p, nil
+}
+
+// waitBackendsUp polls the admin /backends (the appliance has no push
+// channel) until every backend is up.
+func waitBackendsUp(admin string, within time.Duration) error {
+	c := http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(within)
+	var last string
+	for time.Now().Before(deadline) {
+		resp, err := c.Get("http://" + admin + "/backends")
+		if err == nil {
+			var list []struct {
+				Address, State string
+			}
+			err = json.NewDecoder(resp.Body).Decode(&list)
+			resp.Body.Close()
+			up := 0
+			for _, b := range list {
+				if b.State == "up" {
+					up++
+				}
+			}
+			if err == nil && up == len(list) && up > 0 {
+				return nil
+			}
+			last = fmt.Sprintf("%+v", list)
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("harness: the appliance's backends were not all up within %v (last /backends: %s)", within, last)
+}
