@@ -88,6 +88,9 @@ type ProxyRun struct {
 	Points      []RatePoint `json:"points"`
 	// MaxCPS is the highest offered rate carried with under 0.1% failures.
 	MaxCPS float64 `json:"max_cps_under_0.1pct_failures"`
+	// LimitFound is false when the highest rate offered was still carried:
+	// MaxCPS is then a floor of the proxy's capacity, not its ceiling.
+	LimitFound bool `json:"limit_found"`
 }
 
 // topo is where a proxy and its sipps live.
@@ -113,6 +116,9 @@ func RunE2E(ctx context.Context, g *Group, o E2EOptions) []ProxyRun {
 		}
 		r := runProxy(ctx, g, o, p)
 		r.MaxCPS = maxCarried(r.Points)
+		if n := len(r.Points); n > 0 {
+			r.LimitFound = r.Points[n-1].FailurePct >= MaxFailurePct
+		}
 		out = append(out, r)
 	}
 	return out

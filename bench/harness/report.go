@@ -56,6 +56,9 @@ type Summary struct {
 	// SippLimited lists proxies whose top measured rate was limited by
 	// sipp rather than by the proxy.
 	SippLimited []string `json:"sipp_limited,omitempty"`
+	// NoLimit lists proxies that carried the highest rate offered: their
+	// MaxCPS, and any ratio built on it, is a floor.
+	NoLimit []string `json:"limit_not_reached,omitempty"`
 }
 
 // Summarize fills r.Summary from r.E2E.
@@ -68,6 +71,9 @@ func (r *Results) Summarize() {
 		}
 		ran = append(ran, p)
 		s.MaxCPS[p.Proxy] = p.MaxCPS
+		if !p.LimitFound {
+			s.NoLimit = append(s.NoLimit, p.Proxy)
+		}
 		if last := p.Points[len(p.Points)-1]; last.SippLimited || anyLimited(p.Points) {
 			s.SippLimited = append(s.SippLimited, p.Proxy)
 		}
@@ -110,6 +116,15 @@ func (r *Results) Summarize() {
 		}
 	}
 	r.Summary = s
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
 }
 
 func anyLimited(ps []RatePoint) bool {
@@ -207,7 +222,11 @@ func (r *Results) WriteMarkdown(w io.Writer) {
 			if v, ok := s.CPUSecPer1000[n]; ok {
 				cpu = fmt.Sprintf("%.3f", v)
 			}
-			fmt.Fprintf(w, "| %s | %.0f | %s |\n", n, s.MaxCPS[n], cpu)
+			floor := ""
+			if contains(s.NoLimit, n) {
+				floor = ">= "
+			}
+			fmt.Fprintf(w, "| %s | %s%.0f | %s |\n", n, floor, s.MaxCPS[n], cpu)
 		}
 		fmt.Fprintln(w)
 		for _, a := range []string{ApplianceSocket, ApplianceAFXDP} {
@@ -223,6 +242,9 @@ func (r *Results) WriteMarkdown(w io.Writer) {
 				fmt.Fprintf(w, " CPU per call x%.2f at %.0f CPS", v, s.CommonCPS)
 			}
 			fmt.Fprintln(w)
+		}
+		if len(s.NoLimit) > 0 {
+			fmt.Fprintf(w, "- %s carried the highest rate offered: its limit was not reached, so its figure (and a ratio built on it) is a floor; raise -rates to find it.\n", strings.Join(s.NoLimit, ", "))
 		}
 		if len(s.SippLimited) > 0 {
 			fmt.Fprintf(w, "- sipp was the limit for: %s (see the note column): the highest rate shown is a floor for that proxy, not its ceiling.\n", strings.Join(s.SippLimited, ", "))
