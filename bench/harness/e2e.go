@@ -287,7 +287,9 @@ func measure(ctx context.Context, g *Group, o E2EOptions, dir string, t topo, ra
 				return pt, err
 			}
 		} else {
-			port = 6000 + i
+			// sipp binds its media sockets from 6000 up (moving on when
+			// one is taken, which its SIP socket does not): stay below.
+			port = 5100 + i
 		}
 		name := fmt.Sprintf("uac-%s-%d", tag, i)
 		csvs = append(csvs, filepath.Join(dir, name+".csv"))

@@ -170,6 +170,9 @@ func sippUACArgs(scenario, localIP string, localPort int, target string, rate fl
 		"-m", strconv.Itoa(calls), "-d", "0",
 		"-l", strconv.Itoa(max(100, int(rate*5))), // bound on concurrent calls
 		"-recv_timeout", "4000", // a call whose answer never comes fails in 4 s
+		// A late 180 (reordered by a multi-process proxy) must not abort
+		// a call that then completes; see testdata/uac.xml.
+		"-default_behaviors", "all,-abortunexp",
 		"-timeout", strconv.Itoa(timeoutS) + "s",
 		"-trace_stat", "-stf", stf, "-fd", "1",
 		"-trace_err", "-error_file", strings.TrimSuffix(stf, ".csv") + "_errors.log",

@@ -41,7 +41,7 @@ func run() int {
 	bin := flag.String("bin", "", "folder of the built appliance, sipgen and sipreplay (default REPO/bin)")
 	out := flag.String("out", "", "report folder (default REPO/bench/results; check mode: a temporary folder)")
 	proxies := flag.String("proxies", "", "end-to-end proxies, in order: kamailio, appliance-socket, appliance-afxdp (default all)")
-	rates := flag.String("rates", "", "offered calls/s, comma-separated (default: check 100; full 250..6000)")
+	rates := flag.String("rates", "", "offered calls/s, comma-separated (default: check 100; full 500..10000)")
 	duration := flag.Duration("duration", 0, "load per rate (default: check 3s, full 10s); at most 2m")
 	uacMax := flag.Float64("uac-max-rate", 0, "most calls/s per sipp UAC process; above it the load is split (default 1500)")
 	stopFail := flag.Float64("stop-fail-pct", 0, "end a proxy's sweep after a rate with this failure % (default 10)")
