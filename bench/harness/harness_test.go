@@ -336,3 +336,26 @@ func TestUASScenarioFallback(t *testing.T) {
 		t.Fatalf("with the daemon's scenario: %s", got)
 	}
 }
+
+func TestParseCoreTimes(t *testing.T) {
+	stat := "cpu  10 0 10 100 0 0 0 0 0 0\n" +
+		"cpu0 1 2 3 40 5 6 7 8 0 0\n" +
+		"cpu1 10 0 20 70 0 0 0 0 0 0\n" +
+		"intr 1 2 3\n"
+	got, err := parseCoreTimes(stat, []int{1, 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0] != (CoreTimes{Busy: 30, Total: 100}) || got[1] != (CoreTimes{Busy: 27, Total: 72}) {
+		t.Fatalf("got %+v", got)
+	}
+	if _, err := parseCoreTimes(stat, []int{2}); err == nil {
+		t.Fatal("cpu2 is not in the text but was found")
+	}
+	if p := BusyPct(CoreTimes{10, 100}, CoreTimes{40, 200}); p != 30 {
+		t.Fatalf("BusyPct = %v, want 30", p)
+	}
+	if p := BusyPct(CoreTimes{10, 100}, CoreTimes{10, 100}); p != 0 {
+		t.Fatalf("BusyPct over no time = %v, want 0", p)
+	}
+}

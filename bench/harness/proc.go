@@ -241,3 +241,61 @@ func lastLines(path string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// CoreTimes are one CPU's busy and total jiffies from /proc/stat.
+type CoreTimes struct{ Busy, Total uint64 }
+
+// ReadCoreTimes reads the "cpuN" line of /proc/stat for each core asked.
+// Busy is user+nice+system+irq+softirq+steal: everything but idle and
+// iowait, so softirq work for packets that no process is charged for is in
+// it too.
+func ReadCoreTimes(cores ...int) ([]CoreTimes, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return nil, err
+	}
+	return parseCoreTimes(string(b), cores)
+}
+
+func parseCoreTimes(stat string, cores []int) ([]CoreTimes, error) {
+	out := make([]CoreTimes, len(cores))
+	found := make([]bool, len(cores))
+	for _, line := range strings.Split(stat, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 9 || !strings.HasPrefix(f[0], "cpu") || f[0] == "cpu" {
+			continue
+		}
+		n, err := strconv.Atoi(f[0][3:])
+		if err != nil {
+			continue
+		}
+		for i, c := range cores {
+			if c != n {
+				continue
+			}
+			var v [8]uint64
+			for k := range v {
+				if v[k], err = strconv.ParseUint(f[k+1], 10, 64); err != nil {
+					return nil, fmt.Errorf("harness: /proc/stat %s: %w", f[0], err)
+				}
+			}
+			busy := v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+			out[i] = CoreTimes{Busy: busy, Total: busy + v[3] + v[4]}
+			found[i] = true
+		}
+	}
+	for i, ok := range found {
+		if !ok {
+			return nil, fmt.Errorf("harness: /proc/stat has no cpu%d: is -proxy-core/-sipp-core a CPU of this machine?", cores[i])
+		}
+	}
+	return out, nil
+}
+
+// BusyPct is the share of the interval a to b the core was busy.
+func BusyPct(a, b CoreTimes) float64 {
+	if b.Total <= a.Total {
+		return 0
+	}
+	return 100 * float64(b.Busy-a.Busy) / float64(b.Total-a.Total)
+}

@@ -180,24 +180,24 @@ func (r *Results) WriteMarkdown(w io.Writer) {
 	if len(r.E2E) > 0 {
 		fmt.Fprintln(w, "## End to end: sipp UAC -> proxy -> 2 sipp UAS, zero call length")
 		fmt.Fprintln(w)
-		fmt.Fprintln(w, "| proxy | offered CPS | UACs | calls | completed | failed | failed % | retrans | completed CPS | proxy CPU % | CPU s / 1000 calls | sipp core % | note |")
-		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+		fmt.Fprintln(w, "| proxy | offered CPS | UACs | calls | completed | failed | failed % | retrans | completed CPS | proxy CPU % | proxy core busy % | CPU s / 1000 calls | sipp CPU % | note |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 		for _, p := range r.E2E {
 			if p.Skipped != "" || (p.Error != "" && len(p.Points) == 0) {
 				what := "skipped: " + p.Skipped
 				if p.Skipped == "" {
 					what = "failed: " + oneLine(p.Error)
 				}
-				fmt.Fprintf(w, "| %s | | | | | | | | | | | | %s |\n", p.Proxy, what)
+				fmt.Fprintf(w, "| %s | | | | | | | | | | | | | %s |\n", p.Proxy, what)
 				continue
 			}
 			for _, pt := range p.Points {
-				fmt.Fprintf(w, "| %s | %.0f | %d | %d | %d | %d | %.2f | %d | %.1f | %.1f | %.3f | %.0f | %s |\n",
+				fmt.Fprintf(w, "| %s | %.0f | %d | %d | %d | %d | %.2f | %d | %.1f | %.1f | %.0f | %.3f | %.0f | %s |\n",
 					p.Proxy, pt.OfferedCPS, pt.UACs, pt.Calls, pt.Completed, pt.Failed, pt.FailurePct,
-					pt.Retransmissions, pt.CompletedCPS, pt.ProxyCPUPct, pt.CPUSecPer1000, pt.SippCPUPct, pt.Note)
+					pt.Retransmissions, pt.CompletedCPS, pt.ProxyCPUPct, pt.ProxyCoreBusyPct, pt.CPUSecPer1000, pt.SippCPUPct, pt.Note)
 			}
 			if p.Error != "" {
-				fmt.Fprintf(w, "| %s | | | | | | | | | | | | stopped: %s |\n", p.Proxy, oneLine(p.Error))
+				fmt.Fprintf(w, "| %s | | | | | | | | | | | | | stopped: %s |\n", p.Proxy, oneLine(p.Error))
 			}
 		}
 		fmt.Fprintln(w)

@@ -51,6 +51,7 @@ func run() int {
 	pipeCalls := flag.Int("pipeline-calls", 0, "calls in the sipgen capture (default: check 2000, full 1000000)")
 	workers := flag.String("pipeline-workers", "1,2", "pipeline worker counts")
 	benchtime := flag.String("parse-benchtime", "", "time per parser per message (default: check 20ms, full 1s)")
+	uas := flag.String("uas", "", "sipp UAS scenario answering OPTIONS (default REPO/appliance/testdata/uas.xml, else the harness's own)")
 	keep := flag.Bool("keep", false, "keep the scratch folder (configs, process logs, sipp statistics) and print its path")
 	flag.Parse()
 
@@ -66,12 +67,14 @@ func run() int {
 	}
 	if *check {
 		o.E2E = harness.CheckDefaults()
+		o.E2E.UASScenario = *uas
 		o.PipelineCalls, o.ParseBenchtime = 2000, "20ms"
 		if o.Out == "" {
 			o.Out = filepath.Join(os.TempDir(), "sipedge-bench-check")
 		}
 	} else {
 		o.E2E = harness.FullDefaults()
+		o.E2E.UASScenario = *uas
 		o.PipelineCalls, o.ParseBenchtime = 1000000, "1s"
 		if o.Out == "" {
 			o.Out = filepath.Join(o.Repo, "bench", "results")
@@ -145,6 +148,14 @@ func run() int {
 	}
 	if *benchtime != "" {
 		o.ParseBenchtime = *benchtime
+	}
+	if *uas != "" {
+		if _, err := os.Stat(*uas); err != nil {
+			return usage(fmt.Errorf("-uas: %v", err))
+		}
+		if o.E2E.UASScenario, err = filepath.Abs(*uas); err != nil {
+			return usage(err)
+		}
 	}
 	if os.Geteuid() != 0 && contains(o.Parts, "e2e") {
 		fmt.Fprintln(os.Stderr, "harness: the end-to-end part needs root (network namespaces, AF_XDP); run it as root, or pass -parts parse,pipeline")
