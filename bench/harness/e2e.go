@@ -42,6 +42,11 @@ type E2EOptions struct {
 	ProxyCore, SippCore int
 	// KamailioChildren is Kamailio's UDP worker processes (-n).
 	KamailioChildren int
+	// QuietWait bounds how long to wait before each rate for both cores
+	// to be under QuietBusyPct busy (other people's work on a shared
+	// machine); 0 does not wait.
+	QuietWait    time.Duration
+	QuietBusyPct float64
 
 	Appliance   string // appliance binary
 	UASScenario string // sipp UAS answering OPTIONS
@@ -82,6 +87,14 @@ type RatePoint struct {
 	SippCoreBusyPct  float64 `json:"sipp_core_busy_pct"`
 	// SippLimited says the load generator, not the proxy, was the limit.
 	SippLimited bool `json:"sipp_limited"`
+	// Contended says other programs took a good share of the proxy's or
+	// sipp's core during the window (core busy well above what the
+	// benchmark's own processes used): the point measures the machine's
+	// neighbours as much as the proxy.
+	Contended bool `json:"contended"`
+	// QuietWait is how long the harness waited before this rate for both
+	// cores to be idle enough (bounded by E2EOptions.QuietWait).
+	QuietWait float64 `json:"quiet_wait_s,omitempty"`
 	// FirstFailurePct is set when the rate failed once and was run again
 	// (the figures are the second run's): on a shared machine one burst
 	// of someone else's work should not end a sweep.
@@ -247,6 +260,10 @@ func runProxy(ctx context.Context, g *Group, o E2EOptions, proxy string) (run Pr
 			run.Error = fmt.Sprintf("%s exited during the run:\n%s", proxy, pp.Tail(1500))
 			return
 		}
+		waited := waitQuiet(ctx, o)
+		if waited > time.Second {
+			o.Log("e2e %s: waited %v for the cores to quieten", proxy, waited.Round(100*time.Millisecond))
+		}
 		o.Log("e2e %s: %.0f calls/s for %v", proxy, rate, o.Duration)
 		pt, err := measure(ctx, g, o, dir, t, rate, pp.Pid(), tree, uasPids)
 		if err == nil && pt.FailurePct >= MaxFailurePct {
@@ -261,6 +278,7 @@ func runProxy(ctx context.Context, g *Group, o E2EOptions, proxy string) (run Pr
 			run.Error = err.Error()
 			return
 		}
+		pt.QuietWait = waited.Seconds()
 		o.Log("e2e %s: %.0f calls/s offered: %d completed, %d failed, %d retransmissions, %.1f completed/s, proxy CPU %.1f%% (its core busy %.0f%%), sipp %.0f%% (its core busy %.0f%%)%s",
 			proxy, rate, pt.Completed, pt.Failed, pt.Retransmissions, pt.CompletedCPS, pt.ProxyCPUPct, pt.ProxyCoreBusyPct, pt.SippCPUPct, pt.SippCoreBusyPct, limitedNote(pt))
 		run.Points = append(run.Points, pt)
@@ -416,12 +434,48 @@ func measure(ctx context.Context, g *Group, o E2EOptions, dir string, t topo, ra
 	// sipp is the limit when its core is saturated, or when it could not
 	// create calls at the rate asked while the proxy had room to spare.
 	behind := gen > o.Duration.Seconds()*1.05
-	if pt.SippCPUPct >= 90 || pt.UACMaxCPUPct >= 90 || pt.SippCoreBusyPct >= 95 || (behind && pt.ProxyCPUPct < 50) {
+	if other := max(pt.ProxyCoreBusyPct-pt.ProxyCPUPct, pt.SippCoreBusyPct-pt.SippCPUPct); other >= contendedPct {
+		pt.Contended = true
+		pt.Note = joinNote(pt.Note, fmt.Sprintf("contended: others used ~%.0f%% of the proxy core and ~%.0f%% of the sipp core",
+			max(0, pt.ProxyCoreBusyPct-pt.ProxyCPUPct), max(0, pt.SippCoreBusyPct-pt.SippCPUPct)))
+	}
+	if pt.SippCPUPct >= 90 || pt.UACMaxCPUPct >= 90 || (behind && pt.ProxyCPUPct < 50 && !pt.Contended) {
 		pt.SippLimited = true
 		pt.Note = joinNote(pt.Note, fmt.Sprintf("sipp-limited: sipp %.0f%% (core busy %.0f%%), busiest UAC %.0f%%, calls created over %.1fs for %.1fs asked",
 			pt.SippCPUPct, pt.SippCoreBusyPct, pt.UACMaxCPUPct, gen, o.Duration.Seconds()))
 	}
 	return pt, nil
+}
+
+// contendedPct is how much of a core, beyond what the benchmark's own
+// processes used, marks a point as contended. It is generous: softirq work
+// for the benchmark's own packets lands there too.
+const contendedPct = 25
+
+// waitQuiet waits, up to o.QuietWait, until both cores were under
+// o.QuietBusyPct busy over a 500 ms sample, and returns how long it took.
+func waitQuiet(ctx context.Context, o E2EOptions) time.Duration {
+	start := time.Now()
+	if o.QuietWait <= 0 {
+		return 0
+	}
+	for time.Since(start) < o.QuietWait && ctx.Err() == nil {
+		a, err := ReadCoreTimes(o.ProxyCore, o.SippCore)
+		if err != nil {
+			break
+		}
+		if sleepCtx(ctx, 500*time.Millisecond) != nil {
+			break
+		}
+		b, err := ReadCoreTimes(o.ProxyCore, o.SippCore)
+		if err != nil {
+			break
+		}
+		if BusyPct(a[0], b[0]) < o.QuietBusyPct && BusyPct(a[1], b[1]) < o.QuietBusyPct {
+			break
+		}
+	}
+	return time.Since(start)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

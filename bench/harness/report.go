@@ -56,6 +56,8 @@ type Summary struct {
 	// SippLimited lists proxies whose top measured rate was limited by
 	// sipp rather than by the proxy.
 	SippLimited []string `json:"sipp_limited,omitempty"`
+	// Contended lists proxies with at least one contended point.
+	Contended []string `json:"contended,omitempty"`
 	// NoLimit lists proxies that carried the highest rate offered: their
 	// MaxCPS, and any ratio built on it, is a floor.
 	NoLimit []string `json:"limit_not_reached,omitempty"`
@@ -71,6 +73,12 @@ func (r *Results) Summarize() {
 		}
 		ran = append(ran, p)
 		s.MaxCPS[p.Proxy] = p.MaxCPS
+		for _, pt := range p.Points {
+			if pt.Contended {
+				s.Contended = append(s.Contended, p.Proxy)
+				break
+			}
+		}
 		if !p.LimitFound {
 			s.NoLimit = append(s.NoLimit, p.Proxy)
 		}
@@ -245,6 +253,9 @@ func (r *Results) WriteMarkdown(w io.Writer) {
 		}
 		if len(s.NoLimit) > 0 {
 			fmt.Fprintf(w, "- %s carried the highest rate offered: its limit was not reached, so its figure (and a ratio built on it) is a floor; raise -rates to find it.\n", strings.Join(s.NoLimit, ", "))
+		}
+		if len(s.Contended) > 0 {
+			fmt.Fprintf(w, "- other programs ran on the benchmark's cores during some points of: %s (marked contended): those figures are noisy; rerun on a quiet machine to trust them.\n", strings.Join(s.Contended, ", "))
 		}
 		if len(s.SippLimited) > 0 {
 			fmt.Fprintf(w, "- sipp was the limit for: %s (see the note column): the highest rate shown is a floor for that proxy, not its ceiling.\n", strings.Join(s.SippLimited, ", "))

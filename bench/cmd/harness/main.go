@@ -52,6 +52,7 @@ func run() int {
 	workers := flag.String("pipeline-workers", "1,2", "pipeline worker counts")
 	benchtime := flag.String("parse-benchtime", "", "time per parser per message (default: check 20ms, full 1s)")
 	uas := flag.String("uas", "", "sipp UAS scenario answering OPTIONS (default REPO/appliance/testdata/uas.xml, else the harness's own)")
+	quiet := flag.Duration("quiet-wait", -1, "before each rate wait up to this long for both cores to be under 30% busy (default: full 10s, check 0)")
 	keep := flag.Bool("keep", false, "keep the scratch folder (configs, process logs, sipp statistics) and print its path")
 	flag.Parse()
 
@@ -148,6 +149,12 @@ func run() int {
 	}
 	if *benchtime != "" {
 		o.ParseBenchtime = *benchtime
+	}
+	if *quiet >= 0 {
+		if *quiet > 5*time.Minute {
+			return usage(fmt.Errorf("-quiet-wait %v: at most 5m", *quiet))
+		}
+		o.E2E.QuietWait, o.E2E.QuietBusyPct = *quiet, 30
 	}
 	if *uas != "" {
 		if _, err := os.Stat(*uas); err != nil {
