@@ -128,21 +128,45 @@ type topo struct {
 	applianceAdmin string
 }
 
-// RunE2E runs every proxy's sweep. It returns an error only when the
-// harness itself cannot work (a proxy's failure is recorded in its run);
-// ctx cancellation stops it early.
+// RunE2E runs the sweep rate by rate: at each rate every proxy still in
+// the race is started afresh (with its backends), loaded, and stopped, the
+// proxies taking turns to go first. On a shared machine this spreads
+// other people's bursts over all proxies instead of over whichever ran
+// during them. A proxy leaves the race after a rate failing StopFailPct
+// or more, or on an error. ctx cancellation stops it early.
 func RunE2E(ctx context.Context, g *Group, o E2EOptions) []ProxyRun {
-	var out []ProxyRun
-	for _, p := range o.Proxies {
-		if ctx.Err() != nil {
-			break
+	out := make([]ProxyRun, len(o.Proxies))
+	done := make([]bool, len(o.Proxies))
+	for i, p := range o.Proxies {
+		out[i].Proxy = p
+	}
+	for ri, rate := range o.Rates {
+		for k := range o.Proxies {
+			i := (ri + k) % len(o.Proxies)
+			if done[i] || ctx.Err() != nil {
+				continue
+			}
+			one := o
+			one.Rates = []float64{rate}
+			r := runProxy(ctx, g, one, o.Proxies[i])
+			run := &out[i]
+			run.Description, run.Skipped, run.Error = r.Description, r.Skipped, r.Error
+			run.Points = append(run.Points, r.Points...)
+			switch {
+			case r.Skipped != "" || r.Error != "":
+				done[i] = true
+			case len(r.Points) > 0 && o.StopFailPct > 0 && r.Points[0].FailurePct >= o.StopFailPct:
+				o.Log("e2e %s: %.1f%% failed at %.0f calls/s: higher rates skipped", r.Proxy, r.Points[0].FailurePct, rate)
+				done[i] = true
+			}
 		}
-		r := runProxy(ctx, g, o, p)
+	}
+	for i := range out {
+		r := &out[i]
 		r.MaxCPS = maxCarried(r.Points)
 		if n := len(r.Points); n > 0 {
 			r.LimitFound = r.Points[n-1].FailurePct >= MaxFailurePct
 		}
-		out = append(out, r)
 	}
 	return out
 }
@@ -282,10 +306,6 @@ func runProxy(ctx context.Context, g *Group, o E2EOptions, proxy string) (run Pr
 		o.Log("e2e %s: %.0f calls/s offered: %d completed, %d failed, %d retransmissions, %.1f completed/s, proxy CPU %.1f%% (its core busy %.0f%%), sipp %.0f%% (its core busy %.0f%%)%s",
 			proxy, rate, pt.Completed, pt.Failed, pt.Retransmissions, pt.CompletedCPS, pt.ProxyCPUPct, pt.ProxyCoreBusyPct, pt.SippCPUPct, pt.SippCoreBusyPct, limitedNote(pt))
 		run.Points = append(run.Points, pt)
-		if o.StopFailPct > 0 && pt.FailurePct >= o.StopFailPct {
-			o.Log("e2e %s: %.1f%% failed at %.0f calls/s: higher rates skipped", proxy, pt.FailurePct, rate)
-			break
-		}
 	}
 	return run
 }

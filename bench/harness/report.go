@@ -82,7 +82,7 @@ func (r *Results) Summarize() {
 		if !p.LimitFound {
 			s.NoLimit = append(s.NoLimit, p.Proxy)
 		}
-		if last := p.Points[len(p.Points)-1]; last.SippLimited || anyLimited(p.Points) {
+		if last := p.Points[len(p.Points)-1]; last.SippLimited {
 			s.SippLimited = append(s.SippLimited, p.Proxy)
 		}
 	}
@@ -129,15 +129,6 @@ func (r *Results) Summarize() {
 func contains(s []string, v string) bool {
 	for _, x := range s {
 		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-func anyLimited(ps []RatePoint) bool {
-	for _, p := range ps {
-		if p.SippLimited {
 			return true
 		}
 	}
