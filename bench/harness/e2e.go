@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/netip"
@@ -301,6 +302,9 @@ func runProxy(ctx context.Context, g *Group, o E2EOptions, proxy string) (run Pr
 		if err != nil {
 			run.Error = err.Error()
 			return
+		}
+		if pt.FailurePct >= MaxFailurePct && t.applianceAdmin != "" {
+			pt.Note = joinNote(pt.Note, applianceCounters(t.applianceAdmin))
 		}
 		pt.QuietWait = waited.Seconds()
 		o.Log("e2e %s: %.0f calls/s offered: %d completed, %d failed, %d retransmissions, %.1f completed/s, proxy CPU %.1f%% (its core busy %.0f%%), sipp %.0f%% (its core busy %.0f%%)%s",
@@ -632,6 +636,47 @@ func startAppliance(g *Group, o E2EOptions, dir string, t *topo, proxy string) (
 		return nil, fmt.Errorf("%w\n%s", err, p.Tail(1500))
 	}
 	return p, nil
+}
+
+// applianceCounters summarises the appliance's own view of a failing rate
+// from /metrics: datagrams in and out and every non-zero drop reason.
+func applianceCounters(admin string) string {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + admin + "/metrics")
+	if err != nil {
+		return "appliance /metrics: " + err.Error()
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return "appliance /metrics: " + err.Error()
+	}
+	return summariseMetrics(string(b))
+}
+
+// summariseMetrics keeps the counters that explain lost calls.
+func summariseMetrics(text string) string {
+	var parts []string
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) != 2 || f[1] == "0" {
+			continue
+		}
+		name := f[0]
+		switch {
+		case name == "sipedge_received_total", name == "sipedge_transmitted_total",
+			name == "sipedge_transmit_unsent_total", name == "sipedge_port_errors_total",
+			strings.HasPrefix(name, "sipedge_dropped_total{"):
+			parts = append(parts, strings.TrimPrefix(name, "sipedge_")+"="+f[1])
+		}
+	}
+	if len(parts) == 0 {
+		return "appliance /metrics: no traffic counters"
+	}
+	return "appliance: " + strings.Join(parts, " ")
 }
 
 // waitBackendsUp polls the admin /backends (the appliance has no push

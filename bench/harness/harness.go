@@ -75,7 +75,7 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 		fmt.Sprintf("A rate is carried when under %.1f%% of its calls fail (sipp failures plus calls never finished). A rate that fails is run once more and the second run is kept (the note says so): on a shared machine one burst of someone else's work should not end a sweep.", MaxFailurePct),
 		"The sweep goes rate by rate: at each rate every proxy is started afresh, loaded and stopped, taking turns to go first, so a burst of someone else's work on this shared machine does not land on one proxy's whole sweep.",
 		"Before each rate the harness waits (bounded) for both cores to be under 30% busy; a point where other programs still used 25% or more of a core is marked contended.",
-		"Proxy core busy % is that CPU's busy time from /proc/stat over the same window, whoever used it: well above the proxy's CPU % means softirq work or another program ran there.",
+		"Proxy core busy % is that CPU's busy time from /proc/stat over the same window, whoever used it: well above the proxy's CPU % means softirq work or another program ran there. The kernel samples it on timer ticks, so at low, bursty load it can read below the proxy's own (exact) CPU %: it flags interference, it does not measure the proxy.",
 		"The UAC (bench/harness/testdata/uac.xml, sipp -default_behaviors all,-abortunexp) ignores a 180 that arrives after the 200 (Kamailio's children may forward a call's 180 and 200 in either order); a call succeeds only when both its 200s arrive.",
 	)
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {

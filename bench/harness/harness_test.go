@@ -299,7 +299,7 @@ func TestSummarize(t *testing.T) {
 	var md bytes.Buffer
 	r.Mode, r.Date = "check", "2026-01-01T00-00-00Z"
 	r.WriteMarkdown(&md)
-	for _, want := range []string{"| kamailio | 4000 |", "skipped: no daemon", ">= 4000", "highest rate x2.00", "CPU per call x0.50 at 2000 CPS", "sipp was the limit for: appliance-socket"} {
+	for _, want := range []string{"| kamailio | 4000 |", "skipped: no daemon", ">= 4000", "highest rate x2.00", "CPU per call x0.50 at 2000 CPS (the highest rate both carried)", "sipp was the limit for: appliance-socket"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md.String())
 		}
@@ -357,5 +357,18 @@ func TestParseCoreTimes(t *testing.T) {
 	}
 	if p := BusyPct(CoreTimes{10, 100}, CoreTimes{10, 100}); p != 0 {
 		t.Fatalf("BusyPct over no time = %v, want 0", p)
+	}
+}
+
+func TestSummariseMetrics(t *testing.T) {
+	text := "# HELP x\nsipedge_received_total 120\nsipedge_transmitted_total 100\nsipedge_port_errors_total 0\n" +
+		"sipedge_dropped_total{reason=\"unresolved\"} 20\nsipedge_dropped_total{reason=\"no_tx_buffer\"} 0\nsipedge_uptime_seconds 3\n"
+	got := summariseMetrics(text)
+	want := `appliance: received_total=120 transmitted_total=100 dropped_total{reason="unresolved"}=20`
+	if got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	if got := summariseMetrics("sipedge_uptime_seconds 3\n"); !strings.Contains(got, "no traffic") {
+		t.Fatalf("no counters: %s", got)
 	}
 }

@@ -111,19 +111,43 @@ func (r *Results) Summarize() {
 		}
 	}
 	k, okK := s.MaxCPS[Kamailio]
+	byName := map[string]ProxyRun{}
+	for _, p := range ran {
+		byName[p.Proxy] = p
+	}
 	for _, a := range []string{ApplianceSocket, ApplianceAFXDP} {
 		m := map[string]float64{}
 		if v, ok := s.MaxCPS[a]; ok && okK && k > 0 {
 			m["max_cps"] = v / k
 		}
-		if v, ok := s.CPUSecPer1000[a]; ok && s.CPUSecPer1000[Kamailio] > 0 {
-			m["cpu_per_call"] = v / s.CPUSecPer1000[Kamailio]
+		// CPU per call at the highest rate both this appliance and
+		// Kamailio carried: one proxy stopping early does not drag the
+		// other pair's comparison down to its rate.
+		if rate, av, kv := pairCPU(byName[a], byName[Kamailio]); rate > 0 && kv > 0 {
+			m["cpu_per_call"] = av / kv
+			m["cpu_per_call_at_cps"] = rate
 		}
 		if len(m) > 0 {
 			s.Ratios[a] = m
 		}
 	}
 	r.Summary = s
+}
+
+// pairCPU finds the highest offered rate both a and b carried and their
+// CPU seconds per 1,000 calls there.
+func pairCPU(a, b ProxyRun) (rate, av, bv float64) {
+	for _, x := range a.Points {
+		if x.FailurePct >= MaxFailurePct || x.OfferedCPS <= rate {
+			continue
+		}
+		for _, y := range b.Points {
+			if y.OfferedCPS == x.OfferedCPS && y.FailurePct < MaxFailurePct {
+				rate, av, bv = x.OfferedCPS, x.CPUSecPer1000, y.CPUSecPer1000
+			}
+		}
+	}
+	return
 }
 
 func contains(s []string, v string) bool {
@@ -238,7 +262,7 @@ func (r *Results) WriteMarkdown(w io.Writer) {
 				fmt.Fprintf(w, " highest rate x%.2f;", v)
 			}
 			if v, ok := m["cpu_per_call"]; ok {
-				fmt.Fprintf(w, " CPU per call x%.2f at %.0f CPS", v, s.CommonCPS)
+				fmt.Fprintf(w, " CPU per call x%.2f at %.0f CPS (the highest rate both carried)", v, m["cpu_per_call_at_cps"])
 			}
 			fmt.Fprintln(w)
 		}
