@@ -229,6 +229,15 @@ func runProxy(ctx context.Context, g *Group, o E2EOptions, proxy string) (run Pr
 		t.proxy = netip.AddrPortFrom(v.HostIP, 5060)
 		t.uacIP, t.uasIP, t.pingFromIP = v.UACIP, v.UASIP, v.UACIP
 		t.uasPorts = [2]int{5080, 5081}
+		// Resolve both namespace addresses in the host's neighbour table
+		// before XDP attaches, as an edge box has its neighbours resolved
+		// before traffic comes.
+		for _, ip := range []netip.Addr{v.UACIP, v.UASIP} {
+			if err := v.Resolve(ip, 3*time.Second); err != nil {
+				run.Error = err.Error()
+				return
+			}
+		}
 	default:
 		run.Error = fmt.Sprintf("harness: unknown proxy %q (want %s, %s or %s)", proxy, Kamailio, ApplianceSocket, ApplianceAFXDP)
 		return
@@ -690,12 +699,15 @@ func waitBackendsUp(admin string, within time.Duration) error {
 		if err == nil {
 			var list []struct {
 				Address, State string
+				ProbesOK       int `json:"probes_ok"`
 			}
 			err = json.NewDecoder(resp.Body).Decode(&list)
 			resp.Body.Close()
 			up := 0
 			for _, b := range list {
-				if b.State == "up" {
+				// a backend starts up; only an answered probe shows
+				// the path to it works
+				if b.State == "up" && b.ProbesOK > 0 {
 					up++
 				}
 			}
@@ -708,5 +720,5 @@ func waitBackendsUp(admin string, within time.Duration) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("harness: the appliance's backends were not all up within %v (last /backends: %s)", within, last)
+	return fmt.Errorf("harness: the appliance's backends had not all answered a probe within %v (last /backends: %s)", within, last)
 }

@@ -3,11 +3,13 @@ package harness
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // Netns is a veth pair for the afxdp run: the host end carries the
@@ -62,6 +64,27 @@ func NewNetns() (*Netns, error) {
 
 // Exec is the prefix that runs a command inside the namespace.
 func (v *Netns) Exec() []string { return []string{"ip", "netns", "exec", v.NS} }
+
+// Resolve makes the host's kernel resolve ip's MAC on the host end (a UDP
+// datagram to its discard port starts ARP) and waits until the neighbour
+// table has it.
+func (v *Netns) Resolve(ip netip.Addr, within time.Duration) error {
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 9)))
+	if err != nil {
+		return fmt.Errorf("harness: resolving %s: %w", ip, err)
+	}
+	defer c.Close()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		c.Write([]byte("harness neighbour warm-up"))
+		out, err := exec.Command("ip", "neigh", "show", "to", ip.String(), "dev", v.Host).CombinedOutput()
+		if err == nil && strings.Contains(string(out), "lladdr") {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("harness: %s on %s never got a neighbour entry within %v (is the namespace's interface up?)", ip, v.Host, within)
+}
 
 // Close removes the pair and the namespace.
 func (v *Netns) Close() error {

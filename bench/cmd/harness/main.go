@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -165,8 +166,14 @@ func run() int {
 		}
 	}
 	if os.Geteuid() != 0 && contains(o.Parts, "e2e") {
-		fmt.Fprintln(os.Stderr, "harness: the end-to-end part needs root (network namespaces, AF_XDP); run it as root, or pass -parts parse,pipeline")
-		return 1
+		const msg = "harness: the end-to-end part needs root (network namespaces, AF_XDP, binding sipp and the proxies); run it as root, or pass -parts parse,pipeline"
+		if !*check || os.Getenv("CI") == "true" {
+			fmt.Fprintln(os.Stderr, msg)
+			return 1
+		}
+		// Outside CI the check mode still checks what it can.
+		fmt.Fprintln(os.Stderr, msg+": skipping it in this check run")
+		o.Parts = slices.DeleteFunc(o.Parts, func(p string) bool { return p == "e2e" })
 	}
 
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -182,14 +189,7 @@ func run() int {
 	return 0
 }
 
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
+func contains(s []string, v string) bool { return slices.Contains(s, v) }
 
 func usage(err error) int {
 	fmt.Fprintln(os.Stderr, "harness:", err)
