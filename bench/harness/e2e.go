@@ -477,7 +477,23 @@ func measure(ctx context.Context, g *Group, o E2EOptions, dir string, t topo, ra
 		pt.Note = joinNote(pt.Note, fmt.Sprintf("sipp-limited: sipp %.0f%% (core busy %.0f%%), busiest UAC %.0f%%, calls created over %.1fs for %.1fs asked",
 			pt.SippCPUPct, pt.SippCoreBusyPct, pt.UACMaxCPUPct, gen, o.Duration.Seconds()))
 	}
+	pt.classifySaturation()
 	return pt, nil
+}
+
+// proxySaturatedPct is the proxy CPU at which a point is the proxy's limit
+// whatever sipp did.
+const proxySaturatedPct = 90
+
+// classifySaturation keeps "sipp-limited" for points where the proxy still
+// had room: when the proxy's core was saturated too, the failures are the
+// proxy's as much as sipp's. It is applied again to stored results
+// (Results.Reclassify) so that older reports read the same way.
+func (pt *RatePoint) classifySaturation() {
+	if pt.SippLimited && pt.ProxyCPUPct >= proxySaturatedPct {
+		pt.SippLimited = false
+		pt.Note = strings.Replace(pt.Note, "sipp-limited:", "proxy and sipp both saturated:", 1)
+	}
 }
 
 // contendedPct is how much of a core, beyond what the benchmark's own

@@ -164,16 +164,7 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 	r.Seconds = time.Since(began).Seconds()
 	base := filepath.Join(o.Out, r.Date)
 	var werr []string
-	if err := r.WriteJSON(base + ".json"); err != nil {
-		werr = append(werr, err.Error())
-	}
-	if f, err := os.Create(base + ".md"); err == nil {
-		r.WriteMarkdown(f)
-		f.Close()
-	} else {
-		werr = append(werr, err.Error())
-	}
-	if err := r.WritePlots(base+"-throughput.png", base+"-cpu.png"); err != nil {
+	if err := r.WriteReports(base); err != nil {
 		werr = append(werr, err.Error())
 	}
 	logf("wrote %s.json, %s.md and plots", base, base)
@@ -242,7 +233,8 @@ func machine() Machine {
 			m.LoadAvg = strings.Join(f[:3], " ")
 		}
 	}
-	if out, err := execOutput("sipp", "-v"); err == nil {
+	// sipp -v exits non-zero after printing its version
+	if out, _ := execOutput("sipp", "-v"); out != "" {
 		for _, l := range strings.Split(out, "\n") {
 			if strings.Contains(l, "SIPp v") {
 				m.Sipp = strings.TrimSpace(l)

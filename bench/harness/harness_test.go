@@ -372,3 +372,16 @@ func TestSummariseMetrics(t *testing.T) {
 		t.Fatalf("no counters: %s", got)
 	}
 }
+
+func TestClassifySaturation(t *testing.T) {
+	pt := RatePoint{SippLimited: true, ProxyCPUPct: 99, Note: "retried; sipp-limited: sipp 98%"}
+	pt.classifySaturation()
+	if pt.SippLimited || pt.Note != "retried; proxy and sipp both saturated: sipp 98%" {
+		t.Fatalf("saturated proxy: %+v", pt)
+	}
+	pt = RatePoint{SippLimited: true, ProxyCPUPct: 50, Note: "sipp-limited: x"}
+	pt.classifySaturation()
+	if !pt.SippLimited || pt.Note != "sipp-limited: x" {
+		t.Fatalf("proxy with room: %+v", pt)
+	}
+}

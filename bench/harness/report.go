@@ -2,6 +2,7 @@ package harness
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image/color"
 	"io"
@@ -61,6 +62,49 @@ type Summary struct {
 	// NoLimit lists proxies that carried the highest rate offered: their
 	// MaxCPS, and any ratio built on it, is a floor.
 	NoLimit []string `json:"limit_not_reached,omitempty"`
+}
+
+// Reclassify applies the current reading of sipp saturation to stored
+// points (see RatePoint.classifySaturation).
+func (r *Results) Reclassify() {
+	for i := range r.E2E {
+		for j := range r.E2E[i].Points {
+			r.E2E[i].Points[j].classifySaturation()
+		}
+	}
+}
+
+// ReadJSON loads results written by WriteJSON.
+func ReadJSON(path string) (*Results, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var r Results
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("harness: %s: %w", path, err)
+	}
+	return &r, nil
+}
+
+// WriteReports writes base.json, base.md and the two plots.
+func (r *Results) WriteReports(base string) error {
+	var errs []error
+	if err := r.WriteJSON(base + ".json"); err != nil {
+		errs = append(errs, err)
+	}
+	if f, err := os.Create(base + ".md"); err == nil {
+		r.WriteMarkdown(f)
+		if err := f.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	} else {
+		errs = append(errs, err)
+	}
+	if err := r.WritePlots(base+"-throughput.png", base+"-cpu.png"); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // Summarize fills r.Summary from r.E2E.

@@ -54,8 +54,24 @@ func run() int {
 	benchtime := flag.String("parse-benchtime", "", "time per parser per message (default: check 20ms, full 1s)")
 	uas := flag.String("uas", "", "sipp UAS scenario answering OPTIONS (default REPO/appliance/testdata/uas.xml, else the harness's own)")
 	quiet := flag.Duration("quiet-wait", -1, "before each rate wait up to this long for both cores to be under 30% busy (default: full 10s, check 0)")
+	render := flag.String("render", "", "only rewrite the markdown and plots of this results JSON (after reclassifying its points) and exit")
 	keep := flag.Bool("keep", false, "keep the scratch folder (configs, process logs, sipp statistics) and print its path")
 	flag.Parse()
+	if *render != "" {
+		r, err := harness.ReadJSON(*render)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		r.Reclassify()
+		r.Summarize()
+		if err := r.WriteReports(strings.TrimSuffix(*render, ".json")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		r.WriteMarkdown(os.Stdout)
+		return 0
+	}
 
 	o := harness.Options{Check: *check, Repo: *repo, Bin: *bin, Out: *out, Stderr: os.Stderr, Keep: *keep,
 		Command: "cd bench && go run ./cmd/harness " + strings.Join(os.Args[1:], " ")}
