@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -61,11 +62,18 @@ func setBenchtime(v string) error {
 
 // PipelinePart is sipreplay --into pipeline on a sipgen capture.
 type PipelinePart struct {
-	Calls   int           `json:"calls"`
-	Capture string        `json:"capture"`
-	Runs    []PipelineRun `json:"runs"`
-	Skipped string        `json:"skipped,omitempty"`
-	Error   string        `json:"error,omitempty"`
+	Calls int `json:"calls"`
+	// CaptureCalls are the calls in the sipgen capture, replayed Loops
+	// times to make Calls: the pipeline is stateless, so a loop is as
+	// good as new calls, and 1,000,000 calls would be a 4 GB capture held
+	// in memory.
+	CaptureCalls int           `json:"capture_calls"`
+	Loops        int           `json:"loops"`
+	Capture      string        `json:"capture"`
+	Notes        []string      `json:"notes,omitempty"`
+	Runs         []PipelineRun `json:"runs"`
+	Skipped      string        `json:"skipped,omitempty"`
+	Error        string        `json:"error,omitempty"`
 }
 
 // PipelineRun is one worker count.
@@ -90,6 +98,7 @@ type replaySummary struct {
 	Seconds  float64  `json:"seconds"`
 	Errors   []string `json:"errors"`
 	Pipeline *struct {
+		Notes            []string           `json:"notes"`
 		Workers          int                `json:"workers"`
 		MessagesPerCore  []float64          `json:"messages_per_second_per_core"`
 		NsPerStage       map[string]float64 `json:"ns_per_message_by_stage"`
@@ -115,7 +124,7 @@ func RunPipeline(bin, dir string, calls int, workers []int, log func(string, ...
 		pp.Error = fmt.Sprintf("harness: sipgen: %v: %s", err, out)
 		return pp
 	}
-	if _, err := replayInto(sipreplay, dir, small, 1); err != nil {
+	if _, err := replayInto(sipreplay, dir, small, 1, 1); err != nil {
 		if strings.Contains(err.Error(), pipelineNotYet) {
 			pp.Skipped = "sipreplay --into pipeline: " + firstLine(err.Error())
 			return pp
@@ -123,19 +132,22 @@ func RunPipeline(bin, dir string, calls int, workers []int, log func(string, ...
 		pp.Error = err.Error()
 		return pp
 	}
-	pp.Capture = filepath.Join(dir, fmt.Sprintf("calls-%d.pcap", calls))
-	log("pipeline: sipgen, %d calls -> %s", calls, pp.Capture)
+	pp.CaptureCalls = min(calls, maxCaptureCalls)
+	pp.Loops = (calls + pp.CaptureCalls - 1) / pp.CaptureCalls
+	pp.Calls = pp.CaptureCalls * pp.Loops
+	pp.Capture = filepath.Join(dir, fmt.Sprintf("calls-%d.pcap", pp.CaptureCalls))
+	log("pipeline: sipgen, %d calls with the backends' responses -> %s", pp.CaptureCalls, pp.Capture)
 	start := time.Now()
-	if out, err := execOutput(sipgen, "-calls", strconv.Itoa(calls), "-registers", "0", "-options", "0", "-responses", "-o", pp.Capture); err != nil {
+	if out, err := execOutput(sipgen, "-calls", strconv.Itoa(pp.CaptureCalls), "-registers", "0", "-options", "0", "-responses", "-o", pp.Capture); err != nil {
 		pp.Error = fmt.Sprintf("harness: sipgen: %v: %s", err, out)
 		return pp
 	}
 	log("pipeline: capture written in %v", time.Since(start).Round(time.Millisecond))
 	defer os.Remove(pp.Capture)
 	for _, w := range workers {
-		log("pipeline: sipreplay --into pipeline --workers %d", w)
+		log("pipeline: sipreplay --into pipeline --workers %d --loop %d", w, pp.Loops)
 		r := PipelineRun{Workers: w}
-		s, err := replayInto(sipreplay, dir, pp.Capture, w)
+		s, err := replayInto(sipreplay, dir, pp.Capture, w, pp.Loops)
 		switch {
 		case err != nil && strings.Contains(err.Error(), pipelineNotYet):
 			r.Skipped = firstLine(err.Error())
@@ -148,17 +160,26 @@ func RunPipeline(bin, dir string, calls int, workers []int, log func(string, ...
 			r.NsPerStage = s.Pipeline.NsPerStage
 			r.AllocsPerMsg = s.Pipeline.AllocsPerMessage
 			r.Seconds, r.Datagrams = s.Seconds, s.SIP
+			for _, n := range s.Pipeline.Notes {
+				if !slices.Contains(pp.Notes, n) {
+					pp.Notes = append(pp.Notes, n)
+				}
+			}
 		}
 		pp.Runs = append(pp.Runs, r)
 	}
 	return pp
 }
 
-func replayInto(sipreplay, dir, capture string, workers int) (*replaySummary, error) {
+// maxCaptureCalls bounds the capture sipgen writes (about 390 MB per
+// 100,000 calls with their responses); more calls are loops over it.
+const maxCaptureCalls = 100000
+
+func replayInto(sipreplay, dir, capture string, workers, loops int) (*replaySummary, error) {
 	js := filepath.Join(dir, fmt.Sprintf("replay-%d.json", workers))
 	os.Remove(js)
 	out, err := execOutput(sipreplay, "--into", "pipeline", "--speed", "0", "--quiet",
-		"--workers", strconv.Itoa(workers), "--json", js, capture)
+		"--workers", strconv.Itoa(workers), "--loop", strconv.Itoa(loops), "--json", js, capture)
 	if err != nil {
 		return nil, fmt.Errorf("sipreplay --into pipeline: %v: %s", err, strings.TrimSpace(out))
 	}

@@ -234,7 +234,7 @@ func (r *Results) WriteMarkdown(w io.Writer) {
 		}
 	}
 	if p := r.Pipeline; p != nil {
-		fmt.Fprintf(w, "## Pipeline per core (sipreplay --into pipeline, sipgen capture of %d calls)\n\n", p.Calls)
+		fmt.Fprintf(w, "## Pipeline per core (sipreplay --into pipeline: %d calls, a sipgen capture of %d calls with the backends' responses replayed %d times)\n\n", p.Calls, p.CaptureCalls, p.Loops)
 		switch {
 		case p.Skipped != "":
 			fmt.Fprintf(w, "Skipped: %s\n\n", p.Skipped)
@@ -334,7 +334,22 @@ func writePipeline(w io.Writer, p *PipelinePart) {
 			}
 		}
 	}
-	sort.Strings(stages)
+	// the proxy's stage order first, the whole loop last, others between
+	rank := map[string]int{"sanity": 0, "response": 1, "self": 2, "route": 3, "total": 99}
+	sort.Slice(stages, func(i, j int) bool {
+		ri, oki := rank[stages[i]]
+		rj, okj := rank[stages[j]]
+		if !oki {
+			ri = 50
+		}
+		if !okj {
+			rj = 50
+		}
+		if ri != rj {
+			return ri < rj
+		}
+		return stages[i] < stages[j]
+	})
 	fmt.Fprintf(w, "| workers | messages/s per core | allocs/msg |")
 	for _, s := range stages {
 		fmt.Fprintf(w, " ns/msg %s |", s)
@@ -356,6 +371,12 @@ func writePipeline(w io.Writer, p *PipelinePart) {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w)
+	for _, n := range p.Notes {
+		fmt.Fprintf(w, "- sipreplay: %s\n", n)
+	}
+	if len(p.Notes) > 0 {
+		fmt.Fprintln(w)
+	}
 }
 
 func oneLine(s string) string {
