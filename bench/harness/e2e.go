@@ -273,6 +273,9 @@ func runProxy(ctx context.Context, g *Group, o E2EOptions, proxy string) (run Pr
 		} else {
 			run.Description = fmt.Sprintf("sipedge appliance, io.port=afxdp on veth %s queue 0, io.cores=[%d], taskset -c %d; sipp in netns %s", t.appIface, o.ProxyCore, o.ProxyCore, t.ns)
 		}
+		if err == nil && hasGuard(o.Appliance) {
+			run.Description += fmt.Sprintf("; guard on, the UAC address %s allow-listed as a trunk", t.uacIP)
+		}
 	}
 	if err != nil {
 		var s errSkip
@@ -597,8 +600,18 @@ func waitReady(p *Proc, t topo, within time.Duration) error {
 	return fmt.Errorf("harness: %s never answered OPTIONS on %s within %v:\n%s", p.Name, t.proxy, within, p.Tail(2000))
 }
 
+// hasGuard reports whether the appliance binary has the [guard] stage
+// with an allow-list: its effective default configuration says so.
+func hasGuard(appliance string) bool {
+	out, _ := execOutput(appliance, "check")
+	return strings.Contains(out, "\n[guard]\n") && strings.Contains(out, "\nallow = ")
+}
+
 // applianceConfig is the configuration the harness runs the appliance on.
-func applianceConfig(o E2EOptions, t topo, proxy string) string {
+// With guard, the sipp UAC address is allow-listed as the trunk it is
+// (thousands of calls/s from one address), as the demo does; the guard
+// stage still runs.
+func applianceConfig(o E2EOptions, t topo, proxy string, guard bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# written by the sipedge benchmark harness for the %s run\n", proxy)
 	fmt.Fprintf(&b, "[node]\nname = \"bench\"\naddresses = [%q]\nsecret = \"sipedge-bench-harness-secret-0123456789\"\n\n", t.proxy.Addr())
@@ -617,7 +630,11 @@ func applianceConfig(o E2EOptions, t topo, proxy string) string {
 	for _, port := range t.uasPorts {
 		fmt.Fprintf(&b, "[[dispatcher.backends]]\naddress = \"%s:%d\"\n", t.uasIP, port)
 	}
-	b.WriteString("\n[dispatcher.probe]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\n[log]\nlevel = \"info\"\n")
+	b.WriteString("\n[dispatcher.probe]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\n")
+	if guard {
+		fmt.Fprintf(&b, "[guard]\nallow = [%q]\n\n", t.uacIP)
+	}
+	b.WriteString("[log]\nlevel = \"info\"\n")
 	return b.String()
 }
 
@@ -634,7 +651,7 @@ func startAppliance(g *Group, o E2EOptions, dir string, t *topo, proxy string) (
 	}
 	t.applianceAdmin = admin
 	cfg := filepath.Join(dir, "appliance.toml")
-	if err := os.WriteFile(cfg, []byte(applianceConfig(o, *t, proxy)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(applianceConfig(o, *t, proxy, hasGuard(o.Appliance))), 0o644); err != nil {
 		return nil, err
 	}
 	p, err := g.Start(dir, "appliance", "taskset", "-c", strconv.Itoa(o.ProxyCore), o.Appliance, "run", "-c", cfg)

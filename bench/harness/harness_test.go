@@ -202,9 +202,12 @@ func TestParseHMS(t *testing.T) {
 func TestApplianceConfig(t *testing.T) {
 	o := FullDefaults()
 	for _, proxy := range []string{ApplianceSocket, ApplianceAFXDP} {
-		tp := topo{proxy: netip.MustParseAddrPort("127.0.0.1:15060"), uasIP: netip.MustParseAddr("127.0.0.3"),
+		tp := topo{proxy: netip.MustParseAddrPort("127.0.0.1:15060"), uasIP: netip.MustParseAddr("127.0.0.3"), uacIP: netip.MustParseAddr("127.0.0.2"),
 			uasPorts: [2]int{15080, 15081}, appIface: "lo", applianceAdmin: "127.0.0.1:19060"}
-		text := applianceConfig(o, tp, proxy)
+		text := applianceConfig(o, tp, proxy, false)
+		if g := applianceConfig(o, tp, proxy, true); !strings.Contains(g, "[guard]\nallow = [\"127.0.0.2\"]") {
+			t.Errorf("%s: no allow-listed UAC with guard:\n%s", proxy, g)
+		}
 		c, warns, err := config.Parse([]byte(text), proxy+".toml")
 		if err != nil {
 			t.Fatalf("%s: %v\n%s", proxy, err, text)

@@ -30,8 +30,17 @@ var netnsSeq atomic.Uint32
 // ethtool; Close removes everything.
 func NewNetns() (*Netns, error) {
 	pid, n := os.Getpid(), netnsSeq.Add(1)
-	idx := (uint32(pid)*37 + n*1009) % 8192
-	base := netip.AddrFrom4([4]byte{10, 215, byte(idx >> 5), byte(idx<<3) & 0xf8})
+	var base netip.Addr
+	for try := uint32(0); ; try++ {
+		idx := (uint32(pid)*37 + n*1009 + try*131) % 8192
+		base = netip.AddrFrom4([4]byte{10, 215, byte(idx >> 5), byte(idx<<3) & 0xf8})
+		if !hostUses(netip.PrefixFrom(base, 29)) {
+			break
+		}
+		if try == 16 {
+			return nil, fmt.Errorf("harness: no free /29 in 10.215.0.0/16 for the veth pair after 16 tries: remove stale sipedge-bench-* namespaces and sb* links")
+		}
+	}
 	v := &Netns{
 		NS:     fmt.Sprintf("sipedge-bench-%d-%d", pid, n),
 		Host:   fmt.Sprintf("sb%xh%x", pid, n),
@@ -60,6 +69,23 @@ func NewNetns() (*Netns, error) {
 		}
 	}
 	return v, nil
+}
+
+// hostUses reports whether an address of the host falls in p (another
+// run's pair, or anything else using the range).
+func hostUses(p netip.Prefix) bool {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(ipn.IP); ok && p.Contains(ip.Unmap()) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Exec is the prefix that runs a command inside the namespace.

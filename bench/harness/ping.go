@@ -23,22 +23,33 @@ func listenUDP(ns string, addr netip.AddrPort) (*net.UDPConn, error) {
 	}
 	ch := make(chan res, 1)
 	go func() {
-		// The thread enters the namespace and never leaves it: it stays
-		// locked, so the runtime retires it with the goroutine rather
-		// than reuse it in the wrong namespace. No process is ever
-		// started from it.
 		runtime.LockOSThread()
+		back, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- res{nil, fmt.Errorf("harness: this thread's netns: %w", err)}
+			return
+		}
+		defer unix.Close(back)
 		fd, err := unix.Open("/var/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
+			runtime.UnlockOSThread()
 			ch <- res{nil, fmt.Errorf("harness: opening netns %s: %w", ns, err)}
 			return
 		}
 		defer unix.Close(fd)
 		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
 			ch <- res{nil, fmt.Errorf("harness: entering netns %s: %w", ns, err)}
 			return
 		}
 		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
+		// The socket keeps its namespace; the thread goes back to the
+		// host's, or, if it cannot, stays locked so the runtime retires
+		// it instead of running other goroutines in the wrong namespace.
+		if unix.Setns(back, unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
 		ch <- res{c, err}
 	}()
 	r := <-ch

@@ -47,7 +47,11 @@ func (g *Group) Start(dir, name string, argv ...string) (*Proc, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// No Pdeathsig: it fires when the forking *thread* exits, and the
+	// runtime retires threads (a goroutine that entered a namespace
+	// locked its thread and dies with it), which killed backends in the
+	// middle of a run. Cleanup is KillAll's job, on every exit path.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("harness: starting %s (%s): %w", name, strings.Join(argv, " "), err)
