@@ -6,9 +6,12 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 20s
 # Debian packages the tests need, installed only when missing.
-TEST_DEBS := iproute2 ethtool redis-server sip-tester
+TEST_DEBS := iproute2 ethtool redis-server sip-tester kamailio
+# Debian packages the benchmark harness needs (sipp, Kamailio 5.6 with its
+# dispatcher module, taskset), installed only when missing.
+BENCH_DEBS := sip-tester kamailio util-linux iproute2 ethtool
 
-.PHONY: all build run demo test test-deps lint bench bench-parse fuzz clean
+.PHONY: all build run demo test test-deps lint bench bench-check bench-deps bench-parse fuzz clean
 
 all: build
 
@@ -42,6 +45,7 @@ test-deps:
 test: test-deps lint
 	$(GO) test -count=1 ./...
 	cd bench && $(GO) test -count=1 ./...
+	$(MAKE) bench-check
 	$(MAKE) fuzz
 
 # A short pass of each fuzz target over untrusted input (go test runs one
@@ -66,7 +70,26 @@ bench-parse:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./sipcore | tee /tmp/sipedge-sipcore.bench
 	cd bench && $(GO) run ./cmd/parsecmp
 
-bench: bench-parse
+bench-deps:
+	@missing=""; for p in $(BENCH_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing benchmark dependencies:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# The side-by-side harness (bench/harness): parser against sipgo, pipeline
+# per core through sipreplay, and the same sipp load through Kamailio 5.6
+# and the appliance (socket and AF_XDP) at rising rates. Writes
+# bench/results/DATE.json, DATE.md and PNG plots; about 10-15 minutes.
+# Flags of bench/cmd/harness go in HARNESS_FLAGS.
+bench: bench-deps build
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./sipcore | tee /tmp/sipedge-sipcore.bench
+	cd bench && $(GO) run ./cmd/harness $(HARNESS_FLAGS)
+
+# The harness's check mode (a few seconds per part, one low rate per
+# proxy) so that it cannot rot; part of make test.
+bench-check: bench-deps build
+	cd bench && $(GO) run ./cmd/harness -check $(HARNESS_FLAGS) >/dev/null
 
 clean:
 	rm -rf bin

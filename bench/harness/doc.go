@@ -1,0 +1,20 @@
+// Package harness runs sipedge's side-by-side benchmarks (make bench) and
+// their short check mode (make bench-check, part of make test):
+//
+//   - the parser, sipcore against sipgo (package parsecmp);
+//   - the pipeline per core, through `sipreplay --into pipeline` on a
+//     sipgen capture;
+//   - end to end: the same sipp load through Kamailio 5.6 as a stateless
+//     Call-ID dispatcher, the appliance on kernel sockets, and the
+//     appliance on AF_XDP over a veth pair into a namespace it creates,
+//     at rising rates, with each proxy's CPU time read from /proc.
+//
+// Every process it starts (kamailio, sipp, the appliance) runs in its own
+// process group and is killed by pid when a run ends, fails or is
+// interrupted. Traffic stays on loopback or inside the harness's own
+// network namespace. Results go out as JSON, a markdown table and PNG
+// plots.
+//
+// harness may import anything of sipedge and of the bench module; nothing
+// in sipedge may import it.
+package harness

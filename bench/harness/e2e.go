@@ -1,0 +1,757 @@
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The proxies the end-to-end part compares.
+const (
+	Kamailio        = "kamailio"
+	ApplianceSocket = "appliance-socket"
+	ApplianceAFXDP  = "appliance-afxdp"
+)
+
+// MaxFailurePct is the failure ratio under which a rate counts as carried
+// (0.1%).
+const MaxFailurePct = 0.1
+
+// E2EOptions shape the end-to-end part.
+type E2EOptions struct {
+	Proxies  []string      // in order; default kamailio, appliance-socket, appliance-afxdp
+	Rates    []float64     // offered calls/s, rising
+	Duration time.Duration // of the load at each rate
+	// UACMaxRate is the most calls/s one sipp UAC process is asked for;
+	// above it the load is split over several UAC processes.
+	UACMaxRate float64
+	// StopFailPct ends a proxy's sweep after a rate with at least this
+	// failure percentage: higher rates only fail more and cost time.
+	StopFailPct float64
+	// ProxyCore and SippCore are the CPUs the proxy and every sipp run on.
+	ProxyCore, SippCore int
+	// KamailioChildren is Kamailio's UDP worker processes (-n).
+	KamailioChildren int
+	// QuietWait bounds how long to wait before each rate for both cores
+	// to be under QuietBusyPct busy (other people's work on a shared
+	// machine); 0 does not wait.
+	QuietWait    time.Duration
+	QuietBusyPct float64
+
+	Appliance   string // appliance binary
+	UASScenario string // sipp UAS answering OPTIONS
+	UACScenario string
+	KamailioCfg string
+	Dir         string // scratch folder for configs, logs and sipp statistics
+
+	Log func(format string, a ...any) // progress
+}
+
+// RatePoint is one proxy at one offered rate.
+type RatePoint struct {
+	OfferedCPS      float64 `json:"offered_cps"`
+	Calls           int     `json:"calls"`
+	UACs            int     `json:"uac_processes"`
+	Completed       int     `json:"completed"`
+	Failed          int     `json:"failed"` // failed by sipp, plus never finished
+	Retransmissions int     `json:"retransmissions"`
+	FailurePct      float64 `json:"failure_pct"`
+	// CompletedCPS is completed calls over the time sipp took to create
+	// them (the offered duration, longer when sipp fell behind).
+	CompletedCPS float64 `json:"completed_cps"`
+	// ProxyCPUPct is the proxy's user+system time over the steady window,
+	// every thread (and for Kamailio every process of its tree), in % of
+	// one core.
+	ProxyCPUPct float64 `json:"proxy_cpu_pct"`
+	// CPUSecPer1000 is the proxy's CPU seconds per 1,000 completed calls.
+	CPUSecPer1000 float64 `json:"proxy_cpu_s_per_1000_calls"`
+	// SippCPUPct is every sipp (UACs and UASes) on the load core, % of
+	// it; UACMaxCPUPct the busiest UAC process.
+	SippCPUPct   float64 `json:"sipp_cpu_pct"`
+	UACMaxCPUPct float64 `json:"uac_max_cpu_pct"`
+	// ProxyCoreBusyPct and SippCoreBusyPct are the two cores' busy time
+	// over the window from /proc/stat, whoever used it: proxy core busy
+	// well above proxy CPU means something else ran there (softirq work
+	// for the proxy's packets, or another program on a shared machine).
+	ProxyCoreBusyPct float64 `json:"proxy_core_busy_pct"`
+	SippCoreBusyPct  float64 `json:"sipp_core_busy_pct"`
+	// SippLimited says the load generator, not the proxy, was the limit.
+	SippLimited bool `json:"sipp_limited"`
+	// Contended says other programs took a good share of the proxy's or
+	// sipp's core during the window (core busy well above what the
+	// benchmark's own processes used): the point measures the machine's
+	// neighbours as much as the proxy.
+	Contended bool `json:"contended"`
+	// QuietWait is how long the harness waited before this rate for both
+	// cores to be idle enough (bounded by E2EOptions.QuietWait).
+	QuietWait float64 `json:"quiet_wait_s,omitempty"`
+	// FirstFailurePct is set when the rate failed once and was run again
+	// (the figures are the second run's): on a shared machine one burst
+	// of someone else's work should not end a sweep.
+	FirstFailurePct float64 `json:"first_try_failure_pct,omitempty"`
+	Note            string  `json:"note,omitempty"`
+}
+
+// ProxyRun is one proxy's sweep.
+type ProxyRun struct {
+	Proxy       string      `json:"proxy"`
+	Description string      `json:"description"`
+	Skipped     string      `json:"skipped,omitempty"`
+	Error       string      `json:"error,omitempty"`
+	Points      []RatePoint `json:"points"`
+	// MaxCPS is the highest offered rate carried with under 0.1% failures.
+	MaxCPS float64 `json:"max_cps_under_0.1pct_failures"`
+	// LimitFound is false when the highest rate offered was still carried:
+	// MaxCPS is then a floor of the proxy's capacity, not its ceiling.
+	LimitFound bool `json:"limit_found"`
+}
+
+// topo is where a proxy and its sipps live.
+type topo struct {
+	ns             string // namespace of the sipps, "" for the host
+	proxy          netip.AddrPort
+	uacIP, uasIP   netip.Addr
+	uasPorts       [2]int
+	appIface       string
+	prefix         []string // runs a sipp where it belongs
+	pingFromIP     netip.Addr
+	applianceAdmin string
+}
+
+// RunE2E runs the sweep rate by rate: at each rate every proxy still in
+// the race is started afresh (with its backends), loaded, and stopped, the
+// proxies taking turns to go first. On a shared machine this spreads
+// other people's bursts over all proxies instead of over whichever ran
+// during them. A proxy leaves the race after a rate failing StopFailPct
+// or more, or on an error. ctx cancellation stops it early.
+func RunE2E(ctx context.Context, g *Group, o E2EOptions) []ProxyRun {
+	out := make([]ProxyRun, len(o.Proxies))
+	done := make([]bool, len(o.Proxies))
+	for i, p := range o.Proxies {
+		out[i].Proxy = p
+	}
+	for ri, rate := range o.Rates {
+		for k := range o.Proxies {
+			i := (ri + k) % len(o.Proxies)
+			if done[i] || ctx.Err() != nil {
+				continue
+			}
+			one := o
+			one.Rates = []float64{rate}
+			r := runProxy(ctx, g, one, o.Proxies[i])
+			run := &out[i]
+			run.Description, run.Skipped, run.Error = r.Description, r.Skipped, r.Error
+			run.Points = append(run.Points, r.Points...)
+			switch {
+			case r.Skipped != "" || r.Error != "":
+				done[i] = true
+			case len(r.Points) > 0 && o.StopFailPct > 0 && r.Points[0].FailurePct >= o.StopFailPct:
+				o.Log("e2e %s: %.1f%% failed at %.0f calls/s: higher rates skipped", r.Proxy, r.Points[0].FailurePct, rate)
+				done[i] = true
+			}
+		}
+	}
+	for i := range out {
+		r := &out[i]
+		r.MaxCPS = maxCarried(r.Points)
+		if n := len(r.Points); n > 0 {
+			r.LimitFound = r.Points[n-1].FailurePct >= MaxFailurePct
+		}
+	}
+	return out
+}
+
+func maxCarried(ps []RatePoint) float64 {
+	best := 0.0
+	for _, p := range ps {
+		if p.FailurePct < MaxFailurePct && p.OfferedCPS > best {
+			best = p.OfferedCPS
+		}
+	}
+	return best
+}
+
+// errSkip marks a proxy that cannot run here for a reason that is not a
+// harness failure (the daemon not built yet on this branch).
+type errSkip struct{ reason string }
+
+func (e errSkip) Error() string { return e.reason }
+
+func runProxy(ctx context.Context, g *Group, o E2EOptions, proxy string) (run ProxyRun) {
+	run.Proxy = proxy
+	dir := filepath.Join(o.Dir, proxy)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		run.Error = err.Error()
+		return
+	}
+	var t topo
+	switch proxy {
+	case Kamailio, ApplianceSocket:
+		t.proxy = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 0)
+		t.uacIP = netip.MustParseAddr("127.0.0.2")
+		t.uasIP = netip.MustParseAddr("127.0.0.3")
+		t.pingFromIP = t.uacIP
+		port, err := freeUDPPort(t.proxy.Addr())
+		if err != nil {
+			run.Error = err.Error()
+			return
+		}
+		t.proxy = netip.AddrPortFrom(t.proxy.Addr(), uint16(port))
+		for i := range t.uasPorts {
+			if t.uasPorts[i], err = freeUDPPort(t.uasIP); err != nil {
+				run.Error = err.Error()
+				return
+			}
+		}
+	case ApplianceAFXDP:
+		v, err := NewNetns()
+		if err != nil {
+			run.Error = err.Error()
+			return
+		}
+		defer func() {
+			if err := v.Close(); err != nil && run.Error == "" {
+				run.Error = err.Error()
+			}
+		}()
+		t.ns, t.prefix, t.appIface = v.NS, v.Exec(), v.Host
+		t.proxy = netip.AddrPortFrom(v.HostIP, 5060)
+		t.uacIP, t.uasIP, t.pingFromIP = v.UACIP, v.UASIP, v.UACIP
+		t.uasPorts = [2]int{5080, 5081}
+		// Resolve both namespace addresses in the host's neighbour table
+		// before XDP attaches, as an edge box has its neighbours resolved
+		// before traffic comes.
+		for _, ip := range []netip.Addr{v.UACIP, v.UASIP} {
+			if err := v.Resolve(ip, 3*time.Second); err != nil {
+				run.Error = err.Error()
+				return
+			}
+		}
+	default:
+		run.Error = fmt.Sprintf("harness: unknown proxy %q (want %s, %s or %s)", proxy, Kamailio, ApplianceSocket, ApplianceAFXDP)
+		return
+	}
+
+	// Backends first, so the proxy finds them up.
+	var uasPids []int
+	for i, port := range t.uasPorts {
+		name := fmt.Sprintf("uas%d", i)
+		argv := append(append(append([]string{}, t.prefix...), "taskset", "-c", strconv.Itoa(o.SippCore), "sipp"),
+			sippUASArgs(o.UASScenario, t.uasIP.String(), port, name+".csv")...)
+		p, err := g.Start(dir, name, argv...)
+		if err != nil {
+			run.Error = err.Error()
+			return
+		}
+		defer p.Stop(syscall.SIGTERM, 3*time.Second)
+		uasPids = append(uasPids, p.Pid())
+	}
+
+	var pp *Proc
+	var tree bool
+	var err error
+	switch proxy {
+	case Kamailio:
+		pp, err = startKamailio(g, o, dir, t)
+		tree = true
+		run.Description = fmt.Sprintf("Kamailio %s, stateless dispatcher (algorithm 0, Call-ID hash; forward()), %d children, taskset -c %d", kamailioVersion(), o.KamailioChildren, o.ProxyCore)
+	default:
+		pp, err = startAppliance(g, o, dir, &t, proxy)
+		if proxy == ApplianceSocket {
+			run.Description = fmt.Sprintf("sipedge appliance, io.port=socket on loopback, io.cores=[%d], taskset -c %d", o.ProxyCore, o.ProxyCore)
+		} else {
+			run.Description = fmt.Sprintf("sipedge appliance, io.port=afxdp on veth %s queue 0, io.cores=[%d], taskset -c %d; sipp in netns %s", t.appIface, o.ProxyCore, o.ProxyCore, t.ns)
+		}
+		if err == nil && hasGuard(o.Appliance) {
+			run.Description += fmt.Sprintf("; guard on, the UAC address %s allow-listed as a trunk", t.uacIP)
+		}
+	}
+	if err != nil {
+		var s errSkip
+		if errors.As(err, &s) {
+			run.Skipped = s.reason
+		} else {
+			run.Error = err.Error()
+		}
+		return
+	}
+	defer pp.Stop(syscall.SIGTERM, 5*time.Second)
+
+	for _, rate := range o.Rates {
+		if ctx.Err() != nil {
+			run.Error = "interrupted"
+			return
+		}
+		if pp.Exited() {
+			run.Error = fmt.Sprintf("%s exited during the run:\n%s", proxy, pp.Tail(1500))
+			return
+		}
+		waited := waitQuiet(ctx, o)
+		if waited > time.Second {
+			o.Log("e2e %s: waited %v for the cores to quieten", proxy, waited.Round(100*time.Millisecond))
+		}
+		o.Log("e2e %s: %.0f calls/s for %v", proxy, rate, o.Duration)
+		pt, err := measure(ctx, g, o, dir, t, rate, pp.Pid(), tree, uasPids)
+		if err == nil && pt.FailurePct >= MaxFailurePct {
+			o.Log("e2e %s: %.2f%% failed at %.0f calls/s (proxy CPU %.1f%%, proxy core busy %.0f%%): once more", proxy, pt.FailurePct, rate, pt.ProxyCPUPct, pt.ProxyCoreBusyPct)
+			first := pt
+			if pt, err = measure(ctx, g, o, dir, t, rate, pp.Pid(), tree, uasPids); err == nil {
+				pt.FirstFailurePct = max(first.FailurePct, 0.001)
+				pt.Note = joinNote(fmt.Sprintf("retried: %.2f%% failed on the first run", first.FailurePct), pt.Note)
+			}
+		}
+		if err != nil {
+			run.Error = err.Error()
+			return
+		}
+		if pt.FailurePct >= MaxFailurePct && t.applianceAdmin != "" {
+			pt.Note = joinNote(pt.Note, applianceCounters(t.applianceAdmin))
+		}
+		pt.QuietWait = waited.Seconds()
+		o.Log("e2e %s: %.0f calls/s offered: %d completed, %d failed, %d retransmissions, %.1f completed/s, proxy CPU %.1f%% (its core busy %.0f%%), sipp %.0f%% (its core busy %.0f%%)%s",
+			proxy, rate, pt.Completed, pt.Failed, pt.Retransmissions, pt.CompletedCPS, pt.ProxyCPUPct, pt.ProxyCoreBusyPct, pt.SippCPUPct, pt.SippCoreBusyPct, limitedNote(pt))
+		run.Points = append(run.Points, pt)
+	}
+	return run
+}
+
+func joinNote(a, b string) string {
+	if a == "" || b == "" {
+		return a + b
+	}
+	return a + "; " + b
+}
+
+func limitedNote(p RatePoint) string {
+	if p.SippLimited {
+		return " (sipp-limited)"
+	}
+	return ""
+}
+
+// measure offers rate calls/s for o.Duration from as many UAC processes as
+// UACMaxRate asks, and samples CPU times over the steady window (after a
+// warm-up of a fifth of the run, until just before the last call).
+func measure(ctx context.Context, g *Group, o E2EOptions, dir string, t topo, rate float64, proxyPid int, tree bool, uasPids []int) (RatePoint, error) {
+	n := max(1, int(math.Ceil(rate/o.UACMaxRate)))
+	per := rate / float64(n)
+	callsPer := max(1, int(per*o.Duration.Seconds()))
+	pt := RatePoint{OfferedCPS: rate, UACs: n, Calls: callsPer * n}
+	timeoutS := int(o.Duration.Seconds()) + 15
+	tag := strconv.FormatFloat(rate, 'f', 0, 64)
+	var uacs []*Proc
+	var csvs []string
+	defer func() {
+		for _, p := range uacs {
+			p.Stop(syscall.SIGKILL, 0)
+		}
+	}()
+	start := time.Now()
+	for i := range n {
+		port := 0
+		if t.ns == "" {
+			var err error
+			if port, err = freeUDPPort(t.uacIP); err != nil {
+				return pt, err
+			}
+		} else {
+			// sipp binds its media sockets from 6000 up (moving on when
+			// one is taken, which its SIP socket does not): stay below.
+			port = 5100 + i
+		}
+		name := fmt.Sprintf("uac-%s-%d", tag, i)
+		csvs = append(csvs, filepath.Join(dir, name+".csv"))
+		os.Remove(csvs[i])
+		argv := append(append(append([]string{}, t.prefix...), "taskset", "-c", strconv.Itoa(o.SippCore), "sipp"),
+			sippUACArgs(o.UACScenario, t.uacIP.String(), port, t.proxy.String(), per, callsPer, name+".csv", timeoutS)...)
+		p, err := g.Start(dir, name, argv...)
+		if err != nil {
+			return pt, err
+		}
+		uacs = append(uacs, p)
+	}
+	warm := o.Duration / 5
+	end := o.Duration - min(o.Duration/10, 500*time.Millisecond)
+	var cores [2][]CoreTimes
+	sample := func() (proxy float64, sipps []float64, at time.Time, err error) {
+		at = time.Now()
+		if proxy, err = CPUSeconds(proxyPid, tree); err != nil {
+			return
+		}
+		ct, err := ReadCoreTimes(o.ProxyCore, o.SippCore)
+		if err != nil {
+			return
+		}
+		if cores[0] == nil {
+			cores[0] = ct
+		} else {
+			cores[1] = ct
+		}
+		for _, p := range uacs {
+			c, _ := CPUSeconds(p.Pid(), false)
+			sipps = append(sipps, c)
+		}
+		for _, pid := range uasPids {
+			c, _ := CPUSeconds(pid, false)
+			sipps = append(sipps, c)
+		}
+		return
+	}
+	if err := sleepCtx(ctx, time.Until(start.Add(warm))); err != nil {
+		return pt, err
+	}
+	p0, s0, t0, err := sample()
+	if err != nil {
+		return pt, err
+	}
+	if err := sleepCtx(ctx, time.Until(start.Add(end))); err != nil {
+		return pt, err
+	}
+	p1, s1, t1, err := sample()
+	if err != nil {
+		return pt, err
+	}
+	win := t1.Sub(t0).Seconds()
+	pt.ProxyCPUPct = 100 * (p1 - p0) / win
+	pt.ProxyCoreBusyPct = BusyPct(cores[0][0], cores[1][0])
+	pt.SippCoreBusyPct = BusyPct(cores[0][1], cores[1][1])
+	for i := range s1 {
+		if i >= len(s0) {
+			break
+		}
+		d := 100 * (s1[i] - s0[i]) / win
+		pt.SippCPUPct += d
+		if i < len(uacs) {
+			pt.UACMaxCPUPct = max(pt.UACMaxCPUPct, d)
+		}
+	}
+	for _, p := range uacs {
+		select {
+		case <-p.Done():
+		case <-time.After(time.Until(start.Add(time.Duration(timeoutS+5) * time.Second))):
+			return pt, fmt.Errorf("harness: sipp %s did not finish within its own -timeout:\n%s", p.Name, p.Tail(1000))
+		case <-ctx.Done():
+			return pt, ctx.Err()
+		}
+	}
+	gen := o.Duration.Seconds()
+	for i, f := range csvs {
+		s, err := ReadSippCSV(f)
+		if err != nil {
+			return pt, fmt.Errorf("%w\nsipp said:\n%s", err, uacs[i].Tail(1000))
+		}
+		pt.Completed += s.Successful
+		pt.Failed += s.Failed
+		pt.Retransmissions += s.Retransmissions
+		if c := s.CreationSeconds(callsPer); c > gen {
+			gen = c
+		}
+	}
+	if lost := pt.Calls - pt.Completed - pt.Failed; lost > 0 {
+		pt.Failed += lost
+		pt.Note = fmt.Sprintf("%d calls never finished", lost)
+	}
+	pt.FailurePct = 100 * float64(pt.Failed) / float64(pt.Calls)
+	pt.CompletedCPS = float64(pt.Completed) / gen
+	if pt.CompletedCPS > 0 {
+		pt.CPUSecPer1000 = pt.ProxyCPUPct / 100 / pt.CompletedCPS * 1000
+	}
+	// sipp is the limit when its core is saturated, or when it could not
+	// create calls at the rate asked while the proxy had room to spare.
+	behind := gen > o.Duration.Seconds()*1.05
+	if other := max(pt.ProxyCoreBusyPct-pt.ProxyCPUPct, pt.SippCoreBusyPct-pt.SippCPUPct); other >= contendedPct {
+		pt.Contended = true
+		pt.Note = joinNote(pt.Note, fmt.Sprintf("contended: others used ~%.0f%% of the proxy core and ~%.0f%% of the sipp core",
+			max(0, pt.ProxyCoreBusyPct-pt.ProxyCPUPct), max(0, pt.SippCoreBusyPct-pt.SippCPUPct)))
+	}
+	if pt.SippCPUPct >= 90 || pt.UACMaxCPUPct >= 90 || (behind && pt.ProxyCPUPct < 50 && !pt.Contended) {
+		pt.SippLimited = true
+		pt.Note = joinNote(pt.Note, fmt.Sprintf("sipp-limited: sipp %.0f%% (core busy %.0f%%), busiest UAC %.0f%%, calls created over %.1fs for %.1fs asked",
+			pt.SippCPUPct, pt.SippCoreBusyPct, pt.UACMaxCPUPct, gen, o.Duration.Seconds()))
+	}
+	pt.classifySaturation()
+	return pt, nil
+}
+
+// proxySaturatedPct is the proxy CPU at which a point is the proxy's limit
+// whatever sipp did.
+const proxySaturatedPct = 90
+
+// classifySaturation keeps "sipp-limited" for points where the proxy still
+// had room: when the proxy's core was saturated too, the failures are the
+// proxy's as much as sipp's. It is applied again to stored results
+// (Results.Reclassify) so that older reports read the same way.
+func (pt *RatePoint) classifySaturation() {
+	if pt.SippLimited && pt.ProxyCPUPct >= proxySaturatedPct {
+		pt.SippLimited = false
+		pt.Note = strings.Replace(pt.Note, "sipp-limited:", "proxy and sipp both saturated:", 1)
+	}
+}
+
+// contendedPct is how much of a core, beyond what the benchmark's own
+// processes used, marks a point as contended. It is generous: softirq work
+// for the benchmark's own packets lands there too.
+const contendedPct = 25
+
+// waitQuiet waits, up to o.QuietWait, until both cores were under
+// o.QuietBusyPct busy over a 500 ms sample, and returns how long it took.
+func waitQuiet(ctx context.Context, o E2EOptions) time.Duration {
+	start := time.Now()
+	if o.QuietWait <= 0 {
+		return 0
+	}
+	for time.Since(start) < o.QuietWait && ctx.Err() == nil {
+		a, err := ReadCoreTimes(o.ProxyCore, o.SippCore)
+		if err != nil {
+			break
+		}
+		if sleepCtx(ctx, 500*time.Millisecond) != nil {
+			break
+		}
+		b, err := ReadCoreTimes(o.ProxyCore, o.SippCore)
+		if err != nil {
+			break
+		}
+		if BusyPct(a[0], b[0]) < o.QuietBusyPct && BusyPct(a[1], b[1]) < o.QuietBusyPct {
+			break
+		}
+	}
+	return time.Since(start)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func kamailioVersion() string {
+	out, err := execOutput("kamailio", "-v")
+	if err != nil {
+		return "(version unknown)"
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "version: kamailio "); ok {
+			return strings.Fields(v)[0]
+		}
+	}
+	return "(version unknown)"
+}
+
+func startKamailio(g *Group, o E2EOptions, dir string, t topo) (*Proc, error) {
+	list := filepath.Join(dir, "dispatcher.list")
+	var b strings.Builder
+	b.WriteString("# set 1: the two sipp UAS backends (written by the harness)\n")
+	for _, port := range t.uasPorts {
+		fmt.Fprintf(&b, "1 sip:%s:%d\n", t.uasIP, port)
+	}
+	if err := os.WriteFile(list, []byte(b.String()), 0o644); err != nil {
+		return nil, err
+	}
+	runDir := filepath.Join(dir, "run")
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return nil, err
+	}
+	argv := []string{"taskset", "-c", strconv.Itoa(o.ProxyCore), "kamailio", "-DD", "-E",
+		"-f", o.KamailioCfg, "-P", filepath.Join(runDir, "kamailio.pid"), "-Y", runDir,
+		"-n", strconv.Itoa(o.KamailioChildren), "-l", "udp:" + t.proxy.String(),
+		"-A", fmt.Sprintf("DSLIST=%q", list)}
+	p, err := g.Start(dir, "kamailio", argv...)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitReady(p, t, 15*time.Second); err != nil {
+		p.Stop(syscall.SIGTERM, 3*time.Second)
+		return nil, err
+	}
+	return p, nil
+}
+
+// waitReady pings the proxy until it answers, failing early when it exits.
+func waitReady(p *Proc, t topo, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		if p.Exited() {
+			return fmt.Errorf("harness: %s exited at start:\n%s", p.Name, p.Tail(2000))
+		}
+		if pingSIP(t.ns, t.pingFromIP, t.proxy, time.Second) == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("harness: %s never answered OPTIONS on %s within %v:\n%s", p.Name, t.proxy, within, p.Tail(2000))
+}
+
+// hasGuard reports whether the appliance binary has the [guard] stage
+// with an allow-list: its effective default configuration says so.
+func hasGuard(appliance string) bool {
+	out, _ := execOutput(appliance, "check")
+	return strings.Contains(out, "\n[guard]\n") && strings.Contains(out, "\nallow = ")
+}
+
+// applianceConfig is the configuration the harness runs the appliance on.
+// With guard, the sipp UAC address is allow-listed as the trunk it is
+// (thousands of calls/s from one address), as the demo does; the guard
+// stage still runs.
+func applianceConfig(o E2EOptions, t topo, proxy string, guard bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# written by the sipedge benchmark harness for the %s run\n", proxy)
+	fmt.Fprintf(&b, "[node]\nname = \"bench\"\naddresses = [%q]\nsecret = \"sipedge-bench-harness-secret-0123456789\"\n\n", t.proxy.Addr())
+	b.WriteString("[io]\n")
+	if proxy == ApplianceAFXDP {
+		fmt.Fprintf(&b, "port = \"afxdp\"\ninterface = %q\nqueues = [0]\n", t.appIface)
+		// 4 MiB of UMEM: fits the 8 MiB RLIMIT_MEMLOCK many machines
+		// give root, and holds far more frames than sipp keeps in flight.
+		b.WriteString("frame_size = 2048\nframe_count = 2048\nrx_ring = 1024\ntx_ring = 1024\nfill_ring = 1024\ncomp_ring = 1024\n")
+	} else {
+		b.WriteString("port = \"socket\"\n")
+	}
+	fmt.Fprintf(&b, "listen = %q\ncores = [%d]\n\n", t.proxy, o.ProxyCore)
+	fmt.Fprintf(&b, "[admin]\nlisten = %q\n\n", t.applianceAdmin)
+	b.WriteString("[dispatcher]\n")
+	for _, port := range t.uasPorts {
+		fmt.Fprintf(&b, "[[dispatcher.backends]]\naddress = \"%s:%d\"\n", t.uasIP, port)
+	}
+	b.WriteString("\n[dispatcher.probe]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\n")
+	if guard {
+		fmt.Fprintf(&b, "[guard]\nallow = [%q]\n\n", t.uacIP)
+	}
+	b.WriteString("[log]\nlevel = \"info\"\n")
+	return b.String()
+}
+
+// notBuilt is what the appliance says on a branch without the daemon.
+const notBuilt = "daemon is not built yet"
+
+func startAppliance(g *Group, o E2EOptions, dir string, t *topo, proxy string) (*Proc, error) {
+	if _, err := os.Stat(o.Appliance); err != nil {
+		return nil, fmt.Errorf("harness: appliance binary %s: %w (run make build first, or give -appliance)", o.Appliance, err)
+	}
+	admin, err := freeTCPAddr("127.0.0.1")
+	if err != nil {
+		return nil, err
+	}
+	t.applianceAdmin = admin
+	cfg := filepath.Join(dir, "appliance.toml")
+	if err := os.WriteFile(cfg, []byte(applianceConfig(o, *t, proxy, hasGuard(o.Appliance))), 0o644); err != nil {
+		return nil, err
+	}
+	p, err := g.Start(dir, "appliance", "taskset", "-c", strconv.Itoa(o.ProxyCore), o.Appliance, "run", "-c", cfg)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-p.Done():
+		if tail := p.Tail(2000); strings.Contains(tail, notBuilt) {
+			return nil, errSkip{"appliance run: " + strings.TrimSpace(tail)}
+		}
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := waitReady(p, *t, 20*time.Second); err != nil {
+		if strings.Contains(p.Tail(2000), notBuilt) {
+			p.Stop(syscall.SIGKILL, 0)
+			return nil, errSkip{"appliance run: " + strings.TrimSpace(p.Tail(2000))}
+		}
+		p.Stop(syscall.SIGTERM, 3*time.Second)
+		return nil, err
+	}
+	if err := waitBackendsUp(admin, 10*time.Second); err != nil {
+		p.Stop(syscall.SIGTERM, 3*time.Second)
+		return nil, fmt.Errorf("%w\n%s", err, p.Tail(1500))
+	}
+	return p, nil
+}
+
+// applianceCounters summarises the appliance's own view of a failing rate
+// from /metrics: datagrams in and out and every non-zero drop reason.
+func applianceCounters(admin string) string {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + admin + "/metrics")
+	if err != nil {
+		return "appliance /metrics: " + err.Error()
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return "appliance /metrics: " + err.Error()
+	}
+	return summariseMetrics(string(b))
+}
+
+// summariseMetrics keeps the counters that explain lost calls.
+func summariseMetrics(text string) string {
+	var parts []string
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) != 2 || f[1] == "0" {
+			continue
+		}
+		name := f[0]
+		switch {
+		case name == "sipedge_received_total", name == "sipedge_transmitted_total",
+			name == "sipedge_transmit_unsent_total", name == "sipedge_port_errors_total",
+			strings.HasPrefix(name, "sipedge_dropped_total{"):
+			parts = append(parts, strings.TrimPrefix(name, "sipedge_")+"="+f[1])
+		}
+	}
+	if len(parts) == 0 {
+		return "appliance /metrics: no traffic counters"
+	}
+	return "appliance: " + strings.Join(parts, " ")
+}
+
+// waitBackendsUp polls the admin /backends (the appliance has no push
+// channel) until every backend is up.
+func waitBackendsUp(admin string, within time.Duration) error {
+	c := http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(within)
+	var last string
+	for time.Now().Before(deadline) {
+		resp, err := c.Get("http://" + admin + "/backends")
+		if err == nil {
+			var list []struct {
+				Address, State string
+				ProbesOK       int `json:"probes_ok"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&list)
+			resp.Body.Close()
+			up := 0
+			for _, b := range list {
+				// a backend starts up; only an answered probe shows
+				// the path to it works
+				if b.State == "up" && b.ProbesOK > 0 {
+					up++
+				}
+			}
+			if err == nil && up == len(list) && up > 0 {
+				return nil
+			}
+			last = fmt.Sprintf("%+v", list)
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("harness: the appliance's backends had not all answered a probe within %v (last /backends: %s)", within, last)
+}
