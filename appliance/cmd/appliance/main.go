@@ -57,29 +57,39 @@ func usage(w io.Writer) {
 		"  -c  configuration file (default: the embedded config.toml)")
 }
 
+// configFlag parses the -c flag every subcommand takes. When ok is false
+// the subcommand returns code (0 for -h, 2 for a usage error).
+func configFlag(name string, args []string, stderr io.Writer) (path string, code int, ok bool) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	p := fs.String("c", "", "configuration `file` (default: the embedded config.toml)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return "", 0, false
+		}
+		return "", 2, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "appliance %s: unexpected argument %q\n", name, fs.Arg(0))
+		usage(stderr)
+		return "", 2, false
+	}
+	return *p, 0, true
+}
+
 // check validates a configuration against sys and prints the effective one
 // on stdout, or every problem on stderr.
 func check(args []string, stdout, stderr io.Writer, sys config.System) int {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("c", "", "configuration `file` (default: the embedded config.toml)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "appliance check: unexpected argument %q\n", fs.Arg(0))
-		usage(stderr)
-		return 2
+	path, code, ok := configFlag("check", args, stderr)
+	if !ok {
+		return code
 	}
 	source, data := embeddedSource, sipedge.DefaultConfig
-	if *path != "" {
-		source = *path
+	if path != "" {
+		source = path
 		var err error
-		if data, err = os.ReadFile(*path); err != nil {
-			fmt.Fprintf(stderr, "appliance check: reading %s: %v\n", *path, err)
+		if data, err = os.ReadFile(path); err != nil {
+			fmt.Fprintf(stderr, "appliance check: reading %s: %v\n", path, err)
 			return 1
 		}
 	}
@@ -134,21 +144,11 @@ const stopWithin = 2 * time.Second
 // SIGTERM or SIGINT (exit 0), reloading on SIGHUP. sigs, when not nil,
 // replaces the process's signals (tests).
 func runDaemon(args []string, stderr io.Writer, sys config.System, sigs chan os.Signal) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("c", "", "configuration `file` (default: the embedded config.toml)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	path, code, ok := configFlag("run", args, stderr)
+	if !ok {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "appliance run: unexpected argument %q\n", fs.Arg(0))
-		usage(stderr)
-		return 2
-	}
-	cfg, warns, source, err := loadConfig(*path, sys)
+	cfg, warns, source, err := loadConfig(path, sys)
 	if err != nil {
 		fmt.Fprintf(stderr, "%v\nappliance run: %s is not valid (appliance check -c FILE lists every problem)\n", err, source)
 		return 1
@@ -183,7 +183,7 @@ func runDaemon(args []string, stderr io.Writer, sys config.System, sigs chan os.
 			return 0
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				reload(d, *path, sys, log)
+				reload(d, path, sys, log)
 				continue
 			}
 			log.Info("stopping", "signal", sig.String())
