@@ -471,6 +471,39 @@ func (s *Socket) wake(sysno uintptr) error {
 	return fmt.Errorf("afxdp: waking queue %d: %w", s.cfg.Queue, e)
 }
 
+// SetBusyPoll turns on the kernel's preferred busy polling for the socket's
+// queue: usecs is SO_BUSY_POLL, budget SO_BUSY_POLL_BUDGET (frames per
+// poll). The error says which option the kernel refused; the socket is then
+// left as it was (interrupt driven). Setting SO_BUSY_POLL_BUDGET above the
+// default needs CAP_NET_ADMIN.
+func (s *Socket) SetBusyPoll(usecs, budget int) error {
+	if s.closed {
+		return ErrSocketClosed
+	}
+	opts := []struct {
+		name string
+		opt  int
+		val  int
+	}{{"SO_PREFER_BUSY_POLL", unix.SO_PREFER_BUSY_POLL, 1}, {"SO_BUSY_POLL", unix.SO_BUSY_POLL, usecs}, {"SO_BUSY_POLL_BUDGET", unix.SO_BUSY_POLL_BUDGET, budget}}
+	for i, o := range opts {
+		if err := unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, o.opt, o.val); err != nil {
+			for _, u := range opts[:i] {
+				unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, u.opt, 0)
+			}
+			return fmt.Errorf("afxdp: queue %d: %s=%d refused (%w): busy polling needs Linux 5.11+ and CAP_NET_ADMIN", s.cfg.Queue, o.name, o.val, err)
+		}
+	}
+	return nil
+}
+
+// BusyPoll drives the queue's NAPI from this thread once (a non-blocking
+// recvfrom on a busy-polling socket).
+func (s *Socket) BusyPoll() {
+	if !s.closed {
+		s.wake(unix.SYS_RECVFROM)
+	}
+}
+
 // Complete moves sent frames from the completion ring to the free list and
 // returns how many.
 func (s *Socket) Complete() int {

@@ -110,10 +110,9 @@ func openPort(v *Veth, kind string, sip uint16) (port.Port, func() error, error)
 	switch kind {
 	case AFXDP:
 		g, err := xdpport.Open(v.Host, 1, xdpport.Config{
-			Ports:        []uint16{sip},
-			XDPMode:      afxdp.XDPNative,
-			BindMode:     afxdp.BindCopy,
-			PollInterval: 10 * time.Millisecond,
+			Ports:    []uint16{sip},
+			XDPMode:  afxdp.XDPNative,
+			BindMode: afxdp.BindCopy,
 		})
 		if err != nil {
 			return nil, nil, err
@@ -121,9 +120,8 @@ func openPort(v *Veth, kind string, sip uint16) (port.Port, func() error, error)
 		return g.Ports()[0], g.Close, nil
 	case Socket:
 		p, err := socketport.Open(socketport.Config{
-			Listen:       netip.AddrPortFrom(v.HostV4, sip),
-			PollInterval: 10 * time.Millisecond,
-			RecvBuffer:   4 << 20,
+			Listen:     netip.AddrPortFrom(v.HostV4, sip),
+			RecvBuffer: 4 << 20,
 		})
 		if err != nil {
 			return nil, nil, err
@@ -171,7 +169,7 @@ loop:
 			default:
 			}
 		}
-		k, rerr := p.Receive(rx)
+		k, rerr := port.ReceiveWait(p, rx, 10*time.Millisecond)
 		if rerr != nil {
 			err = rerr
 			break

@@ -58,7 +58,7 @@ func newXDPRig(t testing.TB, gc guard.Config, useBanner bool) *xdpRig {
 		t.Fatal(err)
 	}
 	r.dst = netip.AddrPortFrom(r.pair.HostV4, 5060)
-	p, err := socketport.Open(socketport.Config{Listen: r.dst, PollInterval: 5 * time.Millisecond, RecvBuffer: 4 << 20})
+	p, err := socketport.Open(socketport.Config{Listen: r.dst, RecvBuffer: 4 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,9 @@ import (
 	"io"
 	"net/netip"
 	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"sipedge/pipeline/port"
 )
@@ -104,6 +107,25 @@ func (p *Port) Receive(rx []port.Packet) (int, error) {
 		return 0, io.EOF
 	}
 	return n, nil
+}
+
+// Wait implements port.Port: it returns at once while In has datagrams to
+// deliver, else it sleeps on bell (if any) for at most timeout.
+func (p *Port) Wait(timeout time.Duration, bell int) error {
+	if p.closed.Load() {
+		return port.ErrClosed
+	}
+	if p.pos < len(p.In) || (p.Cycle && len(p.In) > 0) {
+		return nil
+	}
+	var fds [1]unix.PollFd
+	n := 0
+	if bell >= 0 {
+		fds[0] = unix.PollFd{Fd: int32(bell), Events: unix.POLLIN}
+		n = 1
+	}
+	_, err := port.Sleep(fds[:n], timeout)
+	return err
 }
 
 // Release implements port.Port.

@@ -3,6 +3,7 @@ package port
 import (
 	"errors"
 	"net/netip"
+	"time"
 )
 
 // ErrClosed is returned by Receive and Transmit once the port is closed.
@@ -36,11 +37,19 @@ type Port interface {
 	// ("afxdp eth0 queue 0 (copy, native)").
 	Name() string
 	// Receive fills rx with up to len(rx) datagrams and returns how many.
-	// It waits at most the port's poll interval when nothing arrives and
-	// then returns 0, nil, so the worker can run its timers. It returns
-	// io.EOF when a finite source (a capture) is exhausted and ErrClosed
-	// after Close.
+	// It never waits: 0, nil means nothing is there now (the worker then
+	// spins or calls Wait, as its wait mode says). It returns io.EOF when a
+	// finite source (a capture) is exhausted and ErrClosed after Close.
 	Receive(rx []Packet) (int, error)
+	// Wait blocks the calling thread in the kernel until Receive has
+	// something to return, the descriptor bell (an eventfd of the worker;
+	// -1 for none) is readable, Close is called, or timeout passes
+	// (negative: no limit), whichever comes first. It must sleep on the
+	// calling (pinned) thread itself, with a runtime-aware blocking
+	// syscall (see Sleep), never through Go's netpoller: a netpoller wake
+	// is a hand-off between OS threads per datagram. A port that always
+	// has data (a capture) returns at once. Spurious returns are allowed.
+	Wait(timeout time.Duration, bell int) error
 	// Release gives received packets back to the port. Every received
 	// packet is released exactly once, after its last use.
 	Release(rx []Packet)
@@ -52,6 +61,20 @@ type Port interface {
 	// counted by the port.
 	Transmit(tx []Packet) (int, error)
 	// Close stops the port and releases its resources. It may be called
-	// from another goroutine to stop a worker blocked in Receive.
+	// from another goroutine: a worker blocked in Wait returns at once and
+	// its next Receive reports ErrClosed.
 	Close() error
+}
+
+// ReceiveWait is Receive that waits up to timeout for the first datagram,
+// for tools and tests that read a port outside a worker.
+func ReceiveWait(p Port, rx []Packet, timeout time.Duration) (int, error) {
+	n, err := p.Receive(rx)
+	if n > 0 || err != nil {
+		return n, err
+	}
+	if err := p.Wait(timeout, -1); err != nil {
+		return 0, err
+	}
+	return p.Receive(rx)
 }

@@ -201,6 +201,15 @@ func (p *Port) Stats() Stats {
 	return s
 }
 
+// Wait implements port.Port: a capture always has its next datagram or its
+// end, so there is nothing to wait for.
+func (p *Port) Wait(time.Duration, int) error {
+	if p.closed.Load() {
+		return port.ErrClosed
+	}
+	return nil
+}
+
 // Receive implements port.Port. It never waits: a capture has its data or
 // its end (io.EOF).
 func (p *Port) Receive(rx []port.Packet) (int, error) {

@@ -1,12 +1,10 @@
 package socketport
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -34,9 +32,6 @@ type Config struct {
 	BufSize int
 	// Batch is the most datagrams one recvmmsg or sendmmsg moves (default 64).
 	Batch int
-	// PollInterval bounds how long Receive waits when nothing arrives
-	// (default 100ms).
-	PollInterval time.Duration
 	// RecvBuffer is the socket receive buffer in bytes (SO_RCVBUFFORCE as
 	// root, else SO_RCVBUF capped by net.core.rmem_max); 0 leaves the
 	// kernel default.
@@ -56,14 +51,13 @@ type Stats struct {
 // Port is a kernel UDP socket port for one worker goroutine. Only Close and
 // Stats may be called from other goroutines.
 type Port struct {
-	conn     *net.UDPConn
-	rc       syscall.RawConn
-	local    netip.AddrPort
-	v6       bool
-	pktinfo  bool
-	batch    int
-	interval time.Duration
-	deadline time.Time
+	fd      int // the UDP socket, non-blocking, never in Go's netpoller
+	efd     int // eventfd written by Close to wake a Wait
+	pfd     [3]unix.PollFd
+	local   netip.AddrPort
+	v6      bool
+	pktinfo bool
+	batch   int
 
 	bufSize int
 	arena   []byte
@@ -76,21 +70,20 @@ type Port struct {
 	rnames []unix.RawSockaddrInet6
 	rctl   []byte
 	rbuf   []uint32
-	rwant  int
-	rgot   int
-	rerrno syscall.Errno
-	recvFn func(fd uintptr) bool
 
 	// sendmmsg state.
 	smsgs  []unix.Mmsghdr
 	siov   []unix.Iovec
 	snames []unix.RawSockaddrInet6
 	sctl   []byte
-	swant  int
-	ssent  int
-	sendFn func(fd uintptr) bool
 
+	// closed is set by Close; users counts calls in progress (the worker's
+	// and Close's own wake-up write). The descriptors are closed by whoever
+	// leaves last once closed is set, so a worker inside recvmmsg or ppoll
+	// never sees its descriptor closed and reused under it.
 	closed atomic.Bool
+	users  atomic.Int32
+	freed  atomic.Bool
 	stats  struct {
 		received, sent, unsent, truncated, noBuffer, badHandle atomic.Uint64
 	}
@@ -103,6 +96,10 @@ var ctlSpace = unix.CmsgSpace(unix.SizeofInet6Pktinfo)
 
 // Open creates the socket (SO_REUSEPORT, so every worker may open one on the
 // same Listen address) and preallocates everything the port uses.
+//
+// The socket is made with socket(2) and bind(2) directly, not with the net
+// package, so that it never enters Go's netpoller: a worker sleeps on it in
+// Wait, on its own thread, and the kernel wakes that thread directly.
 func Open(cfg Config) (*Port, error) {
 	if cfg.Buffers == 0 {
 		cfg.Buffers = 1024
@@ -113,51 +110,30 @@ func Open(cfg Config) (*Port, error) {
 	if cfg.Batch == 0 {
 		cfg.Batch = 64
 	}
-	if cfg.PollInterval == 0 {
-		cfg.PollInterval = 100 * time.Millisecond
-	}
 	switch {
 	case !cfg.Listen.Addr().IsValid():
 		return nil, errors.New("socketport: no listen address; set [io] listen to an IP:port such as 0.0.0.0:5060")
 	case cfg.BufSize < 512 || cfg.BufSize > 65535:
 		return nil, fmt.Errorf("socketport: buffer size %d out of range; use 512..65535 bytes", cfg.BufSize)
-	case cfg.Buffers < 1 || cfg.Batch < 1 || cfg.PollInterval < 0 || cfg.RecvBuffer < 0:
-		return nil, fmt.Errorf("socketport: buffers %d, batch %d, poll interval %v, receive buffer %d: all must be positive",
-			cfg.Buffers, cfg.Batch, cfg.PollInterval, cfg.RecvBuffer)
+	case cfg.Buffers < 1 || cfg.Batch < 1 || cfg.RecvBuffer < 0:
+		return nil, fmt.Errorf("socketport: buffers %d, batch %d, receive buffer %d: all must be positive",
+			cfg.Buffers, cfg.Batch, cfg.RecvBuffer)
 	case cfg.Buffers*cfg.BufSize > 1<<30:
 		return nil, fmt.Errorf("socketport: %d buffers of %d bytes exceed 1 GiB; lower one of them", cfg.Buffers, cfg.BufSize)
 	}
 	addr := cfg.Listen.Addr().Unmap()
 	p := &Port{
-		v6:       addr.Is6(),
-		pktinfo:  addr.IsUnspecified(),
-		batch:    cfg.Batch,
-		interval: cfg.PollInterval,
-		bufSize:  cfg.BufSize,
+		fd:      -1,
+		efd:     -1,
+		v6:      addr.Is6(),
+		pktinfo: addr.IsUnspecified(),
+		batch:   cfg.Batch,
+		bufSize: cfg.BufSize,
 	}
-	network := "udp4"
-	if p.v6 {
-		network = "udp6"
-	}
-	var sockErr error
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		err := c.Control(func(fd uintptr) { sockErr = p.setOptions(int(fd), cfg.RecvBuffer) })
-		if err != nil {
-			return err
-		}
-		return sockErr
-	}}
 	laddr := netip.AddrPortFrom(addr.WithZone(cfg.Listen.Addr().Zone()), cfg.Listen.Port())
-	pc, err := lc.ListenPacket(context.Background(), network, laddr.String())
-	if err != nil {
-		return nil, fmt.Errorf("socketport: listen on %v: %w (is the address local and the port free or opened by sipedge with SO_REUSEPORT?)", laddr, err)
-	}
-	p.conn = pc.(*net.UDPConn)
-	p.local = p.conn.LocalAddr().(*net.UDPAddr).AddrPort()
-	p.local = netip.AddrPortFrom(p.local.Addr().Unmap(), p.local.Port())
-	if p.rc, err = p.conn.SyscallConn(); err != nil {
-		p.conn.Close()
-		return nil, fmt.Errorf("socketport: raw access to %v: %w", laddr, err)
+	if err := p.open(laddr, cfg.RecvBuffer); err != nil {
+		p.closeFDs()
+		return nil, err
 	}
 
 	p.arena = make([]byte, cfg.Buffers*cfg.BufSize)
@@ -187,10 +163,65 @@ func Open(cfg Config) (*Port, error) {
 		h.Iov = &p.siov[i]
 		h.Iovlen = 1
 	}
-	// Method values made once: passing them to RawConn costs nothing per call.
-	p.recvFn = p.recv
-	p.sendFn = p.send
+	p.pfd[0] = unix.PollFd{Fd: int32(p.fd), Events: unix.POLLIN}
+	p.pfd[1] = unix.PollFd{Fd: int32(p.efd), Events: unix.POLLIN}
 	return p, nil
+}
+
+// open makes the socket, sets its options, binds it and makes the eventfd.
+func (p *Port) open(laddr netip.AddrPort, rcvbuf int) error {
+	family := unix.AF_INET
+	if p.v6 {
+		family = unix.AF_INET6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil {
+		return fmt.Errorf("socketport: socket for %v: %w", laddr, err)
+	}
+	p.fd = fd
+	if err := p.setOptions(fd, rcvbuf); err != nil {
+		return fmt.Errorf("socketport: %v: %w", laddr, err)
+	}
+	var sa unix.Sockaddr
+	if p.v6 {
+		s6 := &unix.SockaddrInet6{Port: int(laddr.Port()), Addr: laddr.Addr().As16()}
+		if z := laddr.Addr().Zone(); z != "" {
+			ifi, err := netInterfaceIndex(z)
+			if err != nil {
+				return fmt.Errorf("socketport: listen on %v: zone %q: %w", laddr, z, err)
+			}
+			s6.ZoneId = uint32(ifi)
+		}
+		sa = s6
+	} else {
+		sa = &unix.SockaddrInet4{Port: int(laddr.Port()), Addr: laddr.Addr().Unmap().As4()}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		return fmt.Errorf("socketport: listen on %v: %w (is the address local and the port free or opened by sipedge with SO_REUSEPORT?)", laddr, err)
+	}
+	got, err := unix.Getsockname(fd)
+	if err != nil {
+		return fmt.Errorf("socketport: local address of %v: %w", laddr, err)
+	}
+	switch a := got.(type) {
+	case *unix.SockaddrInet4:
+		p.local = netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
+	case *unix.SockaddrInet6:
+		p.local = netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(a.Port))
+	}
+	if p.efd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
+		return fmt.Errorf("socketport: eventfd for %v: %w", laddr, err)
+	}
+	return nil
+}
+
+func (p *Port) closeFDs() {
+	if p.fd >= 0 {
+		unix.Close(p.fd)
+	}
+	if p.efd >= 0 {
+		unix.Close(p.efd)
+	}
 }
 
 func (p *Port) setOptions(fd, rcvbuf int) error {
@@ -272,11 +303,30 @@ func (p *Port) put(h uint64) {
 	p.free = append(p.free, uint32(i)) // never grows: capacity is the pool size
 }
 
-// Receive implements port.Port.
-func (p *Port) Receive(rx []port.Packet) (int, error) {
+// enter starts a call that uses the descriptors: false once the port is
+// closed (the call must then not touch them).
+func (p *Port) enter() bool {
+	p.users.Add(1)
 	if p.closed.Load() {
+		p.exit()
+		return false
+	}
+	return true
+}
+
+// exit ends a call; the last one out of a closed port closes the descriptors.
+func (p *Port) exit() {
+	if p.users.Add(-1) == 0 && p.closed.Load() && p.freed.CompareAndSwap(false, true) {
+		p.closeFDs()
+	}
+}
+
+// Receive implements port.Port: one non-blocking recvmmsg.
+func (p *Port) Receive(rx []port.Packet) (int, error) {
+	if !p.enter() {
 		return 0, port.ErrClosed
 	}
+	defer p.exit()
 	want := min(len(rx), p.batch)
 	n := 0
 	for n < want {
@@ -303,23 +353,7 @@ func (p *Port) Receive(rx []port.Packet) (int, error) {
 		}
 		return 0, nil
 	}
-	// Refreshing the deadline only when less than half the interval is left
-	// keeps the timer untouched while traffic flows; a wait still ends
-	// within one interval.
-	now := time.Now()
-	if p.deadline.Sub(now) < p.interval/2 {
-		p.deadline = now.Add(p.interval)
-		if err := p.conn.SetReadDeadline(p.deadline); err != nil {
-			p.giveBack(0, n)
-			return 0, p.closedOr(err)
-		}
-	}
-	p.rwant, p.rgot, p.rerrno = n, 0, 0
-	err := p.rc.Read(p.recvFn)
-	got := p.rgot
-	if err == nil && p.rerrno != 0 {
-		err = p.rerrno
-	}
+	got, errno := p.recv(n)
 	out := 0
 	for k := range got {
 		m := &p.rmsgs[k]
@@ -340,14 +374,31 @@ func (p *Port) Receive(rx []port.Packet) (int, error) {
 		out++
 	}
 	p.giveBack(got, n)
-	p.stats.received.Add(uint64(out))
-	if err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return out, nil
-		}
-		return out, p.closedOr(err)
+	if out > 0 {
+		p.stats.received.Add(uint64(out))
+	}
+	if errno != 0 {
+		return out, fmt.Errorf("socketport %v: recvmmsg: %w", p.local, errno)
 	}
 	return out, nil
+}
+
+// Wait implements port.Port: ppoll on the socket and the close eventfd
+// (and bell) on the calling thread (see port.Sleep).
+func (p *Port) Wait(timeout time.Duration, bell int) error {
+	if !p.enter() {
+		return port.ErrClosed
+	}
+	defer p.exit()
+	fds := p.pfd[:2]
+	if bell >= 0 {
+		p.pfd[2] = unix.PollFd{Fd: int32(bell), Events: unix.POLLIN}
+		fds = p.pfd[:3]
+	}
+	if _, err := port.Sleep(fds, timeout); err != nil {
+		return fmt.Errorf("socketport %v: waiting for datagrams: %w", p.local, err)
+	}
+	return nil
 }
 
 func (p *Port) giveBack(from, to int) {
@@ -356,30 +407,23 @@ func (p *Port) giveBack(from, to int) {
 	}
 }
 
-func (p *Port) closedOr(err error) error {
-	if p.closed.Load() || errors.Is(err, net.ErrClosed) {
-		return port.ErrClosed
-	}
-	return fmt.Errorf("socketport %v: %w", p.local, err)
-}
-
-// recv runs under RawConn.Read; returning false asks the netpoller to wait
-// for readability (or the deadline).
-func (p *Port) recv(fd uintptr) bool {
+// recv is one non-blocking recvmmsg of up to want datagrams. It is a raw
+// syscall: it never blocks, so the scheduler need not know about it, and
+// that saves the runtime's syscall bookkeeping on every batch. EAGAIN is
+// zero datagrams, not an error.
+func (p *Port) recv(want int) (int, syscall.Errno) {
 	for {
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&p.rmsgs[0])),
-			uintptr(p.rwant), unix.MSG_DONTWAIT, 0, 0)
+		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(p.fd), uintptr(unsafe.Pointer(&p.rmsgs[0])),
+			uintptr(want), unix.MSG_DONTWAIT, 0, 0)
 		switch e {
 		case 0:
-			p.rgot = int(r)
-			return true
+			return int(r), 0
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			return false
+			return 0, 0
 		}
-		p.rerrno = e
-		return true
+		return 0, e
 	}
 }
 
@@ -435,15 +479,15 @@ func (p *Port) Alloc(tx []port.Packet) int {
 // Transmit implements port.Port. It never waits: a full socket buffer drops
 // the rest of the batch (counted as Unsent), as a full NIC ring would.
 func (p *Port) Transmit(tx []port.Packet) (int, error) {
-	if p.closed.Load() {
+	if !p.enter() {
 		for k := range tx {
 			p.put(tx[k].Handle)
 		}
 		p.stats.unsent.Add(uint64(len(tx)))
 		return 0, port.ErrClosed
 	}
+	defer p.exit()
 	sent, unsent := 0, 0
-	var lastErr error
 	for start := 0; start < len(tx); start += p.batch {
 		chunk := tx[start:min(start+p.batch, len(tx))]
 		m := 0
@@ -455,23 +499,20 @@ func (p *Port) Transmit(tx []port.Packet) (int, error) {
 			}
 		}
 		if m > 0 {
-			p.swant, p.ssent = m, 0
-			if err := p.rc.Write(p.sendFn); err != nil {
-				lastErr = err
-				p.ssent = 0
-			}
-			sent += p.ssent
-			unsent += m - p.ssent
+			s := p.send(m)
+			sent += s
+			unsent += m - s
 		}
 		for k := range chunk {
 			p.put(chunk[k].Handle)
 			chunk[k].Payload = nil
 		}
 	}
-	p.stats.sent.Add(uint64(sent))
-	p.stats.unsent.Add(uint64(unsent))
-	if lastErr != nil {
-		return sent, p.closedOr(lastErr)
+	if sent > 0 {
+		p.stats.sent.Add(uint64(sent))
+	}
+	if unsent > 0 {
+		p.stats.unsent.Add(uint64(unsent))
 	}
 	return sent, nil
 }
@@ -539,41 +580,46 @@ func (p *Port) putPktinfo(m int, h *unix.Msghdr, src netip.Addr) {
 	h.Control = &ctl[0]
 }
 
-// send runs under RawConn.Write. It never asks the netpoller to wait: a
-// worker must not stall on a full socket buffer. A datagram the kernel
-// refuses (EMSGSIZE, an unreachable destination) is skipped so that it does
-// not block the rest of the batch.
-func (p *Port) send(fd uintptr) bool {
-	off := 0
-	for off < p.swant {
-		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&p.smsgs[off])),
-			uintptr(p.swant-off), unix.MSG_DONTWAIT, 0, 0)
+// send is sendmmsg of the first m prepared datagrams, non-blocking (a raw
+// syscall, as recv). It never waits: a worker must not stall on a full
+// socket buffer. A datagram the kernel refuses (EMSGSIZE, an unreachable
+// destination) is skipped so that it does not block the rest of the batch.
+func (p *Port) send(m int) int {
+	off, sent := 0, 0
+	for off < m {
+		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(p.fd), uintptr(unsafe.Pointer(&p.smsgs[off])),
+			uintptr(m-off), unix.MSG_DONTWAIT, 0, 0)
 		switch e {
 		case 0:
 			if r == 0 {
-				return true
+				return sent
 			}
-			p.ssent += int(r)
+			sent += int(r)
 			off += int(r)
 		case unix.EINTR:
 		case unix.EAGAIN:
-			return true
+			return sent
 		default:
 			// Skip the refused datagram; it counts as unsent.
 			off++
 		}
 	}
-	return true
+	return sent
 }
 
-// Close implements port.Port: it closes the socket, which wakes a Receive
-// blocked in another goroutine with ErrClosed. Buffers still held by the
-// worker stay valid memory until it drops them.
+// Close implements port.Port: a Wait in progress returns at once and the
+// next call reports ErrClosed. The descriptors are closed when no call is
+// in progress any more. Buffers still held by the worker stay valid memory
+// until it drops them.
 func (p *Port) Close() error {
 	if p.closed.Swap(true) {
 		return nil
 	}
-	return p.conn.Close()
+	p.users.Add(1)
+	one := [8]byte{1}
+	unix.Write(p.efd, one[:])
+	p.exit()
+	return nil
 }
 
 func putPort(dst *uint16, port uint16) {
@@ -592,4 +638,12 @@ func sockaddrToAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
 		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(b[0])<<8|uint16(b[1]))
 	}
 	return netip.AddrPort{}
+}
+
+func netInterfaceIndex(name string) (int, error) {
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return 0, err
+	}
+	return ifi.Index, nil
 }

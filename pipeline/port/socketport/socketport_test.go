@@ -35,7 +35,7 @@ func echo(p *Port, n int, sizes chan<- int) error {
 		if rounds > 1000 {
 			return fmt.Errorf("echo: only %d of %d datagrams after 1000 polls", done, n)
 		}
-		k, err := p.Receive(rx)
+		k, err := port.ReceiveWait(p, rx, testWait)
 		if err != nil {
 			return err
 		}
@@ -58,7 +58,7 @@ func echo(p *Port, n int, sizes chan<- int) error {
 }
 
 func testEcho(t *testing.T, listen string) {
-	p := open(t, Config{Listen: netip.MustParseAddrPort(listen), PollInterval: 50 * time.Millisecond})
+	p := open(t, Config{Listen: netip.MustParseAddrPort(listen)})
 	const n = 50
 	errc := make(chan error, 1)
 	go func() { errc <- echo(p, n, nil) }()
@@ -111,7 +111,7 @@ func TestBatch(t *testing.T) {
 	rx := make([]port.Packet, 64)
 	got := 0
 	for rounds := 0; got < n && rounds < 100; rounds++ {
-		k, err := p.Receive(rx)
+		k, err := port.ReceiveWait(p, rx, testWait)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -137,8 +137,8 @@ func TestBatch(t *testing.T) {
 // TestReusePort opens two ports on one address and sends from many source
 // ports: the kernel hashes flows over both sockets.
 func TestReusePort(t *testing.T) {
-	a := open(t, Config{Listen: netip.MustParseAddrPort("127.0.0.1:0"), PollInterval: 20 * time.Millisecond})
-	b := open(t, Config{Listen: a.LocalAddr(), PollInterval: 20 * time.Millisecond})
+	a := open(t, Config{Listen: netip.MustParseAddrPort("127.0.0.1:0")})
+	b := open(t, Config{Listen: a.LocalAddr()})
 	const senders = 40
 	for i := range senders {
 		c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(a.LocalAddr()))
@@ -155,7 +155,7 @@ func TestReusePort(t *testing.T) {
 	count := func(p *Port) int {
 		total := 0
 		for {
-			k, err := p.Receive(rx)
+			k, err := port.ReceiveWait(p, rx, testWait)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -172,12 +172,16 @@ func TestReusePort(t *testing.T) {
 	}
 }
 
+// testWait bounds each wait of the tests for a datagram already on its way
+// (ReceiveWait returns as soon as it arrives).
+const testWait = 2 * time.Second
+
 func TestCloseUnblocksReceive(t *testing.T) {
-	p := open(t, Config{Listen: netip.MustParseAddrPort("127.0.0.1:0"), PollInterval: time.Hour})
+	p := open(t, Config{Listen: netip.MustParseAddrPort("127.0.0.1:0")})
 	errc := make(chan error, 1)
 	go func() {
 		rx := make([]port.Packet, 8)
-		_, err := p.Receive(rx)
+		_, err := port.ReceiveWait(p, rx, time.Hour)
 		errc <- err
 	}()
 	// Close may come before or during the Receive: both must end it.
@@ -198,10 +202,10 @@ func TestCloseUnblocksReceive(t *testing.T) {
 }
 
 func TestIdleReceiveReturnsZero(t *testing.T) {
-	p := open(t, Config{Listen: netip.MustParseAddrPort("127.0.0.1:0"), PollInterval: 10 * time.Millisecond})
+	p := open(t, Config{Listen: netip.MustParseAddrPort("127.0.0.1:0")})
 	rx := make([]port.Packet, 8)
 	for range 3 {
-		if k, err := p.Receive(rx); k != 0 || err != nil {
+		if k, err := port.ReceiveWait(p, rx, 10*time.Millisecond); k != 0 || err != nil {
 			t.Fatalf("idle Receive = %d, %v; want 0, nil", k, err)
 		}
 	}
@@ -210,7 +214,7 @@ func TestIdleReceiveReturnsZero(t *testing.T) {
 // TestWildcardPktinfo binds 0.0.0.0 and checks that a request to 127.0.0.2
 // is seen as such and answered from it.
 func TestWildcardPktinfo(t *testing.T) {
-	p := open(t, Config{Listen: netip.MustParseAddrPort("0.0.0.0:0"), PollInterval: 20 * time.Millisecond})
+	p := open(t, Config{Listen: netip.MustParseAddrPort("0.0.0.0:0")})
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -241,7 +245,7 @@ func TestWildcardPktinfo(t *testing.T) {
 // TestWildcardPktinfoIPv6 runs the IPV6_PKTINFO path on [::]: Dst is the
 // address the request came to and the reply leaves from it.
 func TestWildcardPktinfoIPv6(t *testing.T) {
-	p := open(t, Config{Listen: netip.MustParseAddrPort("[::]:0"), PollInterval: 20 * time.Millisecond})
+	p := open(t, Config{Listen: netip.MustParseAddrPort("[::]:0")})
 	dst := netip.AddrPortFrom(netip.IPv6Loopback(), p.LocalAddr().Port())
 	c, err := net.DialUDP("udp6", nil, net.UDPAddrFromAddrPort(dst))
 	if err != nil {
@@ -255,7 +259,7 @@ func TestWildcardPktinfoIPv6(t *testing.T) {
 	rx := make([]port.Packet, 4)
 	var n int
 	for range 100 {
-		if n, err = p.Receive(rx); n > 0 || err != nil {
+		if n, err = port.ReceiveWait(p, rx, testWait); n > 0 || err != nil {
 			break
 		}
 	}
@@ -310,7 +314,7 @@ func TestTransmitCountsUnsent(t *testing.T) {
 		t.Fatalf("BadHandle = %d, want 2", s.BadHandle)
 	}
 	rx := make([]port.Packet, 4)
-	k, _ := p.Receive(rx)
+	k, _ := port.ReceiveWait(p, rx, testWait)
 	if k != 1 || !bytes.Equal(rx[0].Payload, []byte("x")) {
 		t.Fatalf("Receive = %d %q, want the 1-byte datagram (the 2048-byte one fills... only with 4 buffers)", k, rx[0].Payload)
 	}
@@ -335,7 +339,7 @@ func roundTrip(a, b *Port, rx, tx []port.Packet, payload []byte) {
 		panic(fmt.Sprintf("a transmit %d/%d: %v", s, n, err))
 	}
 	for got := 0; got < n; {
-		k, err := b.Receive(rx)
+		k, err := port.ReceiveWait(b, rx, testWait)
 		if err != nil || k == 0 {
 			panic(fmt.Sprintf("b receive: %d, %v", k, err))
 		}
@@ -351,7 +355,7 @@ func roundTrip(a, b *Port, rx, tx []port.Packet, payload []byte) {
 		got += k
 	}
 	for got := 0; got < n; {
-		k, err := a.Receive(rx)
+		k, err := port.ReceiveWait(a, rx, testWait)
 		if err != nil || k == 0 {
 			panic(fmt.Sprintf("a receive: %d, %v", k, err))
 		}

@@ -115,7 +115,7 @@ func TestFragmentedFrameBound(t *testing.T) {
 			t.Fatal(err)
 		}
 		for tick := time.Now().Add(100 * time.Millisecond); time.Now().Before(tick) && p.Stats().Drops.TooLarge == 0; {
-			n, err := p.Receive(rx)
+			n, err := port.ReceiveWait(p, rx, testWait)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -135,7 +135,7 @@ func TestFragmentedFrameBound(t *testing.T) {
 // TestSlowPathWakesReceive: a Receive waiting in poll with an hour's
 // interval returns for a datagram that arrives only on the slow path.
 func TestSlowPathWakesReceive(t *testing.T) {
-	r := newRig(t, vethtest.Options{}, 1, Config{PollInterval: time.Hour})
+	r := newRig(t, vethtest.Options{}, 1, Config{})
 	p := r.g.Ports()[0]
 	c := r.pair.ListenUDP(t, netip.AddrPortFrom(r.pair.PeerV6, 0))
 	dst := netip.AddrPortFrom(r.pair.HostV6, sipPort)
@@ -150,7 +150,7 @@ func TestSlowPathWakesReceive(t *testing.T) {
 		for {
 			// A signal (Go's preemption) can end poll early with
 			// nothing: wait again.
-			n, err := p.Receive(rx)
+			n, err := port.ReceiveWait(p, rx, testWait)
 			if n > 0 || err != nil {
 				done <- result{rx[:n], err}
 				return
@@ -186,7 +186,7 @@ func TestSlowPathWakesReceive(t *testing.T) {
 // reassembled datagram to one of them and that port's Receive reads it:
 // all flows arrive, none twice.
 func TestFragmentedTwoQueues(t *testing.T) {
-	r := newRig(t, vethtest.Options{HostRxQueues: 2, HostTxQueues: 2, PeerRxQueues: 2, PeerTxQueues: 2}, 2, Config{PollInterval: 5 * time.Millisecond})
+	r := newRig(t, vethtest.Options{HostRxQueues: 2, HostTxQueues: 2, PeerRxQueues: 2, PeerTxQueues: 2}, 2, Config{})
 	dst := netip.AddrPortFrom(r.pair.HostV4, sipPort)
 	const flows = 32
 	for i := 0; i < flows; i++ {
@@ -200,7 +200,7 @@ func TestFragmentedTwoQueues(t *testing.T) {
 	rx := make([]port.Packet, 16)
 	for deadline := time.Now().Add(5 * time.Second); len(seen) < flows && time.Now().Before(deadline); {
 		for q, p := range r.g.Ports() {
-			n, err := p.Receive(rx)
+			n, err := port.ReceiveWait(p, rx, testWait)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -225,7 +225,7 @@ func TestFragmentedTwoQueues(t *testing.T) {
 // are counted as SlowPathOverflow, not lost silently: what was sent is
 // what was received plus what was counted.
 func TestSlowPathOverflowCounted(t *testing.T) {
-	r := newRig(t, vethtest.Options{}, 1, Config{Socket: bigFrames(), PollInterval: 5 * time.Millisecond})
+	r := newRig(t, vethtest.Options{}, 1, Config{Socket: bigFrames()})
 	p := r.g.Ports()[0]
 	c := r.pair.ListenUDP(t, netip.AddrPortFrom(r.pair.PeerV4, 0))
 	dst := netip.AddrPortFrom(r.pair.HostV4, sipPort)
@@ -233,7 +233,7 @@ func TestSlowPathOverflowCounted(t *testing.T) {
 	p.Release([]port.Packet{pk})
 	rx := make([]port.Packet, 64)
 	for { // drain the warm-up's resent copies
-		n, err := p.Receive(rx)
+		n, err := port.ReceiveWait(p, rx, testWait)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -256,7 +256,7 @@ func TestSlowPathOverflowCounted(t *testing.T) {
 	// interval and found nothing.
 	var got uint64
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		n, err := p.Receive(rx)
+		n, err := port.ReceiveWait(p, rx, testWait)
 		if err != nil {
 			t.Fatal(err)
 		}

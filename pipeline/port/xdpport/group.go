@@ -52,11 +52,11 @@ func Open(ifname string, queues int, cfg Config) (*Group, error) {
 	if cfg.Batch == 0 {
 		cfg.Batch = 64
 	}
-	if cfg.PollInterval == 0 {
-		cfg.PollInterval = 100 * time.Millisecond
+	if cfg.BusyPollUsecs == 0 {
+		cfg.BusyPollUsecs = 20
 	}
-	if cfg.Batch < 1 || cfg.Batch > 4096 || cfg.PollInterval < 0 {
-		return nil, fmt.Errorf("xdpport: batch %d (1..4096) or poll interval %v (>= 0) out of range", cfg.Batch, cfg.PollInterval)
+	if cfg.Batch < 1 || cfg.Batch > 4096 || cfg.BusyPollUsecs < 0 {
+		return nil, fmt.Errorf("xdpport: batch %d (1..4096) or busy-poll time %d us (>= 0) out of range", cfg.Batch, cfg.BusyPollUsecs)
 	}
 	if cfg.LearnEntries == 0 {
 		cfg.LearnEntries = defaultLearnEntries
@@ -176,7 +176,6 @@ func newPort(g *Group, ifi *net.Interface, sc afxdp.Config, cfg Config) (*Port, 
 		ports:     append([]uint16(nil), cfg.Ports...),
 		neigh:     cfg.Neighbours,
 		epoch:     time.Now(),
-		pollMs:    int((cfg.PollInterval + time.Millisecond - 1) / time.Millisecond),
 		headroom:  frame.Headroom(true, true),
 		frameMask: uint64(sc.FrameSize) - 1,
 		rxd:       make([]afxdp.Desc, cfg.Batch),
@@ -189,13 +188,22 @@ func newPort(g *Group, ifi *net.Interface, sc afxdp.Config, cfg Config) (*Port, 
 	if cfg.LearnEntries > 0 {
 		p.learn = newLearnTable(cfg.LearnEntries, cfg.LearnTTL)
 	}
-	p.pfd = make([]unix.PollFd, 2+len(slow.rx))
+	p.pfd = make([]unix.PollFd, 3+len(slow.rx)) // the last is the worker's bell
 	p.pfd[0] = unix.PollFd{Fd: int32(sock.FD()), Events: unix.POLLIN}
 	p.pfd[1] = unix.PollFd{Fd: int32(efd), Events: unix.POLLIN}
 	for i, sk := range slow.rx {
 		p.pfd[2+i] = unix.PollFd{Fd: int32(sk.fd), Events: unix.POLLIN}
 	}
-	p.name = fmt.Sprintf("afxdp %s queue %d (%s, %s)", ifi.Name, sc.Queue, sock.BindMode(), g.prog.Mode())
+	busy := "interrupts"
+	if cfg.BusyPoll {
+		if err := sock.SetBusyPoll(cfg.BusyPollUsecs, cfg.Batch); err != nil {
+			busy = "interrupts: " + err.Error()
+		} else {
+			p.busyPoll = true
+			busy = fmt.Sprintf("preferred busy polling %d us", cfg.BusyPollUsecs)
+		}
+	}
+	p.name = fmt.Sprintf("afxdp %s queue %d (%s, %s, %s)", ifi.Name, sc.Queue, sock.BindMode(), g.prog.Mode(), busy)
 	return p, nil
 }
 

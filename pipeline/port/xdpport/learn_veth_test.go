@@ -159,7 +159,7 @@ func TestOrderAcrossPaths(t *testing.T) {
 // above the MTU (the slow path, which marks the destination) and the
 // order check that follows them.
 func TestLearnForwardZeroAllocs(t *testing.T) {
-	r := newRig(t, vethtest.Options{}, 1, Config{PollInterval: time.Millisecond, Batch: 16})
+	r := newRig(t, vethtest.Options{}, 1, Config{Batch: 16})
 	p := r.g.Ports()[0]
 	c := r.pair.ListenUDP(t, netip.AddrPortFrom(r.pair.PeerV4, 0))
 	target := r.pair.ListenUDP(t, netip.AddrPortFrom(r.pair.PeerV4, 0))
@@ -176,7 +176,7 @@ func TestLearnForwardZeroAllocs(t *testing.T) {
 	round := 0
 	allocs := testing.AllocsPerRun(100, func() {
 		round++
-		n, _ := p.Receive(rx)
+		n, _ := port.ReceiveWait(p, rx, testWait)
 		m := p.Alloc(tx[:n+1])
 		for i := 0; i < m; i++ {
 			pl := rx[min(i, max(n-1, 0))].Payload

@@ -43,8 +43,16 @@ type Config struct {
 	Socket afxdp.Config
 	// Batch is the most frames one Receive or one TX burst moves (default 64).
 	Batch int
-	// PollInterval bounds how long Receive waits for traffic (default 100ms).
-	PollInterval time.Duration
+	// BusyPoll asks the kernel for preferred busy polling on each AF_XDP
+	// socket (SO_PREFER_BUSY_POLL, SO_BUSY_POLL, SO_BUSY_POLL_BUDGET; Linux
+	// 5.11+): the worker's own receive calls then run the NIC queue's NAPI
+	// instead of interrupts and softirq on another context. Where the kernel
+	// refuses, the port falls back to interrupts and says so (BusyPolling,
+	// Name).
+	BusyPoll bool
+	// BusyPollUsecs is SO_BUSY_POLL: how long one busy-poll may spin in the
+	// kernel, in microseconds (default 20).
+	BusyPollUsecs int
 	// VLAN, when non-zero, is the 802.1Q id this port sends with and
 	// expects on receive (frames of other VLANs are dropped and counted).
 	VLAN uint16
@@ -195,14 +203,15 @@ type Port struct {
 	addr6     netip.Addr
 	ports     []uint16
 	neigh     Neighbours
-	pollMs    int
+	busyPoll  bool
 	headroom  int
 	frameMask uint64
 
 	rxd   []afxdp.Desc
 	txd   []afxdp.Desc
 	addrs []uint64
-	// pfd polls the AF_XDP socket, the eventfd, then slow.rx in order.
+	// pfd polls the AF_XDP socket, the eventfd, then slow.rx in order, and
+	// the worker's bell in its last slot.
 	pfd  []unix.PollFd
 	efd  int
 	slow *slowPath
@@ -233,6 +242,10 @@ var _ port.Port = (*Port)(nil)
 
 // Name says interface, queue, bind mode and XDP mode.
 func (p *Port) Name() string { return p.name }
+
+// BusyPolling reports whether the kernel granted preferred busy polling
+// (Config.BusyPoll); Name says why not when it did not.
+func (p *Port) BusyPolling() bool { return p.busyPoll }
 
 // Queue is the NIC queue the port serves.
 func (p *Port) Queue() int { return p.queue }
@@ -408,29 +421,48 @@ func (p *Port) receive(rx []port.Packet) (int, error) {
 		out = slow
 	}
 	out += p.receiveRing(rx[out:want], &drops)
-	if out == 0 {
-		for i := range p.pfd {
-			p.pfd[i].Revents = 0
-		}
-		if _, err := unix.Poll(p.pfd, p.pollMs); err != nil && !errors.Is(err, unix.EINTR) {
-			p.count(&drops, 0, 0)
-			return 0, fmt.Errorf("xdpport %s: waiting for frames: %w", p.name, err)
-		}
-		if p.state.Load() == stClosingBusy {
-			p.count(&drops, 0, 0)
-			return 0, port.ErrClosed
-		}
+	if out == 0 && p.busyPoll {
+		// Preferred busy polling: this recvfrom runs the queue's NAPI in
+		// the worker's context, which is how frames reach the ring when
+		// interrupts are deferred.
+		p.sock.BusyPoll()
 		out = p.receiveRing(rx[:want], &drops)
-		for i := 2; i < len(p.pfd); i++ {
-			if p.pfd[i].Revents != 0 {
-				slow = p.drainSlow(rx[out:want], &drops)
-				out += slow
-				break
-			}
-		}
 	}
 	p.count(&drops, out, slow)
 	return out, nil
+}
+
+// Wait implements port.Port: ppoll on the AF_XDP socket (which also wakes
+// the kernel's RX and TX processing where need_wakeup asks for it), the
+// close eventfd, the slow-path sockets and bell, on the calling thread.
+func (p *Port) Wait(timeout time.Duration, bell int) error {
+	open, freed := p.enter()
+	if freed {
+		return port.ErrClosed
+	}
+	if !open {
+		p.exit()
+		return port.ErrClosed
+	}
+	defer p.exit()
+	if p.sock.TxPending() > 0 {
+		p.sock.Kick()
+	}
+	fds := p.pfd[:len(p.pfd)-1]
+	if bell >= 0 {
+		p.pfd[len(p.pfd)-1] = unix.PollFd{Fd: int32(bell), Events: unix.POLLIN}
+		fds = p.pfd
+	}
+	if _, err := port.Sleep(fds, timeout); err != nil {
+		return fmt.Errorf("xdpport %s: waiting for frames: %w", p.name, err)
+	}
+	for i := 2; i < len(p.pfd)-1; i++ {
+		if p.pfd[i].Revents != 0 {
+			p.slowPending = true
+			break
+		}
+	}
+	return nil
 }
 
 // count publishes one call's counters: once per batch, not per packet,
