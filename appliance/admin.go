@@ -266,6 +266,35 @@ func (d *Daemon) WriteMetrics(w io.Writer) {
 	for i, s := range stats {
 		p.sample("sipedge_worker_loops_total", float64(s.Loops), "worker", strconv.Itoa(i))
 	}
+	p.family("sipedge_worker_wakeups_total", "counter", "Times each worker slept in the kernel and was woken (by a datagram, a helper's answer, a timer or a stop).")
+	for i, s := range stats {
+		p.sample("sipedge_worker_wakeups_total", float64(s.Sleeps), "worker", strconv.Itoa(i))
+	}
+	p.family("sipedge_worker_wakeup_datagrams_total", "counter", "Datagrams the first receive after a wake-up found; over sipedge_worker_wakeups_total it is datagrams per wake-up.")
+	for i, s := range stats {
+		p.sample("sipedge_worker_wakeup_datagrams_total", float64(s.WakeRx), "worker", strconv.Itoa(i))
+	}
+	p.family("sipedge_worker_spins_total", "counter", "Empty polls of the port a worker made instead of sleeping ([io] wait busy or adaptive).")
+	for i, s := range stats {
+		p.sample("sipedge_worker_spins_total", float64(s.Spins), "worker", strconv.Itoa(i))
+	}
+	p.family("sipedge_worker_migrations_total", "counter", "Times the Go runtime moved a worker to another OS thread (it is pinned again there).")
+	for i, s := range stats {
+		p.sample("sipedge_worker_migrations_total", float64(s.Migrations), "worker", strconv.Itoa(i))
+	}
+	p.family("sipedge_worker_thread_context_switches_total", "counter", "Context switches of each worker's OS thread, from /proc: voluntary (it slept) and involuntary (preempted on its core).")
+	threads := make([]pipeline.ThreadStats, len(d.workers))
+	for i, w := range d.workers {
+		threads[i], _ = w.Thread()
+	}
+	for i, t := range threads {
+		p.sample("sipedge_worker_thread_context_switches_total", float64(t.Voluntary), "worker", strconv.Itoa(i), "kind", "voluntary")
+		p.sample("sipedge_worker_thread_context_switches_total", float64(t.Involuntary), "worker", strconv.Itoa(i), "kind", "involuntary")
+	}
+	p.family("sipedge_worker_thread_cpu_seconds_total", "counter", "CPU time of each worker's OS thread, exact (/proc schedstat).")
+	for i, t := range threads {
+		p.sample("sipedge_worker_thread_cpu_seconds_total", float64(t.CPUNs)/1e9, "worker", strconv.Itoa(i))
+	}
 
 	bs := d.backends.Status()
 	p.family("sipedge_backend_up", "gauge", "1 when the backend is up (probes answered), 0 when down.")

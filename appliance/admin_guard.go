@@ -125,6 +125,7 @@ func (d *Daemon) serveBans(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (d *Daemon) addBan(w http.ResponseWriter, r *http.Request) {
+	defer d.wakeWorkers() // sleeping workers apply the change now
 	if !d.guardOn(w) {
 		return
 	}
@@ -159,6 +160,7 @@ func (d *Daemon) addBan(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Daemon) removeBan(w http.ResponseWriter, r *http.Request) {
+	defer d.wakeWorkers() // sleeping workers apply the change now
 	if !d.guardOn(w) {
 		return
 	}
@@ -199,6 +201,7 @@ func (d *Daemon) serveAllow(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (d *Daemon) addAllow(w http.ResponseWriter, r *http.Request) {
+	defer d.wakeWorkers() // sleeping workers apply the change now
 	if !d.guardOn(w) {
 		return
 	}
@@ -220,6 +223,7 @@ func (d *Daemon) addAllow(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Daemon) removeAllow(w http.ResponseWriter, r *http.Request) {
+	defer d.wakeWorkers() // sleeping workers apply the change now
 	if !d.guardOn(w) {
 		return
 	}

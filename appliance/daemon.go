@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -155,7 +156,7 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 		}
 	}
 	for i, p := range d.ports {
-		wc := pipeline.Config{ID: i, Core: cfg.IO.Cores[i]}
+		wc := workerConfig(cfg, i)
 		if d.auth != nil {
 			if extras[i].Auth, err = d.auth.Stages(i, 0); err != nil {
 				return nil, fmt.Errorf("appliance: worker %d: %w", i, err)
@@ -171,6 +172,9 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 			return nil, err
 		}
 		d.workers = append(d.workers, w)
+	}
+	if n, raised := ensureProcs(len(d.workers)); raised {
+		d.log.Info("GOMAXPROCS raised so that every worker has a P of its own and one is left", "gomaxprocs", n, "workers", len(d.workers))
 	}
 	d.proberCfg = probeConfig(cfg)
 	if cfg.Admin.Listen != "" {
@@ -203,6 +207,31 @@ func backendSpecs(cfg *config.Config) ([]pipeline.BackendSpec, error) {
 	return specs, nil
 }
 
+// workerConfig is worker i's pipeline.Config from [io]: core and wait mode.
+func workerConfig(cfg *config.Config, i int) pipeline.Config {
+	mode, _ := pipeline.ParseWaitMode(cfg.IO.Wait) // checked by config.Validate
+	return pipeline.Config{
+		ID: i, Core: cfg.IO.Cores[i],
+		Wait: mode, Spin: cfg.IO.Spin.Std(), BatchDelay: cfg.IO.BatchDelay.Std(),
+		MaxSleep: cfg.IO.PollInterval.Std(),
+	}
+}
+
+// ensureProcs leaves a P (GOMAXPROCS) for every worker plus one for the
+// helpers, prober and admin server. A worker holds its P while it runs and
+// takes an idle one back when it wakes from a sleep in the kernel; with
+// fewer Ps than that a wake-up would wait for another thread to hand one
+// over, which is the thread switch the wait design avoids. An explicit
+// GOMAXPROCS in the environment is left alone.
+func ensureProcs(workers int) (int, bool) {
+	cur := runtime.GOMAXPROCS(0)
+	if os.Getenv("GOMAXPROCS") != "" || cur >= workers+1 {
+		return cur, false
+	}
+	runtime.GOMAXPROCS(workers + 1)
+	return workers + 1, true
+}
+
 func probeConfig(cfg *config.Config) pipeline.ProbeConfig {
 	p := cfg.Dispatcher.Probe
 	return pipeline.ProbeConfig{Interval: p.Interval.Std(), Timeout: p.Timeout.Std(), DownAfter: p.DownAfter, UpAfter: p.UpAfter}
@@ -229,11 +258,10 @@ func (d *Daemon) openSockets(cfg *config.Config, listen netip.AddrPort) (netip.A
 	}
 	for i := range cfg.IO.Cores {
 		p, err := socketport.Open(socketport.Config{
-			Listen:       listen,
-			Buffers:      max(1024, 4*cfg.IO.Batch),
-			Batch:        cfg.IO.Batch,
-			PollInterval: cfg.IO.PollInterval.Std(),
-			RecvBuffer:   4 << 20, // absorbs a burst while a worker is descheduled
+			Listen:     listen,
+			Buffers:    max(1024, 4*cfg.IO.Batch),
+			Batch:      cfg.IO.Batch,
+			RecvBuffer: 4 << 20, // absorbs a burst while a worker is descheduled
 		})
 		if err != nil {
 			return self, fmt.Errorf("appliance: worker %d: %w (is another process on io.listen %s?)", i, err, listen)
@@ -288,9 +316,9 @@ func (d *Daemon) openAFXDP(cfg *config.Config, listen netip.AddrPort) (netip.Add
 			RxRingSize: uint32(io.RxRing), TxRingSize: uint32(io.TxRing),
 			NeedWakeup: true,
 		},
-		Batch:        io.Batch,
-		PollInterval: io.PollInterval.Std(),
-		Neighbours:   d.neigh,
+		Batch:      io.Batch,
+		BusyPoll:   io.BusyPoll == "on" || (io.BusyPoll == "auto" && io.Wait != "block"),
+		Neighbours: d.neigh,
 	}
 	if self.Is4() {
 		xc.Addr4 = self
@@ -405,7 +433,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	errc := make(chan error, len(d.workers))
 	for i, w := range d.workers {
-		d.log.Info("worker started", "worker", i, "core", d.cfg.IO.Cores[i], "port", w.Port().Name())
+		d.log.Info("worker started", "worker", i, "core", d.cfg.IO.Cores[i], "port", w.Port().Name(),
+			"wait", d.cfg.IO.Wait, "spin", d.cfg.IO.Spin.Std().String(), "batch_delay", d.cfg.IO.BatchDelay.Std().String())
 		d.running.Add(1)
 		go func() {
 			err := w.Run(ctx)
@@ -473,7 +502,21 @@ func (d *Daemon) logFrames() {
 }
 
 // closeAll releases what New opened; safe on a partly built daemon.
+// wakeWorkers makes sleeping workers run a loop iteration now, so that
+// their stages' per-batch hooks see an operator's change (ban, allow,
+// reload) at once rather than at their next datagram or poll_interval.
+func (d *Daemon) wakeWorkers() {
+	for _, w := range d.workers {
+		w.Wake()
+	}
+}
+
 func (d *Daemon) closeAll() {
+	defer func() {
+		for _, w := range d.workers {
+			w.Close()
+		}
+	}()
 	if d.group != nil {
 		if err := d.group.Close(); err != nil {
 			d.log.Error("closing afxdp (XDP program detach)", "err", err)
@@ -568,6 +611,7 @@ func (d *Daemon) watchBackends(ctx context.Context) {
 func (d *Daemon) Reload(cfg *config.Config) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	defer d.wakeWorkers()
 	specs, err := backendSpecs(cfg)
 	if err != nil {
 		d.reloadNo.Add(1)
@@ -629,6 +673,7 @@ func restartOnly(old, cfg *config.Config) []string {
 		!slices.Equal(a.Cores, b.Cores) || a.Batch != b.Batch || a.FrameSize != b.FrameSize || a.FrameCount != b.FrameCount ||
 		a.RxRing != b.RxRing || a.TxRing != b.TxRing || a.FillRing != b.FillRing || a.CompRing != b.CompRing ||
 		a.XDPMode != b.XDPMode || a.BindMode != b.BindMode || a.PollInterval != b.PollInterval ||
+		a.Wait != b.Wait || a.Spin != b.Spin || a.BatchDelay != b.BatchDelay || a.BusyPoll != b.BusyPoll ||
 		a.Input != b.Input || a.Output != b.Output || a.Loop != b.Loop {
 		out = append(out, "[io]")
 	}

@@ -18,6 +18,10 @@ const (
 	cFallback503
 	cBusyLoops
 	cBusyNs
+	cSleeps
+	cWakeRx
+	cSpins
+	cMigrations
 	cBatchBase
 	cParseErrBase = cBatchBase + NumBatchBuckets
 	cDropBase     = cParseErrBase + NumParseErrors
@@ -81,6 +85,15 @@ type Stats struct {
 	// datagram and BusyNs the wall time they took (receive to publish), so
 	// BusyNs over elapsed time is the worker's busy ratio.
 	BusyLoops, BusyNs uint64
+	// Sleeps counts the times the worker slept in the kernel (each ends in
+	// a wake-up) and WakeRx the datagrams the first receive after a
+	// wake-up found: WakeRx/Sleeps is datagrams per wake-up. Spins counts
+	// empty polls the worker made instead of sleeping (busy and adaptive
+	// modes).
+	Sleeps, WakeRx, Spins uint64
+	// Migrations counts the times the Go runtime moved the worker to
+	// another OS thread (it is re-pinned there).
+	Migrations uint64
 	// Batches counts the busy loops by receive batch size (see
 	// BatchBucketMax).
 	Batches [NumBatchBuckets]uint64
@@ -116,6 +129,7 @@ func (w *Worker) Stats() Stats {
 		Resumed: g(cResumed), LateAnswers: g(cLateAnswers), ParkFull: g(cParkFull),
 		ParkTimeouts: g(cParkTimeouts), Fallback503: g(cFallback503),
 		BusyLoops: g(cBusyLoops), BusyNs: g(cBusyNs),
+		Sleeps: g(cSleeps), WakeRx: g(cWakeRx), Spins: g(cSpins), Migrations: g(cMigrations),
 	}
 	for i := range s.Batches {
 		s.Batches[i] = g(cBatchBase + i)

@@ -131,3 +131,48 @@ func TestTimerWheelAllocatesNothing(t *testing.T) {
 		t.Fatalf("%v allocations per schedule/cancel/advance", a)
 	}
 }
+
+// next always names the earliest live timer's tick, through schedules,
+// cancels and fires, so a sleeping worker wakes for it and not later.
+func TestTimerWheelNext(t *testing.T) {
+	const ms = TimerTick
+	w := newTimerWheel(512, 0, func(uint8, uint64) {})
+	if _, ok := w.next(); ok {
+		t.Fatal("empty wheel has a next timer")
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	live := map[timerID]int64{}
+	var now int64
+	for round := 0; round < 2000; round++ {
+		switch op := rng.IntN(3); {
+		case op == 0 && len(live) < 500:
+			at := now + rng.Int64N(3000*ms)
+			id := w.schedule(at, 1, 0)
+			live[id] = w.nodes[id].due
+		case op == 1 && len(live) > 0:
+			for id := range live {
+				w.cancel(id)
+				delete(live, id)
+				break
+			}
+		default:
+			now += rng.Int64N(50 * ms)
+			w.advance(now)
+			for id, due := range live {
+				if due <= now/ms {
+					delete(live, id)
+				}
+			}
+		}
+		want, any := int64(-1), false
+		for _, due := range live {
+			if !any || due < want {
+				want, any = due, true
+			}
+		}
+		got, ok := w.next()
+		if ok != any || (ok && got != want) {
+			t.Fatalf("round %d: next() = %d, %v; want %d, %v", round, got, ok, want, any)
+		}
+	}
+}

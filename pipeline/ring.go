@@ -42,6 +42,7 @@ type answerRing struct {
 	_    [56]byte
 	mask uint64
 	buf  []ringEntry
+	bell *bell // rung after each push: the worker may be asleep
 }
 
 func newAnswerRing(size int) *answerRing {
@@ -63,6 +64,7 @@ func (r *answerRing) push(slot, gen uint32, a *Answer) bool {
 	e.ans.Status, e.ans.Len = a.Status, a.Len
 	copy(e.ans.Data[:a.Len], a.Data[:a.Len])
 	r.tail.Store(t + 1)
+	r.bell.ring()
 	return true
 }
 

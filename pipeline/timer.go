@@ -42,6 +42,29 @@ type timerWheel struct {
 	tick    int64 // the last tick processed
 	fire    func(kind uint8, arg uint64)
 	n       int
+	// minDue is the earliest due tick of the live timers while minOK; a
+	// cancel or fire of that timer clears minOK and next rescans.
+	minDue int64
+	minOK  bool
+}
+
+// next returns the earliest due tick of the live timers, for the worker's
+// sleep timeout. It scans the nodes only after the earliest one went.
+func (w *timerWheel) next() (int64, bool) {
+	if w.n == 0 {
+		return 0, false
+	}
+	if !w.minOK {
+		w.minDue = -1
+		for i := range w.nodes {
+			n := &w.nodes[i]
+			if n.bucket >= 0 && (w.minDue < 0 || n.due < w.minDue) {
+				w.minDue = n.due
+			}
+		}
+		w.minOK = true
+	}
+	return w.minDue, true
 }
 
 func newTimerWheel(capacity int, now int64, fire func(kind uint8, arg uint64)) *timerWheel {
@@ -81,11 +104,17 @@ func (w *timerWheel) schedule(at int64, kind uint8, arg uint64) timerID {
 	}
 	w.buckets[b] = id
 	w.n++
+	if w.n == 1 || (w.minOK && t < w.minDue) {
+		w.minDue, w.minOK = t, true
+	}
 	return id
 }
 
 func (w *timerWheel) unlink(id timerID) {
 	n := &w.nodes[id]
+	if n.due == w.minDue {
+		w.minOK = false
+	}
 	if n.prev != noTimer {
 		w.nodes[n.prev].next = n.next
 	} else {

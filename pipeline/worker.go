@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -54,6 +53,17 @@ type Config struct {
 	// Now is the clock (monotonic ns); tests inject theirs. Defaults to
 	// the process's monotonic clock.
 	Now func() int64
+	// Wait is how Run waits when the port has nothing (WaitAdaptive).
+	Wait WaitMode
+	// Spin is the adaptive mode's spin budget: the worker keeps polling
+	// the port instead of sleeping while batches come less than Spin apart
+	// and the last one is less than Spin old (50us).
+	Spin time.Duration
+	// BatchDelay is the longest Run holds the first datagram of a batch
+	// to gather more before running the stages (0: never).
+	BatchDelay time.Duration
+	// MaxSleep bounds one sleep when no timer is due sooner (1s).
+	MaxSleep time.Duration
 }
 
 var epoch = time.Now()
@@ -107,6 +117,19 @@ type Worker struct {
 	last []uint64
 	pub  []atomic.Uint64
 
+	// Waiting (wait.go): the bell other goroutines ring to wake the
+	// worker, the adaptive mode's view of the traffic (ns), and the id of
+	// the OS thread Run locked the worker to.
+	bell       *bell
+	spinNs     int64
+	gap        int64
+	lastRxAt   int64
+	woke       bool
+	tid        atomic.Int32
+	batchDelay int64
+	lastYield  int64
+	allCPUs    unix.CPUSet // the process's CPUs, for a thread the worker leaves
+
 	stop    atomic.Bool
 	running atomic.Bool
 	done    chan struct{}
@@ -148,6 +171,22 @@ func NewWorker(p port.Port, cfg Config, stages []Stage) (*Worker, error) {
 	if cfg.Now == nil {
 		cfg.Now = Nanotime
 	}
+	if cfg.Wait > WaitBlock {
+		return nil, fmt.Errorf("pipeline: wait mode %d unknown", cfg.Wait)
+	}
+	if cfg.Spin == 0 {
+		cfg.Spin = 50 * time.Microsecond
+	}
+	if cfg.MaxSleep <= 0 {
+		cfg.MaxSleep = time.Second
+	}
+	if cfg.Spin < 0 || cfg.BatchDelay < 0 {
+		return nil, fmt.Errorf("pipeline: spin %v and batch delay %v must not be negative", cfg.Spin, cfg.BatchDelay)
+	}
+	b, err := newBell()
+	if err != nil {
+		return nil, err
+	}
 	w := &Worker{
 		cfg:    cfg,
 		port:   p,
@@ -157,6 +196,11 @@ func NewWorker(p port.Port, cfg Config, stages []Stage) (*Worker, error) {
 		rx:     make([]port.Packet, cfg.Batch),
 		tx:     make([]port.Packet, cfg.Batch),
 		done:   make(chan struct{}),
+		bell:   b,
+		spinNs: int64(cfg.Spin),
+		// Start as sparse traffic: the first quiet moment sleeps.
+		gap:        int64(time.Hour),
+		batchDelay: int64(cfg.BatchDelay),
 	}
 	for _, st := range stages {
 		if b, ok := st.(BatchStarter); ok {
@@ -170,6 +214,7 @@ func NewWorker(p port.Port, cfg Config, stages []Stage) (*Worker, error) {
 	w.rings = make([]*answerRing, len(cfg.Helpers))
 	for i := range w.rings {
 		w.rings[i] = newAnswerRing(2 * cfg.ParkSlots)
+		w.rings[i].bell = b
 	}
 	w.retryExtra = []byte("Retry-After: " + strconv.Itoa(cfg.RetryAfter) + "\r\n")
 	if cfg.SampleEvery > 0 {
@@ -189,30 +234,38 @@ func NewWorker(p port.Port, cfg Config, stages []Stage) (*Worker, error) {
 // Port returns the worker's port.
 func (w *Worker) Port() port.Port { return w.port }
 
-// Run pins the goroutine to the configured core and loops until the port
-// is exhausted (io.EOF) or closed (port.ErrClosed), ctx is done, or Stop is
-// called; these return nil. Any other port error is returned. On the way
-// out it transmits what was built and applies the fallback to every parked
-// message.
+// Run pins the OS thread it runs on to the configured core and loops until the port is exhausted (io.EOF) or
+// closed (port.ErrClosed), ctx is done, or Stop is called; these return
+// nil. Any other port error is returned. Between iterations that received
+// nothing it spins or sleeps in the port as Config.Wait says (wait.go). On
+// the way out it transmits what was built and applies the fallback to
+// every parked message.
 func (w *Worker) Run(ctx context.Context) (err error) {
 	if !w.running.CompareAndSwap(false, true) {
 		return errors.New("pipeline: worker " + strconv.Itoa(w.cfg.ID) + " is already running")
 	}
 	defer close(w.done)
-	if w.cfg.Core >= 0 {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		var set unix.CPUSet
-		set.Set(w.cfg.Core)
-		if e := unix.SchedSetaffinity(0, &set); e != nil {
-			return fmt.Errorf("pipeline: worker %d: pin to core %d: %w (check [io] cores against the CPUs present)", w.cfg.ID, w.cfg.Core, e)
-		}
+	if err := w.pinThread(); err != nil {
+		return err
 	}
-	stopCtx := context.AfterFunc(ctx, func() { w.stop.Store(true) })
+	defer w.tid.Store(0)
+	stopCtx := context.AfterFunc(ctx, func() {
+		w.stop.Store(true)
+		w.bell.ring()
+	})
 	defer stopCtx()
 	defer w.shutdown()
 	for !w.stop.Load() {
-		if _, err := w.Poll(); err != nil {
+		n, err := w.Poll()
+		if err == nil && n == 0 {
+			err = w.idle()
+		}
+		if Nanotime()-w.lastYield >= yieldEvery {
+			if perr := w.yield(); perr != nil && err == nil {
+				err = perr
+			}
+		}
+		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, port.ErrClosed) {
 				return nil
 			}
@@ -222,13 +275,29 @@ func (w *Worker) Run(ctx context.Context) (err error) {
 	return nil
 }
 
-// Stop asks Run to return after the current iteration and waits for it.
-// It is safe from any goroutine, and before or without Run.
+// Stop asks Run to return after the current iteration (waking it if it
+// sleeps) and waits for it. It is safe from any goroutine, and before or
+// without Run.
 func (w *Worker) Stop() {
 	w.stop.Store(true)
+	w.bell.ring()
 	if w.running.Load() {
 		<-w.done
 	}
+}
+
+// Close releases the worker's own descriptor (its bell) once Run has
+// returned, or if it never ran; it does nothing while Run still runs (a
+// descriptor the worker sleeps on must not be closed under it).
+func (w *Worker) Close() {
+	if w.running.Load() {
+		select {
+		case <-w.done:
+		default:
+			return
+		}
+	}
+	w.bell.close()
 }
 
 // Poll runs one loop iteration: resume answered messages, receive a batch
@@ -248,6 +317,12 @@ func (w *Worker) Poll() (int, error) {
 	n, rerr := w.port.Receive(w.rx)
 	if n > len(w.rx) {
 		n = len(w.rx)
+	}
+	if n > 0 {
+		if w.batchDelay > 0 && n < len(w.rx) && rerr == nil {
+			n, rerr = w.gather(n)
+		}
+		w.noteRx(n)
 	}
 	w.lastRx = n
 	w.cnt[cRx] += uint64(n)
@@ -282,6 +357,21 @@ func (w *Worker) Poll() (int, error) {
 			return n, terr
 		}
 		return n, fmt.Errorf("pipeline: worker %d: transmit on %s: %w", w.cfg.ID, w.port.Name(), terr)
+	}
+	return n, nil
+}
+
+// gather keeps receiving into the rest of the batch for at most BatchDelay
+// after the first datagram, so that the stages and the transmit run once
+// for several datagrams.
+func (w *Worker) gather(n int) (int, error) {
+	end := Nanotime() + w.batchDelay
+	for n < len(w.rx) && Nanotime() < end {
+		k, err := w.port.Receive(w.rx[n:])
+		n += min(k, len(w.rx)-n)
+		if err != nil {
+			return n, err
+		}
 	}
 	return n, nil
 }

@@ -175,6 +175,9 @@ func TestErrors(t *testing.T) {
 			[]string{`config: io.bind_mode: "zerocopy" needs the driver's native XDP`}},
 		{"poll interval", "[io]\npoll_interval = \"0s\"", []string{`config: io.poll_interval=0s: want more than 0 and at most 1s`}},
 		{"poll interval too long", "[io]\npoll_interval = \"2s\"", []string{`config: io.poll_interval=2s: want more than 0 and at most 1s`}},
+		{"wait modes", "[io]\nwait = \"poll\"\nspin = \"1s\"\nbatch_delay = \"-1ms\"\nbusy_poll = \"yes\"", []string{
+			`config: io.wait "poll": want "adaptive"`, `config: io.spin=1s: want 0 to 10ms`,
+			`config: io.batch_delay=-1ms: want 0 to 5ms`, `config: io.busy_poll "yes": want "auto"`}},
 		{"duration without unit", "[io]\npoll_interval = \"10\"", []string{`config: io.poll_interval: "10": want a duration with its unit`}},
 		{"socket without cores", "[io]\ncores = []", []string{`config: io.cores: empty: with port "socket"`}},
 		{"pcap without input", "[io]\nport = \"pcap\"", []string{`config: io.input: empty: port "pcap" needs the capture file`}},

@@ -40,9 +40,20 @@ type IO struct {
 	// BindMode is how the AF_XDP sockets bind: "auto", "zerocopy" or
 	// "copy" (afxdp).
 	BindMode string `toml:"bind_mode"`
-	// PollInterval is the longest a worker waits for packets before it
-	// runs its timers.
+	// PollInterval is the longest a worker sleeps when no timer is due
+	// sooner.
 	PollInterval Duration `toml:"poll_interval"`
+	// Wait is how a worker waits for traffic: "adaptive", "busy" or
+	// "block".
+	Wait string `toml:"wait"`
+	// Spin is the adaptive mode's spin budget.
+	Spin Duration `toml:"spin"`
+	// BatchDelay is the longest a worker holds a datagram to gather a
+	// batch.
+	BatchDelay Duration `toml:"batch_delay"`
+	// BusyPoll is the kernel's preferred busy polling on AF_XDP sockets:
+	// "auto" (when the wait mode spins), "on" or "off".
+	BusyPoll string `toml:"busy_poll"`
 	// Input is the capture a pcap port reads.
 	Input string `toml:"input"`
 	// Output is the capture a pcap port writes what it sends to; empty
@@ -60,6 +71,8 @@ const (
 	minFrames       = 64
 	maxFrames       = 1 << 18
 	maxPollInterval = time.Second
+	maxSpin         = 10 * time.Millisecond
+	maxBatchDelay   = 5 * time.Millisecond
 )
 
 func (o *IO) setDefaults() {
@@ -77,7 +90,11 @@ func (o *IO) setDefaults() {
 		CompRing:     2048,
 		XDPMode:      "auto",
 		BindMode:     "auto",
-		PollInterval: Duration(10 * time.Millisecond),
+		PollInterval: Duration(time.Second),
+		Wait:         "adaptive",
+		Spin:         Duration(50 * time.Microsecond),
+		BatchDelay:   0,
+		BusyPoll:     "auto",
 	}
 }
 
@@ -89,11 +106,12 @@ func (o *IO) afterDecode(map[string]any) []Warning {
 	d.setDefaults()
 	afxdpOnly := o.Interface != d.Interface || len(o.Queues) > 0 || o.FrameSize != d.FrameSize ||
 		o.FrameCount != d.FrameCount || o.RxRing != d.RxRing || o.TxRing != d.TxRing ||
-		o.FillRing != d.FillRing || o.CompRing != d.CompRing || o.XDPMode != d.XDPMode || o.BindMode != d.BindMode
+		o.FillRing != d.FillRing || o.CompRing != d.CompRing || o.XDPMode != d.XDPMode || o.BindMode != d.BindMode ||
+		o.BusyPoll != d.BusyPoll
 	pcapOnly := o.Input != "" || o.Output != "" || o.Loop
 	var warns []Warning
 	if afxdpOnly && o.Port != "afxdp" {
-		warns = append(warns, Warning{"io", fmt.Sprintf(`interface, queues, frame and ring sizes, xdp_mode and bind_mode are set but only used with port "afxdp", and port is %q`, o.Port)})
+		warns = append(warns, Warning{"io", fmt.Sprintf(`interface, queues, frame and ring sizes, xdp_mode, bind_mode and busy_poll are set but only used with port "afxdp", and port is %q`, o.Port)})
 	}
 	if pcapOnly && o.Port != "pcap" {
 		warns = append(warns, Warning{"io", fmt.Sprintf(`input, output and loop are set but only used with port "pcap", and port is %q`, o.Port)})
@@ -137,7 +155,19 @@ func (o *IO) check(p *problems, _ *Config, sys System) {
 		p.addv("io.bind_mode", o.BindMode, `want "auto", "zerocopy" or "copy"`)
 	}
 	if d := o.PollInterval.Std(); d <= 0 || d > maxPollInterval {
-		p.addv("io.poll_interval", o.PollInterval, "want more than 0 and at most %v: it bounds how late a worker runs its timers", maxPollInterval)
+		p.addv("io.poll_interval", o.PollInterval, "want more than 0 and at most %v: it bounds how long an idle worker sleeps", maxPollInterval)
+	}
+	if !oneOf(o.Wait, "adaptive", "busy", "block") {
+		p.addv("io.wait", o.Wait, `want "adaptive" (spin while traffic is dense, else sleep), "busy" (never sleep, a dedicated core) or "block" (always sleep)`)
+	}
+	if d := o.Spin.Std(); d < 0 || d > maxSpin {
+		p.addv("io.spin", o.Spin, "want 0 to %v: longer spins burn a core for little", maxSpin)
+	}
+	if d := o.BatchDelay.Std(); d < 0 || d > maxBatchDelay {
+		p.addv("io.batch_delay", o.BatchDelay, "want 0 to %v: it is added to a datagram's latency", maxBatchDelay)
+	}
+	if !oneOf(o.BusyPoll, "auto", "on", "off") {
+		p.addv("io.busy_poll", o.BusyPoll, `want "auto" (on when io.wait is "busy" or "adaptive"), "on" or "off"`)
 	}
 
 	o.checkCores(p, sys)

@@ -64,7 +64,7 @@ func TestCheckFile(t *testing.T) {
 	if code := run([]string{"check", "-c", good}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d, stderr:\n%s", code, errb.String())
 	}
-	for _, want := range []string{"name = \"edge-9\"", "batch = 16", "address = \"10.1.1.1:5060\"", "weight = 1", "poll_interval = \"10ms\"", "[dispatcher.probe]"} {
+	for _, want := range []string{"name = \"edge-9\"", "batch = 16", "address = \"10.1.1.1:5060\"", "weight = 1", "poll_interval = \"1s\"", "wait = \"adaptive\"", "[dispatcher.probe]"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("effective config lacks %q:\n%s", want, out.String())
 		}
