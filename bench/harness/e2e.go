@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,7 +55,8 @@ type E2EOptions struct {
 	// through the proxy while the call load runs (0: none).
 	OptionsRate float64
 	// ApplianceIO are extra [io] keys for every appliance variant
-	// (spin, batch_delay, busy_poll, poll_interval), written as strings.
+	// (spin, batch_delay, busy_poll, poll_interval, or the harness's own
+	// such as frame_count, which they replace).
 	ApplianceIO [][2]string
 
 	idle bool // measure idle CPU in this start
@@ -808,21 +810,34 @@ func applianceConfig(o E2EOptions, t topo, v Variant, guard bool, wait string, x
 	var b strings.Builder
 	fmt.Fprintf(&b, "# written by the sipedge benchmark harness for the %s run\n", v.Name)
 	fmt.Fprintf(&b, "[node]\nname = \"bench\"\naddresses = [%q]\nsecret = %q\n\n", t.proxy.Addr(), benchSecret)
-	b.WriteString("[io]\n")
+	// [io] in order; -appliance-io keys replace the harness's own or
+	// follow them
+	var io [][2]string
 	if v.Port == "afxdp" {
-		fmt.Fprintf(&b, "port = \"afxdp\"\ninterface = %q\nqueues = [0]\n", t.appIface)
 		// 4 MiB of UMEM: fits the 8 MiB RLIMIT_MEMLOCK many machines
 		// give root, and holds far more frames than sipp keeps in flight.
-		b.WriteString("frame_size = 2048\nframe_count = 2048\nrx_ring = 1024\ntx_ring = 1024\nfill_ring = 1024\ncomp_ring = 1024\n")
+		io = append(io, [2]string{"port", `"afxdp"`}, [2]string{"interface", strconv.Quote(t.appIface)}, [2]string{"queues", "[0]"},
+			[2]string{"frame_size", "2048"}, [2]string{"frame_count", "2048"}, [2]string{"rx_ring", "1024"}, [2]string{"tx_ring", "1024"},
+			[2]string{"fill_ring", "1024"}, [2]string{"comp_ring", "1024"})
 	} else {
-		b.WriteString("port = \"socket\"\n")
+		io = append(io, [2]string{"port", `"socket"`})
 	}
-	fmt.Fprintf(&b, "listen = %q\ncores = [%d]\n", t.proxy, o.ProxyCore)
+	io = append(io, [2]string{"listen", strconv.Quote(t.proxy.String())}, [2]string{"cores", fmt.Sprintf("[%d]", o.ProxyCore)})
 	if wait != "" {
-		fmt.Fprintf(&b, "wait = %q\n", wait)
+		io = append(io, [2]string{"wait", strconv.Quote(wait)})
 	}
 	for _, kv := range o.ApplianceIO {
-		fmt.Fprintf(&b, "%s = %q\n", kv[0], kv[1])
+		val := tomlValue(kv[1])
+		i := slices.IndexFunc(io, func(e [2]string) bool { return e[0] == kv[0] })
+		if i >= 0 {
+			io[i][1] = val
+		} else {
+			io = append(io, [2]string{kv[0], val})
+		}
+	}
+	b.WriteString("[io]\n")
+	for _, kv := range io {
+		fmt.Fprintf(&b, "%s = %s\n", kv[0], kv[1])
 	}
 	fmt.Fprintf(&b, "\n[admin]\nlisten = %q\n\n", t.applianceAdmin)
 	b.WriteString("[dispatcher]\n")
@@ -847,6 +862,18 @@ func applianceConfig(o E2EOptions, t topo, v Variant, guard bool, wait string, x
 	}
 	b.WriteString("[log]\nlevel = \"info\"\n")
 	return b.String()
+}
+
+// tomlValue writes v as a TOML integer, boolean or array when it reads as
+// one, else as a string ("50us", "auto").
+func tomlValue(v string) string {
+	if _, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return v
+	}
+	if v == "true" || v == "false" || strings.HasPrefix(v, "[") {
+		return v
+	}
+	return strconv.Quote(v)
 }
 
 // benchSecret is the appliance's [node] secret in every harness run; the

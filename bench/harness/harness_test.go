@@ -251,6 +251,17 @@ func TestApplianceConfig(t *testing.T) {
 				}
 			}
 		}
+		// -appliance-io replaces the harness's own keys and adds others
+		ox := o
+		ox.ApplianceIO = [][2]string{{"frame_count", "4096"}, {"poll_interval", "20ms"}}
+		text := applianceConfig(ox, tp, v, false, "", nil)
+		c, _, err := config.Parse([]byte(text), proxy+".toml")
+		if err != nil {
+			t.Fatalf("%s with -appliance-io: %v\n%s", proxy, err, text)
+		}
+		if c.IO.FrameCount != 4096 || c.IO.PollInterval.Std() != 20*time.Millisecond || strings.Count(text, "frame_count") > 1 {
+			t.Fatalf("%s: -appliance-io not applied: %+v\n%s", proxy, c.IO, text)
+		}
 	}
 }
 

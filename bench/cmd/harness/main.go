@@ -49,7 +49,7 @@ func run() int {
 	rates := flag.String("rates", "", "offered calls/s, comma-separated (default: check 100; full 100,1000,2000,5000,8000)")
 	idle := flag.Duration("idle", -1, "measure each proxy's idle CPU this long once, after start-up (default: check 1s, full 5s; 0 skips)")
 	optRate := flag.Float64("options-rate", -1, "OPTIONS a second sent through the proxy during the load to time round trips (default 20; 0 none)")
-	appIO := flag.String("appliance-io", "", "extra [io] keys for every appliance run, KEY=VALUE comma-separated, written as TOML strings (e.g. spin=50us,batch_delay=0s,busy_poll=auto,poll_interval=1s)")
+	appIO := flag.String("appliance-io", "", "extra or replaced [io] keys for every appliance run, KEY=VALUE comma-separated; integers and true/false stay bare, the rest are TOML strings (e.g. spin=50us,batch_delay=0s,busy_poll=auto,poll_interval=1s or frame_count=4096)")
 	capProxies := flag.String("capacity-proxies", "", "appliance variants of the capacity part (default: check appliance-socket-adaptive,appliance-afxdp-adaptive; full all six; 'appliance' means all six)")
 	capRates := flag.String("capacity-rates", "", "offered calls/s of the capacity part, rising (default: check 2000; full 10000,15000,20000,25000,30000,40000)")
 	capCalls := flag.Int("capacity-calls", 0, "calls in the capacity part's sipgen capture (default: check 2000, full 100000)")
