@@ -5,9 +5,14 @@
 //   - the pipeline per core, through `sipreplay --into pipeline` on a
 //     sipgen capture;
 //   - end to end: the same sipp load through Kamailio 5.6 as a stateless
-//     Call-ID dispatcher, the appliance on kernel sockets, and the
-//     appliance on AF_XDP over a veth pair into a namespace it creates,
-//     at rising rates, with each proxy's CPU time read from /proc.
+//     Call-ID dispatcher, and the appliance on kernel sockets and on
+//     AF_XDP over a veth pair into a namespace it creates, in each [io]
+//     wait mode (appliance-PORT-WAIT), at rising rates: CPU per call
+//     (schedstat, every thread) and context switches per call, idle CPU,
+//     and OPTIONS round trips timed by its own client during the load;
+//   - open-loop capacity: a sipgen capture with the backends' responses
+//     replayed by sipreplay at rising fixed rates into the appliance, whose
+//     destinations are sockets never read; loss from its /metrics.
 //
 // Every process it starts (kamailio, sipp, the appliance) runs in its own
 // process group and is killed by pid when a run ends, fails or is

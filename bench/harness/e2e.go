@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,18 +12,17 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
 
-// The proxies the end-to-end part compares.
-const (
-	Kamailio        = "kamailio"
-	ApplianceSocket = "appliance-socket"
-	ApplianceAFXDP  = "appliance-afxdp"
-)
+// Kamailio is the proxy the appliance is compared with; the appliance's
+// variants are named appliance-PORT-WAIT (see ParseVariant).
+const Kamailio = "kamailio"
 
 // MaxFailurePct is the failure ratio under which a rate counts as carried
 // (0.1%).
@@ -48,6 +48,18 @@ type E2EOptions struct {
 	// machine); 0 does not wait.
 	QuietWait    time.Duration
 	QuietBusyPct float64
+	// IdleWindow is how long each proxy's idle CPU is measured, once per
+	// proxy, after it started and its backends are up (0: not measured).
+	IdleWindow time.Duration
+	// OptionsRate is the OPTIONS a second the harness's own client sends
+	// through the proxy while the call load runs (0: none).
+	OptionsRate float64
+	// ApplianceIO are extra [io] keys for every appliance variant
+	// (spin, batch_delay, busy_poll, poll_interval, or the harness's own
+	// such as frame_count, which they replace).
+	ApplianceIO [][2]string
+
+	idle bool // measure idle CPU in this start
 
 	Appliance   string // appliance binary
 	UASScenario string // sipp UAS answering OPTIONS
@@ -70,12 +82,30 @@ type RatePoint struct {
 	// CompletedCPS is completed calls over the time sipp took to create
 	// them (the offered duration, longer when sipp fell behind).
 	CompletedCPS float64 `json:"completed_cps"`
-	// ProxyCPUPct is the proxy's user+system time over the steady window,
-	// every thread (and for Kamailio every process of its tree), in % of
-	// one core.
+	// ProxyCPUPct is the proxy's time on CPU over the steady window from
+	// schedstat, every thread (and for Kamailio every process of its
+	// tree), in % of one core.
 	ProxyCPUPct float64 `json:"proxy_cpu_pct"`
-	// CPUSecPer1000 is the proxy's CPU seconds per 1,000 completed calls.
+	// ProxyTickCPUPct is the same from utime+stime (tick-sampled, biased
+	// for tasks that wake on the tick), for comparison only.
+	ProxyTickCPUPct float64 `json:"proxy_tick_cpu_pct"`
+	// CPUSecPer1000 is the proxy's CPU seconds per 1,000 completed calls
+	// (schedstat), which is also ms per call; CPUUsPerCall the same in us.
 	CPUSecPer1000 float64 `json:"proxy_cpu_s_per_1000_calls"`
+	CPUUsPerCall  float64 `json:"proxy_cpu_us_per_call"`
+	// VolPerCall and InvolPerCall are the proxy's voluntary and
+	// involuntary context switches (all threads, all processes) over the
+	// window per completed call.
+	VolPerCall   float64 `json:"proxy_voluntary_switches_per_call"`
+	InvolPerCall float64 `json:"proxy_involuntary_switches_per_call"`
+	// ProxyThreads is how many threads (all processes) were summed.
+	ProxyThreads int `json:"proxy_threads"`
+	// Worker holds the appliance's own per-worker counters over the
+	// window, per completed call (wakeups, spins, its thread's context
+	// switches), by metric name, when its /metrics has them.
+	Worker map[string]float64 `json:"appliance_worker_per_call,omitempty"`
+	// Options is the OPTIONS client's round trips during the load.
+	Options *OptionsStats `json:"options,omitempty"`
 	// SippCPUPct is every sipp (UACs and UASes) on the load core, % of
 	// it; UACMaxCPUPct the busiest UAC process.
 	SippCPUPct   float64 `json:"sipp_cpu_pct"`
@@ -105,16 +135,33 @@ type RatePoint struct {
 
 // ProxyRun is one proxy's sweep.
 type ProxyRun struct {
-	Proxy       string      `json:"proxy"`
-	Description string      `json:"description"`
-	Skipped     string      `json:"skipped,omitempty"`
-	Error       string      `json:"error,omitempty"`
-	Points      []RatePoint `json:"points"`
+	Proxy       string `json:"proxy"`
+	Port        string `json:"port,omitempty"` // appliance io.port
+	Wait        string `json:"wait,omitempty"` // appliance io.wait as written ("" none)
+	Description string `json:"description"`
+	// Idle is the proxy's use with no traffic, backends up.
+	Idle    *IdleUsage  `json:"idle,omitempty"`
+	Skipped string      `json:"skipped,omitempty"`
+	Error   string      `json:"error,omitempty"`
+	Points  []RatePoint `json:"points"`
 	// MaxCPS is the highest offered rate carried with under 0.1% failures.
 	MaxCPS float64 `json:"max_cps_under_0.1pct_failures"`
 	// LimitFound is false when the highest rate offered was still carried:
 	// MaxCPS is then a floor of the proxy's capacity, not its ceiling.
 	LimitFound bool `json:"limit_found"`
+}
+
+// IdleUsage is a proxy's use of the machine with no traffic, after it
+// started and its backends were up (the appliance still probes them).
+type IdleUsage struct {
+	Seconds float64 `json:"seconds"`
+	// CPUPct is schedstat time on CPU in % of one core; the issue's
+	// target is under 0.5 in the adaptive and block modes.
+	CPUPct float64 `json:"cpu_pct"`
+	// VolPerS and InvolPerS are context switches a second.
+	VolPerS   float64 `json:"voluntary_switches_per_s"`
+	InvolPerS float64 `json:"involuntary_switches_per_s"`
+	Threads   int     `json:"threads"`
 }
 
 // topo is where a proxy and its sipps live.
@@ -149,9 +196,14 @@ func RunE2E(ctx context.Context, g *Group, o E2EOptions) []ProxyRun {
 			}
 			one := o
 			one.Rates = []float64{rate}
+			one.idle = o.IdleWindow > 0 && out[i].Idle == nil
 			r := runProxy(ctx, g, one, o.Proxies[i])
 			run := &out[i]
 			run.Description, run.Skipped, run.Error = r.Description, r.Skipped, r.Error
+			run.Port, run.Wait = r.Port, r.Wait
+			if r.Idle != nil {
+				run.Idle = r.Idle
+			}
 			run.Points = append(run.Points, r.Points...)
 			switch {
 			case r.Skipped != "" || r.Error != "":
@@ -190,14 +242,20 @@ func (e errSkip) Error() string { return e.reason }
 
 func runProxy(ctx context.Context, g *Group, o E2EOptions, proxy string) (run ProxyRun) {
 	run.Proxy = proxy
+	v, err := ParseVariant(proxy)
+	if err != nil {
+		run.Error = err.Error()
+		return
+	}
+	run.Port = v.Port
 	dir := filepath.Join(o.Dir, proxy)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		run.Error = err.Error()
 		return
 	}
 	var t topo
-	switch proxy {
-	case Kamailio, ApplianceSocket:
+	switch v.Port {
+	case "", "socket":
 		t.proxy = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 0)
 		t.uacIP = netip.MustParseAddr("127.0.0.2")
 		t.uasIP = netip.MustParseAddr("127.0.0.3")
@@ -214,33 +272,35 @@ func runProxy(ctx context.Context, g *Group, o E2EOptions, proxy string) (run Pr
 				return
 			}
 		}
-	case ApplianceAFXDP:
-		v, err := NewNetns()
+	case "afxdp":
+		n, err := NewNetns()
 		if err != nil {
 			run.Error = err.Error()
 			return
 		}
 		defer func() {
-			if err := v.Close(); err != nil && run.Error == "" {
+			if err := n.Close(); err != nil && run.Error == "" {
 				run.Error = err.Error()
 			}
 		}()
-		t.ns, t.prefix, t.appIface = v.NS, v.Exec(), v.Host
-		t.proxy = netip.AddrPortFrom(v.HostIP, 5060)
-		t.uacIP, t.uasIP, t.pingFromIP = v.UACIP, v.UASIP, v.UACIP
+		t.ns, t.prefix, t.appIface = n.NS, n.Exec(), n.Host
+		port, err := freeWildcardUDPPort()
+		if err != nil {
+			run.Error = err.Error()
+			return
+		}
+		t.proxy = netip.AddrPortFrom(n.HostIP, port)
+		t.uacIP, t.uasIP, t.pingFromIP = n.UACIP, n.UASIP, n.UACIP
 		t.uasPorts = [2]int{5080, 5081}
 		// Resolve both namespace addresses in the host's neighbour table
 		// before XDP attaches, as an edge box has its neighbours resolved
 		// before traffic comes.
-		for _, ip := range []netip.Addr{v.UACIP, v.UASIP} {
-			if err := v.Resolve(ip, 3*time.Second); err != nil {
+		for _, ip := range []netip.Addr{n.UACIP, n.UASIP} {
+			if err := n.Resolve(ip, 3*time.Second); err != nil {
 				run.Error = err.Error()
 				return
 			}
 		}
-	default:
-		run.Error = fmt.Sprintf("harness: unknown proxy %q (want %s, %s or %s)", proxy, Kamailio, ApplianceSocket, ApplianceAFXDP)
-		return
 	}
 
 	// Backends first, so the proxy finds them up.
@@ -260,20 +320,23 @@ func runProxy(ctx context.Context, g *Group, o E2EOptions, proxy string) (run Pr
 
 	var pp *Proc
 	var tree bool
-	var err error
-	switch proxy {
-	case Kamailio:
+	if !v.Appliance() {
 		pp, err = startKamailio(g, o, dir, t)
 		tree = true
 		run.Description = fmt.Sprintf("Kamailio %s, stateless dispatcher (algorithm 0, Call-ID hash; forward()), %d children, taskset -c %d", kamailioVersion(), o.KamailioChildren, o.ProxyCore)
-	default:
-		pp, err = startAppliance(g, o, dir, &t, proxy)
-		if proxy == ApplianceSocket {
+	} else {
+		var ac applianceRun
+		ac, err = startAppliance(g, o, dir, &t, v, nil)
+		pp, run.Wait = ac.p, ac.wait
+		if v.Port == "socket" {
 			run.Description = fmt.Sprintf("sipedge appliance, io.port=socket on loopback, io.cores=[%d], taskset -c %d", o.ProxyCore, o.ProxyCore)
 		} else {
 			run.Description = fmt.Sprintf("sipedge appliance, io.port=afxdp on veth %s queue 0, io.cores=[%d], taskset -c %d; sipp in netns %s", t.appIface, o.ProxyCore, o.ProxyCore, t.ns)
 		}
-		if err == nil && hasGuard(o.Appliance) {
+		if err == nil {
+			run.Description += "; " + ac.waitNote
+		}
+		if err == nil && ac.guard {
 			run.Description += fmt.Sprintf("; guard on, the UAC address %s allow-listed as a trunk", t.uacIP)
 		}
 	}
@@ -287,6 +350,17 @@ func runProxy(ctx context.Context, g *Group, o E2EOptions, proxy string) (run Pr
 		return
 	}
 	defer pp.Stop(syscall.SIGTERM, 5*time.Second)
+
+	if o.idle {
+		o.Log("e2e %s: idle for %v (no traffic, backends up)", proxy, o.IdleWindow)
+		idle, err := measureIdle(ctx, pp.Pid(), tree, o.IdleWindow)
+		if err != nil {
+			run.Error = err.Error()
+			return
+		}
+		run.Idle = &idle
+		o.Log("e2e %s: idle CPU %.3f%% of a core, %.1f voluntary + %.1f involuntary switches/s", proxy, idle.CPUPct, idle.VolPerS, idle.InvolPerS)
+	}
 
 	for _, rate := range o.Rates {
 		if ctx.Err() != nil {
@@ -319,8 +393,8 @@ func runProxy(ctx context.Context, g *Group, o E2EOptions, proxy string) (run Pr
 			pt.Note = joinNote(pt.Note, applianceCounters(t.applianceAdmin))
 		}
 		pt.QuietWait = waited.Seconds()
-		o.Log("e2e %s: %.0f calls/s offered: %d completed, %d failed, %d retransmissions, %.1f completed/s, proxy CPU %.1f%% (its core busy %.0f%%), sipp %.0f%% (its core busy %.0f%%)%s",
-			proxy, rate, pt.Completed, pt.Failed, pt.Retransmissions, pt.CompletedCPS, pt.ProxyCPUPct, pt.ProxyCoreBusyPct, pt.SippCPUPct, pt.SippCoreBusyPct, limitedNote(pt))
+		o.Log("e2e %s: %.0f calls/s offered: %d completed, %d failed, %d retransmissions, %.1f completed/s, proxy CPU %.1f%% (its core busy %.0f%%) = %.1f us/call, %.2f+%.2f switches/call, sipp %.0f%% (its core busy %.0f%%)%s%s",
+			proxy, rate, pt.Completed, pt.Failed, pt.Retransmissions, pt.CompletedCPS, pt.ProxyCPUPct, pt.ProxyCoreBusyPct, pt.CPUUsPerCall, pt.VolPerCall, pt.InvolPerCall, pt.SippCPUPct, pt.SippCoreBusyPct, limitedNote(pt), optionsNote(pt.Options))
 		run.Points = append(run.Points, pt)
 	}
 	return run
@@ -331,6 +405,37 @@ func joinNote(a, b string) string {
 		return a + b
 	}
 	return a + "; " + b
+}
+
+func optionsNote(s *OptionsStats) string {
+	if s == nil {
+		return ""
+	}
+	return fmt.Sprintf("; OPTIONS %d/%d answered, p50 %.2f ms, p99 %.2f ms", s.Answered, s.Sent, s.P50Ms, s.P99Ms)
+}
+
+// measureIdle samples a proxy with no traffic for window, after a second
+// for it to settle.
+func measureIdle(ctx context.Context, pid int, tree bool, window time.Duration) (IdleUsage, error) {
+	if err := sleepCtx(ctx, time.Second); err != nil {
+		return IdleUsage{}, err
+	}
+	a, err := ReadUsage(pid, tree)
+	if err != nil {
+		return IdleUsage{}, err
+	}
+	t0 := time.Now()
+	if err := sleepCtx(ctx, window); err != nil {
+		return IdleUsage{}, err
+	}
+	b, err := ReadUsage(pid, tree)
+	if err != nil {
+		return IdleUsage{}, err
+	}
+	secs := time.Since(t0).Seconds()
+	d := b.Sub(a)
+	return IdleUsage{Seconds: secs, CPUPct: 100 * float64(d.CPUNs) / 1e9 / secs,
+		VolPerS: float64(d.Voluntary) / secs, InvolPerS: float64(d.Involuntary) / secs, Threads: b.Threads}, nil
 }
 
 func limitedNote(p RatePoint) string {
@@ -384,10 +489,19 @@ func measure(ctx context.Context, g *Group, o E2EOptions, dir string, t topo, ra
 	warm := o.Duration / 5
 	end := o.Duration - min(o.Duration/10, 500*time.Millisecond)
 	var cores [2][]CoreTimes
-	sample := func() (proxy float64, sipps []float64, at time.Time, err error) {
+	var worker [2]map[string]float64
+	sample := func() (proxy Usage, sipps []float64, at time.Time, err error) {
 		at = time.Now()
-		if proxy, err = CPUSeconds(proxyPid, tree); err != nil {
+		if proxy, err = ReadUsage(proxyPid, tree); err != nil {
 			return
+		}
+		if t.applianceAdmin != "" {
+			w := workerCounters(t.applianceAdmin)
+			if worker[0] == nil {
+				worker[0] = w
+			} else {
+				worker[1] = w
+			}
 		}
 		ct, err := ReadCoreTimes(o.ProxyCore, o.SippCore)
 		if err != nil {
@@ -411,6 +525,18 @@ func measure(ctx context.Context, g *Group, o E2EOptions, dir string, t topo, ra
 	if err := sleepCtx(ctx, time.Until(start.Add(warm))); err != nil {
 		return pt, err
 	}
+	var oc *OptionsClient
+	if o.OptionsRate > 0 {
+		var err error
+		if oc, err = StartOptions(t.ns, t.pingFromIP, t.proxy, o.OptionsRate); err != nil {
+			return pt, err
+		}
+		defer func() {
+			if oc != nil {
+				oc.Stop()
+			}
+		}()
+	}
 	p0, s0, t0, err := sample()
 	if err != nil {
 		return pt, err
@@ -422,8 +548,16 @@ func measure(ctx context.Context, g *Group, o E2EOptions, dir string, t topo, ra
 	if err != nil {
 		return pt, err
 	}
+	if oc != nil {
+		st := oc.Stop()
+		oc = nil
+		pt.Options = &st
+	}
 	win := t1.Sub(t0).Seconds()
-	pt.ProxyCPUPct = 100 * (p1 - p0) / win
+	du := p1.Sub(p0)
+	pt.ProxyCPUPct = 100 * float64(du.CPUNs) / 1e9 / win
+	pt.ProxyTickCPUPct = 100 * float64(du.Ticks) / clockTicks / win
+	pt.ProxyThreads = p1.Threads
 	pt.ProxyCoreBusyPct = BusyPct(cores[0][0], cores[1][0])
 	pt.SippCoreBusyPct = BusyPct(cores[0][1], cores[1][1])
 	for i := range s1 {
@@ -465,7 +599,20 @@ func measure(ctx context.Context, g *Group, o E2EOptions, dir string, t topo, ra
 	pt.FailurePct = 100 * float64(pt.Failed) / float64(pt.Calls)
 	pt.CompletedCPS = float64(pt.Completed) / gen
 	if pt.CompletedCPS > 0 {
+		// calls completed in the window, at the run's completion rate
+		calls := pt.CompletedCPS * win
 		pt.CPUSecPer1000 = pt.ProxyCPUPct / 100 / pt.CompletedCPS * 1000
+		pt.CPUUsPerCall = pt.CPUSecPer1000 * 1000
+		pt.VolPerCall = float64(du.Voluntary) / calls
+		pt.InvolPerCall = float64(du.Involuntary) / calls
+		if worker[0] != nil && worker[1] != nil {
+			pt.Worker = map[string]float64{}
+			for k, v := range worker[1] {
+				if v0, ok := worker[0][k]; ok && v >= v0 {
+					pt.Worker[k] = (v - v0) / calls
+				}
+			}
+		}
 	}
 	// sipp is the limit when its core is saturated, or when it could not
 	// create calls at the rate asked while the proxy had room to spare.
@@ -600,84 +747,212 @@ func waitReady(p *Proc, t topo, within time.Duration) error {
 	return fmt.Errorf("harness: %s never answered OPTIONS on %s within %v:\n%s", p.Name, t.proxy, within, p.Tail(2000))
 }
 
+// applianceKeys is the effective default configuration the appliance
+// binary prints (`appliance check`), read once per binary: it tells which
+// sections and keys this build knows.
+func applianceKeys(appliance string) string {
+	keysMu.Lock()
+	defer keysMu.Unlock()
+	if v, ok := keysCache[appliance]; ok {
+		return v
+	}
+	out, _ := execOutput(appliance, "check")
+	keysCache[appliance] = out
+	return out
+}
+
+var (
+	keysMu    sync.Mutex
+	keysCache = map[string]string{}
+)
+
 // hasGuard reports whether the appliance binary has the [guard] stage
 // with an allow-list: its effective default configuration says so.
 func hasGuard(appliance string) bool {
-	out, _ := execOutput(appliance, "check")
+	out := applianceKeys(appliance)
 	return strings.Contains(out, "\n[guard]\n") && strings.Contains(out, "\nallow = ")
+}
+
+// knowsIOKey reports whether the binary's [io] section has key (the wait
+// modes of issue 10 land as [io] wait, spin, batch_delay, busy_poll).
+func knowsIOKey(appliance, key string) bool {
+	out := applianceKeys(appliance)
+	i := strings.Index(out, "\n[io]\n")
+	if i < 0 {
+		return false
+	}
+	sec := out[i+6:]
+	if j := strings.Index(sec, "\n["); j >= 0 {
+		sec = sec[:j]
+	}
+	return strings.Contains("\n"+sec, "\n"+key+" = ")
+}
+
+// appExtra is what the capacity part changes in the appliance's
+// configuration.
+type appExtra struct {
+	allow         []string // guard allow-list (default: the UAC address)
+	probeInterval string   // default "1s"
+	probeTimeout  string   // default "500ms"
+	// noBackendWait: the backends never answer (sockets never read), so
+	// do not wait for answered probes.
+	noBackendWait bool
 }
 
 // applianceConfig is the configuration the harness runs the appliance on.
 // With guard, the sipp UAC address is allow-listed as the trunk it is
 // (thousands of calls/s from one address), as the demo does; the guard
-// stage still runs.
-func applianceConfig(o E2EOptions, t topo, proxy string, guard bool) string {
+// stage still runs. wait is the io.wait written ("" none).
+func applianceConfig(o E2EOptions, t topo, v Variant, guard bool, wait string, x *appExtra) string {
+	if x == nil {
+		x = &appExtra{}
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "# written by the sipedge benchmark harness for the %s run\n", proxy)
-	fmt.Fprintf(&b, "[node]\nname = \"bench\"\naddresses = [%q]\nsecret = \"sipedge-bench-harness-secret-0123456789\"\n\n", t.proxy.Addr())
-	b.WriteString("[io]\n")
-	if proxy == ApplianceAFXDP {
-		fmt.Fprintf(&b, "port = \"afxdp\"\ninterface = %q\nqueues = [0]\n", t.appIface)
+	fmt.Fprintf(&b, "# written by the sipedge benchmark harness for the %s run\n", v.Name)
+	fmt.Fprintf(&b, "[node]\nname = \"bench\"\naddresses = [%q]\nsecret = %q\n\n", t.proxy.Addr(), benchSecret)
+	// [io] in order; -appliance-io keys replace the harness's own or
+	// follow them
+	var io [][2]string
+	if v.Port == "afxdp" {
 		// 4 MiB of UMEM: fits the 8 MiB RLIMIT_MEMLOCK many machines
 		// give root, and holds far more frames than sipp keeps in flight.
-		b.WriteString("frame_size = 2048\nframe_count = 2048\nrx_ring = 1024\ntx_ring = 1024\nfill_ring = 1024\ncomp_ring = 1024\n")
+		io = append(io, [2]string{"port", `"afxdp"`}, [2]string{"interface", strconv.Quote(t.appIface)}, [2]string{"queues", "[0]"},
+			[2]string{"frame_size", "2048"}, [2]string{"frame_count", "2048"}, [2]string{"rx_ring", "1024"}, [2]string{"tx_ring", "1024"},
+			[2]string{"fill_ring", "1024"}, [2]string{"comp_ring", "1024"})
 	} else {
-		b.WriteString("port = \"socket\"\n")
+		io = append(io, [2]string{"port", `"socket"`})
 	}
-	fmt.Fprintf(&b, "listen = %q\ncores = [%d]\n\n", t.proxy, o.ProxyCore)
-	fmt.Fprintf(&b, "[admin]\nlisten = %q\n\n", t.applianceAdmin)
+	io = append(io, [2]string{"listen", strconv.Quote(t.proxy.String())}, [2]string{"cores", fmt.Sprintf("[%d]", o.ProxyCore)})
+	if wait != "" {
+		io = append(io, [2]string{"wait", strconv.Quote(wait)})
+	}
+	for _, kv := range o.ApplianceIO {
+		val := tomlValue(kv[1])
+		i := slices.IndexFunc(io, func(e [2]string) bool { return e[0] == kv[0] })
+		if i >= 0 {
+			io[i][1] = val
+		} else {
+			io = append(io, [2]string{kv[0], val})
+		}
+	}
+	b.WriteString("[io]\n")
+	for _, kv := range io {
+		fmt.Fprintf(&b, "%s = %s\n", kv[0], kv[1])
+	}
+	fmt.Fprintf(&b, "\n[admin]\nlisten = %q\n\n", t.applianceAdmin)
 	b.WriteString("[dispatcher]\n")
 	for _, port := range t.uasPorts {
 		fmt.Fprintf(&b, "[[dispatcher.backends]]\naddress = \"%s:%d\"\n", t.uasIP, port)
 	}
-	b.WriteString("\n[dispatcher.probe]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\n")
+	interval, timeout := cmp.Or(x.probeInterval, "1s"), cmp.Or(x.probeTimeout, "500ms")
+	fmt.Fprintf(&b, "\n[dispatcher.probe]\ninterval = %q\ntimeout = %q\n\n", interval, timeout)
 	if guard {
-		fmt.Fprintf(&b, "[guard]\nallow = [%q]\n\n", t.uacIP)
+		allow := x.allow
+		if len(allow) == 0 {
+			allow = []string{t.uacIP.String()}
+		}
+		fmt.Fprintf(&b, "[guard]\nallow = [")
+		for i, a := range allow {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%q", a)
+		}
+		b.WriteString("]\n\n")
 	}
 	b.WriteString("[log]\nlevel = \"info\"\n")
 	return b.String()
 }
 
+// tomlValue writes v as a TOML integer, boolean or array when it reads as
+// one, else as a string ("50us", "auto").
+func tomlValue(v string) string {
+	if _, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return v
+	}
+	if v == "true" || v == "false" || strings.HasPrefix(v, "[") {
+		return v
+	}
+	return strconv.Quote(v)
+}
+
+// benchSecret is the appliance's [node] secret in every harness run; the
+// capacity part's sipgen capture is keyed with it so that the appliance
+// recognises the branches of the backends' responses as its own.
+const benchSecret = "sipedge-bench-harness-secret-0123456789"
+
 // notBuilt is what the appliance says on a branch without the daemon.
 const notBuilt = "daemon is not built yet"
 
-func startAppliance(g *Group, o E2EOptions, dir string, t *topo, proxy string) (*Proc, error) {
-	if _, err := os.Stat(o.Appliance); err != nil {
-		return nil, fmt.Errorf("harness: appliance binary %s: %w (run make build first, or give -appliance)", o.Appliance, err)
+// applianceRun is a started appliance and what was chosen for it.
+type applianceRun struct {
+	p        *Proc
+	wait     string // io.wait written, "" none
+	waitNote string // for the description
+	guard    bool
+}
+
+// waitFor decides the io.wait to write for v: the variant's mode when the
+// binary knows the key; without it (before issue 10) "adaptive" runs with
+// the binary's only mode, and the other modes are skipped.
+func waitFor(appliance string, v Variant) (wait, note string, err error) {
+	switch {
+	case v.Wait == "":
+		return "", "io.wait not set (the binary's default)", nil
+	case knowsIOKey(appliance, "wait"):
+		return v.Wait, "io.wait=" + v.Wait, nil
+	case v.Wait == "adaptive":
+		return "", "this appliance binary has no [io] wait key (before issue 10): it ran its only wait mode (Go's netpoller) in place of adaptive", nil
 	}
+	return "", "", errSkip{fmt.Sprintf("this appliance binary has no [io] wait key (before issue 10): wait mode %q cannot be chosen", v.Wait)}
+}
+
+func startAppliance(g *Group, o E2EOptions, dir string, t *topo, v Variant, x *appExtra) (applianceRun, error) {
+	var ar applianceRun
+	if _, err := os.Stat(o.Appliance); err != nil {
+		return ar, fmt.Errorf("harness: appliance binary %s: %w (run make build first, or give -appliance)", o.Appliance, err)
+	}
+	wait, note, err := waitFor(o.Appliance, v)
+	if err != nil {
+		return ar, err
+	}
+	ar.wait, ar.waitNote, ar.guard = wait, note, hasGuard(o.Appliance)
 	admin, err := freeTCPAddr("127.0.0.1")
 	if err != nil {
-		return nil, err
+		return ar, err
 	}
 	t.applianceAdmin = admin
 	cfg := filepath.Join(dir, "appliance.toml")
-	if err := os.WriteFile(cfg, []byte(applianceConfig(o, *t, proxy, hasGuard(o.Appliance))), 0o644); err != nil {
-		return nil, err
+	if err := os.WriteFile(cfg, []byte(applianceConfig(o, *t, v, ar.guard, wait, x)), 0o644); err != nil {
+		return ar, err
 	}
 	p, err := g.Start(dir, "appliance", "taskset", "-c", strconv.Itoa(o.ProxyCore), o.Appliance, "run", "-c", cfg)
 	if err != nil {
-		return nil, err
+		return ar, err
 	}
 	select {
 	case <-p.Done():
 		if tail := p.Tail(2000); strings.Contains(tail, notBuilt) {
-			return nil, errSkip{"appliance run: " + strings.TrimSpace(tail)}
+			return ar, errSkip{"appliance run: " + strings.TrimSpace(tail)}
 		}
 	case <-time.After(300 * time.Millisecond):
 	}
 	if err := waitReady(p, *t, 20*time.Second); err != nil {
 		if strings.Contains(p.Tail(2000), notBuilt) {
 			p.Stop(syscall.SIGKILL, 0)
-			return nil, errSkip{"appliance run: " + strings.TrimSpace(p.Tail(2000))}
+			return ar, errSkip{"appliance run: " + strings.TrimSpace(p.Tail(2000))}
 		}
 		p.Stop(syscall.SIGTERM, 3*time.Second)
-		return nil, err
+		return ar, err
 	}
-	if err := waitBackendsUp(admin, 10*time.Second); err != nil {
-		p.Stop(syscall.SIGTERM, 3*time.Second)
-		return nil, fmt.Errorf("%w\n%s", err, p.Tail(1500))
+	if x == nil || !x.noBackendWait {
+		if err := waitBackendsUp(admin, 10*time.Second); err != nil {
+			p.Stop(syscall.SIGTERM, 3*time.Second)
+			return ar, fmt.Errorf("%w\n%s", err, p.Tail(1500))
+		}
 	}
-	return p, nil
+	ar.p = p
+	return ar, nil
 }
 
 // applianceCounters summarises the appliance's own view of a failing rate

@@ -16,7 +16,7 @@ import (
 type Options struct {
 	Check bool // the short mode of make test
 
-	Parts []string // "parse", "pipeline", "e2e" (default all)
+	Parts []string // "parse", "pipeline", "e2e", "capacity" (default all)
 
 	Repo string // the sipedge checkout (default: the parent of the bench folder)
 	Bin  string // folder of the built appliance, sipgen, sipreplay (default Repo/bin)
@@ -26,6 +26,7 @@ type Options struct {
 	PipelineCalls   int
 	PipelineWorkers []int
 	E2E             E2EOptions
+	Capacity        CapacityOptions
 
 	// Keep leaves the scratch folder (configs, logs, sipp statistics) in
 	// place and names it on stderr.
@@ -41,15 +42,31 @@ type Options struct {
 func CheckDefaults() E2EOptions {
 	return E2EOptions{Rates: []float64{100}, Duration: 3 * time.Second, UACMaxRate: 1500,
 		StopFailPct: 10, ProxyCore: 1, SippCore: 0, KamailioChildren: 2,
-		Proxies: []string{Kamailio, ApplianceSocket, ApplianceAFXDP}}
+		IdleWindow: time.Second, OptionsRate: 20,
+		Proxies: []string{Kamailio, "appliance-socket-adaptive", "appliance-afxdp-adaptive"}}
 }
 
-// FullDefaults is make bench's sweep.
+// FullDefaults is make bench's sweep: Kamailio and the appliance on both
+// ports in every wait mode, at rates from light to heavy.
 func FullDefaults() E2EOptions {
-	return E2EOptions{Rates: []float64{500, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 10000}, Duration: 10 * time.Second,
+	return E2EOptions{Rates: []float64{100, 1000, 2000, 5000, 8000}, Duration: 10 * time.Second,
 		UACMaxRate: 1500, StopFailPct: 10, ProxyCore: 1, SippCore: 0, KamailioChildren: 2,
-		QuietWait: 10 * time.Second, QuietBusyPct: 30,
-		Proxies: []string{Kamailio, ApplianceSocket, ApplianceAFXDP}}
+		QuietWait: 10 * time.Second, QuietBusyPct: 30, IdleWindow: 5 * time.Second, OptionsRate: 20,
+		Proxies: append([]string{Kamailio}, ApplianceVariants()...)}
+}
+
+// CapacityCheckDefaults and CapacityFullDefaults are the capacity part's
+// settings in the two modes.
+func CapacityCheckDefaults() CapacityOptions {
+	return CapacityOptions{Proxies: []string{"appliance-socket-adaptive", "appliance-afxdp-adaptive"},
+		Rates: []float64{2000}, Calls: 2000, Callers: 20, StopLossPct: 5, ProxyCore: 1, LoadCore: 0}
+}
+
+// CapacityFullDefaults: 100,000 calls per replay, from 10,000 to 40,000
+// calls/s, every appliance variant.
+func CapacityFullDefaults() CapacityOptions {
+	return CapacityOptions{Proxies: ApplianceVariants(),
+		Rates: []float64{10000, 15000, 20000, 25000, 30000, 40000}, Calls: 100000, Callers: 200, StopLossPct: 5, ProxyCore: 1, LoadCore: 0}
 }
 
 // Run runs the parts and writes the reports. It returns the results and
@@ -71,7 +88,10 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 	r.Notes = append(r.Notes,
 		fmt.Sprintf("Every proxy is pinned to CPU %d (appliance: io.cores=[%d] and taskset; Kamailio: taskset over all its processes) and every sipp (UAC and both UAS) to CPU %d, so each side has one core of this %d-core machine.",
 			o.E2E.ProxyCore, o.E2E.ProxyCore, o.E2E.SippCore, runtime.NumCPU()),
-		"Proxy CPU % is utime+stime from /proc over the steady window (after the first fifth of each rate's run), all threads, and for Kamailio all processes of its tree; 100% is one core.",
+		"Proxy CPU is exact: the sum of the first field of /proc/PID/task/*/schedstat (ns on CPU) over every thread, and for Kamailio over every process of its tree, over the steady window (after the first fifth of each rate's run to just before its end); 100% is one core. CPU per call divides it by the calls completed in that window (at the run's completion rate). utime+stime is kept in the JSON (proxy_tick_cpu_pct) for comparison only.",
+		"Context switches per call: voluntary_ctxt_switches and nonvoluntary_ctxt_switches of /proc/PID/task/*/status, summed the same way over the same window, over the calls completed in it. A thread that exits inside the window takes its counts with it (the proxies keep their threads).",
+		fmt.Sprintf("OPTIONS: while the calls run, the harness's own client sends %.0f OPTIONS a second (unique Call-ID, so both backends get them; Request-URI sip:options@PROXY, routed to the dispatcher like sipp's INVITEs) from the UAC address and times each request to its 200 (sipp UAS, -aa); an answer later than %v is lost.", o.E2E.OptionsRate, optionsTimeout),
+		fmt.Sprintf("Idle: each proxy's CPU with no traffic, measured once per proxy for %v, a second after it answered and its backends were up (the appliance still probes each backend every second).", o.E2E.IdleWindow),
 		fmt.Sprintf("A rate is carried when under %.1f%% of its calls fail (sipp failures plus calls never finished). A rate that fails is run once more and the second run is kept (the note says so): on a shared machine one burst of someone else's work should not end a sweep.", MaxFailurePct),
 		"The sweep goes rate by rate: at each rate every proxy is started afresh, loaded and stopped, taking turns to go first, so a burst of someone else's work on this shared machine does not land on one proxy's whole sweep.",
 		"Before each rate the harness waits (bounded) for both cores to be under 30% busy; a point where other programs still used 25% or more of a core is marked contended.",
@@ -153,9 +173,42 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 					// A loaded machine may fail some calls; none at all
 					// through a proxy means the set-up is broken.
 					failures = append(failures, fmt.Sprintf("e2e %s: no call completed at %v calls/s: see the failures in the report", p.Proxy, e.Rates))
+				case o.Check && e.OptionsRate > 0 && optionsAnswered(p) == 0:
+					failures = append(failures, fmt.Sprintf("e2e %s: no OPTIONS answered with 200 through the proxy", p.Proxy))
+				case o.Check && e.IdleWindow > 0 && p.Idle == nil:
+					failures = append(failures, fmt.Sprintf("e2e %s: no idle measurement", p.Proxy))
 				}
 			}
 			r.Summarize()
+		}
+	}
+	if want["capacity"] && ctx.Err() == nil {
+		c := o.Capacity
+		c.Dir, c.Log = work, logf
+		if c.Appliance == "" {
+			c.Appliance = filepath.Join(o.Bin, "appliance")
+		}
+		c.Sipgen, c.Sipreplay = filepath.Join(o.Bin, "sipgen"), filepath.Join(o.Bin, "sipreplay")
+		if c.ApplianceIO == nil {
+			c.ApplianceIO = o.E2E.ApplianceIO
+		}
+		g := &Group{}
+		stop := context.AfterFunc(ctx, g.KillAll)
+		r.Capacity = RunCapacity(ctx, g, c)
+		stop()
+		g.KillAll()
+		if r.Capacity.Error != "" {
+			failures = append(failures, "capacity: "+r.Capacity.Error)
+		}
+		for _, run := range r.Capacity.Runs {
+			switch {
+			case run.Skipped != "":
+				logf("capacity %s: skipped: %s", run.Proxy, run.Skipped)
+			case run.Error != "":
+				failures = append(failures, fmt.Sprintf("capacity %s: %s", run.Proxy, run.Error))
+			case o.Check && forwarded(run) == 0:
+				failures = append(failures, fmt.Sprintf("capacity %s: the appliance forwarded nothing of the replay", run.Proxy))
+			}
 		}
 	}
 	if ctx.Err() != nil {
@@ -173,6 +226,24 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 		return r, fmt.Errorf("harness: %s", strings.Join(failures, "\n"))
 	}
 	return r, nil
+}
+
+func optionsAnswered(p ProxyRun) int {
+	n := 0
+	for _, pt := range p.Points {
+		if pt.Options != nil {
+			n += pt.Options.Answered
+		}
+	}
+	return n
+}
+
+func forwarded(r CapacityRun) uint64 {
+	var n uint64
+	for _, p := range r.Points {
+		n += p.Forwarded
+	}
+	return n
 }
 
 func completed(p ProxyRun) int {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"syscall"
@@ -197,31 +198,98 @@ func TestParseHMS(t *testing.T) {
 	}
 }
 
+// configKnowsIOKey reports whether this checkout's config package has an
+// [io] key (issue 10's wait lands there).
+func configKnowsIOKey(key string) bool {
+	rt := reflect.TypeOf(config.IO{})
+	for i := range rt.NumField() {
+		if strings.Split(rt.Field(i).Tag.Get("toml"), ",")[0] == key {
+			return true
+		}
+	}
+	return false
+}
+
 // TestApplianceConfig runs the configurations the harness writes through
-// the appliance's own parser and validator.
+// the appliance's own parser and validator: every variant, with and
+// without guard, and the capacity part's.
 func TestApplianceConfig(t *testing.T) {
 	o := FullDefaults()
-	for _, proxy := range []string{ApplianceSocket, ApplianceAFXDP} {
+	waits := []string{""}
+	if configKnowsIOKey("wait") {
+		waits = append(waits, WaitModes...)
+	}
+	for _, proxy := range ApplianceVariants() {
+		v, err := ParseVariant(proxy)
+		if err != nil {
+			t.Fatal(err)
+		}
 		tp := topo{proxy: netip.MustParseAddrPort("127.0.0.1:15060"), uasIP: netip.MustParseAddr("127.0.0.3"), uacIP: netip.MustParseAddr("127.0.0.2"),
 			uasPorts: [2]int{15080, 15081}, appIface: "lo", applianceAdmin: "127.0.0.1:19060"}
-		text := applianceConfig(o, tp, proxy, false)
-		if g := applianceConfig(o, tp, proxy, true); !strings.Contains(g, "[guard]\nallow = [\"127.0.0.2\"]") {
+		if g := applianceConfig(o, tp, v, true, "", nil); !strings.Contains(g, "[guard]\nallow = [\"127.0.0.2\"]") {
 			t.Errorf("%s: no allow-listed UAC with guard:\n%s", proxy, g)
 		}
-		c, warns, err := config.Parse([]byte(text), proxy+".toml")
+		capx := &appExtra{allow: []string{"127.0.0.0/8", "100.64.1.0/24"}, probeInterval: "1h", probeTimeout: "1s", noBackendWait: true}
+		if g := applianceConfig(o, tp, v, true, "", capx); !strings.Contains(g, "allow = [\"127.0.0.0/8\", \"100.64.1.0/24\"]") || !strings.Contains(g, "interval = \"1h\"") {
+			t.Errorf("%s: capacity configuration lacks its allow-list or hourly probes:\n%s", proxy, g)
+		}
+		for _, wait := range waits {
+			for _, x := range []*appExtra{nil, capx} {
+				text := applianceConfig(o, tp, v, hasGuardConfig(), wait, x)
+				c, warns, err := config.Parse([]byte(text), proxy+".toml")
+				if err != nil {
+					t.Fatalf("%s: %v\n%s", proxy, err, text)
+				}
+				if len(warns) > 0 {
+					t.Errorf("%s: warnings %v", proxy, warns)
+				}
+				if err := c.Validate(nil); err != nil {
+					t.Fatalf("%s: %v\n%s", proxy, err, text)
+				}
+				if c.IO.Port != v.Port || len(c.IO.Cores) != 1 || c.IO.Cores[0] != o.ProxyCore || len(c.Dispatcher.Backends) != 2 {
+					t.Fatalf("%s: io %+v, %d backends", proxy, c.IO, len(c.Dispatcher.Backends))
+				}
+			}
+		}
+		// -appliance-io replaces the harness's own keys and adds others
+		ox := o
+		ox.ApplianceIO = [][2]string{{"frame_count", "4096"}, {"poll_interval", "20ms"}}
+		text := applianceConfig(ox, tp, v, false, "", nil)
+		c, _, err := config.Parse([]byte(text), proxy+".toml")
 		if err != nil {
-			t.Fatalf("%s: %v\n%s", proxy, err, text)
+			t.Fatalf("%s with -appliance-io: %v\n%s", proxy, err, text)
 		}
-		if len(warns) > 0 {
-			t.Errorf("%s: warnings %v", proxy, warns)
+		if c.IO.FrameCount != 4096 || c.IO.PollInterval.Std() != 20*time.Millisecond || strings.Count(text, "frame_count") > 1 {
+			t.Fatalf("%s: -appliance-io not applied: %+v\n%s", proxy, c.IO, text)
 		}
-		if err := c.Validate(nil); err != nil {
-			t.Fatalf("%s: %v\n%s", proxy, err, text)
+	}
+}
+
+// hasGuardConfig: this checkout's configuration has [guard] allow.
+func hasGuardConfig() bool {
+	_, ok := reflect.TypeOf(config.Config{}).FieldByName("Guard")
+	return ok
+}
+
+func TestParseVariant(t *testing.T) {
+	for name, want := range map[string]Variant{
+		"kamailio":                  {Name: "kamailio"},
+		"appliance-socket":          {Name: "appliance-socket", Port: "socket"},
+		"appliance-afxdp-busy":      {Name: "appliance-afxdp-busy", Port: "afxdp", Wait: "busy"},
+		"appliance-socket-adaptive": {Name: "appliance-socket-adaptive", Port: "socket", Wait: "adaptive"},
+	} {
+		got, err := ParseVariant(name)
+		if err != nil || got != want {
+			t.Errorf("ParseVariant(%q) = %+v, %v; want %+v", name, got, err, want)
 		}
-		wantPort := map[string]string{ApplianceSocket: "socket", ApplianceAFXDP: "afxdp"}[proxy]
-		if c.IO.Port != wantPort || len(c.IO.Cores) != 1 || c.IO.Cores[0] != o.ProxyCore || len(c.Dispatcher.Backends) != 2 {
-			t.Fatalf("%s: io %+v, %d backends", proxy, c.IO, len(c.Dispatcher.Backends))
+	}
+	for _, bad := range []string{"", "appliance", "appliance-pcap", "appliance-socket-spin", "kamailio-busy", "appliance-afxdp-block-x"} {
+		if _, err := ParseVariant(bad); err == nil {
+			t.Errorf("ParseVariant(%q) accepted it", bad)
 		}
+	}
+	if n := len(ApplianceVariants()); n != 6 {
+		t.Fatalf("%d appliance variants, want 6", n)
 	}
 }
 
@@ -266,13 +334,26 @@ func TestSippScenarios(t *testing.T) {
 
 func TestSummarize(t *testing.T) {
 	pt := func(rate float64, failPct, cpu1000 float64, limited bool) RatePoint {
-		return RatePoint{OfferedCPS: rate, FailurePct: failPct, CPUSecPer1000: cpu1000, CompletedCPS: rate, ProxyCPUPct: cpu1000 * rate / 10, SippLimited: limited}
+		return RatePoint{OfferedCPS: rate, FailurePct: failPct, CPUSecPer1000: cpu1000, CPUUsPerCall: cpu1000 * 1000, CompletedCPS: rate,
+			ProxyCPUPct: cpu1000 * rate / 10, SippLimited: limited, VolPerCall: cpu1000 * 10, InvolPerCall: 0.5,
+			Options: &OptionsStats{Sent: 40, Answered: 40, P50Ms: cpu1000, P99Ms: cpu1000 * 4}}
 	}
+	const ApplianceSocket, ApplianceAFXDP = "appliance-socket-adaptive", "appliance-afxdp-busy"
 	r := &Results{E2E: []ProxyRun{
 		{Proxy: Kamailio, Points: []RatePoint{pt(1000, 0, 0.25, false), pt(2000, 0.05, 0.2, false), pt(4000, 12, 0.2, false)}},
 		{Proxy: ApplianceSocket, Points: []RatePoint{pt(1000, 0, 0.2, false), pt(2000, 0, 0.1, false), pt(4000, 0, 0.1, true)}},
 		{Proxy: ApplianceAFXDP, Skipped: "no daemon"},
 	}}
+	r.E2E[0].Idle = &IdleUsage{Seconds: 5, CPUPct: 0.2}
+	r.E2E[1].Idle = &IdleUsage{Seconds: 5, CPUPct: 0.7}
+	r.E2E[1].Wait = "adaptive"
+	r.Capacity = &CapacityPart{Calls: 100, Runs: []CapacityRun{{Proxy: ApplianceSocket, Port: "socket", Wait: "adaptive", DatagramsPerCall: 7,
+		Points: []CapacityPoint{{OfferedCPS: 10000, AchievedCPS: 9990, Sent: 700, Forwarded: 700, NsPerForwarded: 8000},
+			{OfferedCPS: 20000, AchievedCPS: 19000, Sent: 700, Forwarded: 600, Lost: 100, LossPct: 14.3, Drops: map[string]uint64{"no_tx_buffer": 3}}}}}}
+	r.Capacity.Runs[0].MaxCPS, r.Capacity.Runs[0].LimitFound = capacityMax(r.Capacity.Runs[0].Points)
+	if r.Capacity.Runs[0].MaxCPS != 9990 || !r.Capacity.Runs[0].LimitFound {
+		t.Fatalf("capacity max %v limit %v", r.Capacity.Runs[0].MaxCPS, r.Capacity.Runs[0].LimitFound)
+	}
 	for i := range r.E2E {
 		r.E2E[i].MaxCPS = maxCarried(r.E2E[i].Points)
 		if n := len(r.E2E[i].Points); n > 0 {
@@ -299,10 +380,16 @@ func TestSummarize(t *testing.T) {
 	if !contains(s.SippLimited, ApplianceSocket) {
 		t.Fatalf("sipp-limited: %v", s.SippLimited)
 	}
+	pr := s.PerRate[ApplianceSocket]
+	if len(pr) != 3 || pr[1].CPS != 2000 || pr[1].CPUPerCall != 0.5 || pr[1].P99DiffMs == nil || *pr[1].P99DiffMs != 0.4-0.8 || pr[2].Carried {
+		t.Fatalf("per-rate ratios %+v", pr)
+	}
 	var md bytes.Buffer
 	r.Mode, r.Date = "check", "2026-01-01T00-00-00Z"
 	r.WriteMarkdown(&md)
-	for _, want := range []string{"| kamailio | 4000 |", "skipped: no daemon", ">= 4000", "highest rate x2.00", "CPU per call x0.50 at 2000 CPS (the highest rate both carried)", "sipp was the limit for: appliance-socket"} {
+	for _, want := range []string{"| kamailio | 4000 |", "skipped: no daemon", ">= 4000", "highest rate x2.00", "CPU per call x0.50 at 2000 CPS (the highest rate both carried)", "sipp was the limit for: appliance-socket",
+		"| appliance-socket-adaptive | 200 (x0.80) | 100 (x0.50) |", "1.00 + 0.50 (x0.60)", "0.10 / 0.40 (-0.40)", "| appliance-socket-adaptive | 0.700 |", "NOT met",
+		"| appliance-socket-adaptive | socket | adaptive | 9990 |", "no_tx_buffer=3"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md.String())
 		}
@@ -316,11 +403,11 @@ func TestSummarize(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil || len(back.E2E) != 3 || back.Summary.CommonCPS != 2000 {
 		t.Fatalf("JSON round trip: %v %+v", err, back.Summary)
 	}
-	png1, png2 := filepath.Join(dir, "t.png"), filepath.Join(dir, "c.png")
-	if err := r.WritePlots(png1, png2); err != nil {
+	if err := r.WritePlots(filepath.Join(dir, "r")); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{png1, png2} {
+	for _, n := range PlotNames {
+		p := filepath.Join(dir, "r-"+n+".png")
 		b, err := os.ReadFile(p)
 		if err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) {
 			t.Fatalf("%s is not a PNG: %v", p, err)

@@ -100,6 +100,15 @@ func freeUDPPort(ip netip.Addr) (int, error) {
 	return c.LocalAddr().(*net.UDPAddr).Port, nil
 }
 
+// freeWildcardUDPPort returns a UDP port free on 0.0.0.0 right now: the
+// afxdp port's slow-path socket binds its listen port on every address of
+// the interface, which fails while any other program holds that port on
+// any address (another 5060 on this shared machine).
+func freeWildcardUDPPort() (uint16, error) {
+	p, err := freeUDPPort(netip.IPv4Unspecified())
+	return uint16(p), err
+}
+
 // freeTCPAddr returns a TCP ip:port free right now.
 func freeTCPAddr(ip string) (string, error) {
 	l, err := net.Listen("tcp", ip+":0")

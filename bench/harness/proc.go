@@ -177,7 +177,8 @@ func readStat(pid int) (procStat, error) {
 // CPUSeconds is the user+system time of pid's process, all of its threads;
 // with tree, that of every live descendant too (kamailio's children). A
 // process that exits between two samples takes its time with it, which is
-// why samples are taken while the load runs.
+// why samples are taken while the load runs. It is tick-sampled (see
+// Usage for the exact figure); the harness uses it for the sipp processes.
 func CPUSeconds(pid int, tree bool) (float64, error) {
 	s, err := readStat(pid)
 	if err != nil {
@@ -192,6 +193,136 @@ func CPUSeconds(pid int, tree bool) (float64, error) {
 		}
 	}
 	return float64(ticks) / clockTicks, nil
+}
+
+// Usage is what a process (or a process tree) had used at one instant,
+// summed over every thread alive then.
+type Usage struct {
+	// CPUNs is the first field of /proc/PID/task/TID/schedstat: the
+	// nanoseconds each thread ran, counted by the scheduler at every
+	// switch (exact, unlike the tick-sampled utime and stime).
+	CPUNs uint64
+	// Voluntary and Involuntary are voluntary_ctxt_switches and
+	// nonvoluntary_ctxt_switches of /proc/PID/task/TID/status.
+	Voluntary, Involuntary uint64
+	// Ticks is utime+stime of /proc/PID/stat (clock ticks, every thread,
+	// dead ones included), kept because it is cheap to read.
+	Ticks uint64
+	// Threads is how many threads were summed.
+	Threads int
+}
+
+// Sub is u minus an earlier sample. A thread that exited in between takes
+// its share with it, which is why the harness samples while the load runs
+// (the proxies keep their threads).
+func (u Usage) Sub(e Usage) Usage {
+	d := func(a, b uint64) uint64 {
+		if a < b {
+			return 0
+		}
+		return a - b
+	}
+	return Usage{CPUNs: d(u.CPUNs, e.CPUNs), Voluntary: d(u.Voluntary, e.Voluntary),
+		Involuntary: d(u.Involuntary, e.Involuntary), Ticks: d(u.Ticks, e.Ticks), Threads: u.Threads}
+}
+
+// ReadUsage sums the usage of every thread of pid, and with tree of every
+// live descendant process too (kamailio's children).
+func ReadUsage(pid int, tree bool) (Usage, error) {
+	var u Usage
+	if err := addUsage(&u, pid); err != nil {
+		return Usage{}, fmt.Errorf("harness: usage of pid %d: %w", pid, err)
+	}
+	if tree {
+		for _, c := range descendants(pid) {
+			var cu Usage
+			if addUsage(&cu, c) == nil { // a child may have exited meanwhile
+				u.CPUNs += cu.CPUNs
+				u.Voluntary += cu.Voluntary
+				u.Involuntary += cu.Involuntary
+				u.Ticks += cu.Ticks
+				u.Threads += cu.Threads
+			}
+		}
+	}
+	return u, nil
+}
+
+func addUsage(u *Usage, pid int) error {
+	st, err := readStat(pid)
+	if err != nil {
+		return err
+	}
+	u.Ticks += st.UTime + st.STime
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(dir + "/" + e.Name() + "/schedstat")
+		if err != nil {
+			continue // the thread exited
+		}
+		ns, err := parseSchedstat(b)
+		if err != nil {
+			return fmt.Errorf("%s/%s/schedstat: %w (is CONFIG_SCHED_INFO off?)", dir, e.Name(), err)
+		}
+		sb, err := os.ReadFile(dir + "/" + e.Name() + "/status")
+		if err != nil {
+			continue
+		}
+		v, inv, err := parseCtxtSwitches(sb)
+		if err != nil {
+			return fmt.Errorf("%s/%s/status: %w", dir, e.Name(), err)
+		}
+		u.CPUNs += ns
+		u.Voluntary += v
+		u.Involuntary += inv
+		u.Threads++
+	}
+	return nil
+}
+
+// parseSchedstat reads the first of the three fields of a schedstat file:
+// time on CPU in ns (then time waiting on a run queue, and timeslices).
+func parseSchedstat(b []byte) (uint64, error) {
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return 0, fmt.Errorf("%d fields, want 3", len(f))
+	}
+	return strconv.ParseUint(f[0], 10, 64)
+}
+
+// parseCtxtSwitches reads voluntary_ctxt_switches and
+// nonvoluntary_ctxt_switches of a status file.
+func parseCtxtSwitches(b []byte) (vol, invol uint64, err error) {
+	found := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok {
+			continue
+		}
+		var dst *uint64
+		switch k {
+		case "voluntary_ctxt_switches":
+			dst = &vol
+		case "nonvoluntary_ctxt_switches":
+			dst = &invol
+		default:
+			continue
+		}
+		n, perr := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		if perr != nil {
+			return 0, 0, fmt.Errorf("%s: %w", k, perr)
+		}
+		*dst = n
+		found++
+	}
+	if found != 2 {
+		return 0, 0, errors.New("no voluntary_ctxt_switches and nonvoluntary_ctxt_switches lines")
+	}
+	return vol, invol, nil
 }
 
 // descendants lists every live process below pid, walking /proc once.

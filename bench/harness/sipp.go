@@ -181,10 +181,13 @@ func sippUACArgs(scenario, localIP string, localPort int, target string, rate fl
 	}
 }
 
-// sippUASArgs is one sipp UAS backend's command line.
+// sippUASArgs is one sipp UAS backend's command line. -aa answers an
+// OPTIONS (INFO, NOTIFY, UPDATE) that comes inside a call with 200; the
+// scenario itself answers an OPTIONS that starts one (the appliance's
+// probes, the harness's OPTIONS client).
 func sippUASArgs(scenario, ip string, port int, stf string) []string {
 	return []string{
-		"-nostdin", "-sf", scenario,
+		"-nostdin", "-sf", scenario, "-aa",
 		"-i", ip, "-p", strconv.Itoa(port),
 		"-recv_timeout", "8000",
 		"-trace_stat", "-stf", stf, "-fd", "1",

@@ -1,8 +1,10 @@
 // Command harness runs sipedge's benchmark harness (make bench) or its
 // short check mode (make bench-check, part of make test): the parser
-// against sipgo, the pipeline per core through sipreplay, and the same
-// sipp load end to end through Kamailio and the appliance (socket and
-// AF_XDP ports). It writes OUT/DATE.json, OUT/DATE.md and PNG plots, shows
+// against sipgo, the pipeline per core through sipreplay, the same sipp
+// load end to end through Kamailio and the appliance (socket and AF_XDP
+// ports, each wait mode) with CPU and context switches per call, idle CPU
+// and OPTIONS round trips, and the appliance's open-loop capacity under
+// sipreplay. It writes OUT/DATE.json, OUT/DATE.md and PNG plots, shows
 // progress on stderr and prints the markdown report on stdout.
 //
 // It runs as root (network namespaces, AF_XDP, taskset) with sipp,
@@ -11,6 +13,8 @@
 //
 //	go run ./cmd/harness                 # full run into results/
 //	go run ./cmd/harness -check          # a few seconds per part
+//	go run ./cmd/harness -parts e2e -proxies kamailio,appliance-socket-block -rates 100,2000 -duration 5s
+//	go run ./cmd/harness -parts capacity -capacity-proxies appliance-socket-busy -capacity-rates 10000,20000
 package main
 
 import (
@@ -37,12 +41,20 @@ func main() {
 
 func run() int {
 	check := flag.Bool("check", false, "short check mode: one low rate per proxy, a small capture, short parser runs")
-	parts := flag.String("parts", "parse,pipeline,e2e", "parts to run: parse, pipeline, e2e")
+	parts := flag.String("parts", "parse,pipeline,e2e,capacity", "parts to run: parse, pipeline, e2e, capacity")
 	repo := flag.String("repo", "..", "the sipedge checkout")
 	bin := flag.String("bin", "", "folder of the built appliance, sipgen and sipreplay (default REPO/bin)")
 	out := flag.String("out", "", "report folder (default REPO/bench/results; check mode: a temporary folder)")
-	proxies := flag.String("proxies", "", "end-to-end proxies, in order: kamailio, appliance-socket, appliance-afxdp (default all)")
-	rates := flag.String("rates", "", "offered calls/s, comma-separated (default: check 100; full 500..10000)")
+	proxies := flag.String("proxies", "", "end-to-end proxies, in order: kamailio and appliance-PORT-WAIT with PORT socket or afxdp and WAIT adaptive, busy or block (appliance-PORT alone writes no [io] wait); 'appliance' means all six (default: check kamailio,appliance-socket-adaptive,appliance-afxdp-adaptive; full kamailio and all six)")
+	rates := flag.String("rates", "", "offered calls/s, comma-separated (default: check 100; full 100,1000,2000,5000,8000)")
+	idle := flag.Duration("idle", -1, "measure each proxy's idle CPU this long once, after start-up (default: check 1s, full 5s; 0 skips)")
+	optRate := flag.Float64("options-rate", -1, "OPTIONS a second sent through the proxy during the load to time round trips (default 20; 0 none)")
+	appIO := flag.String("appliance-io", "", "extra or replaced [io] keys for every appliance run, KEY=VALUE comma-separated; integers and true/false stay bare, the rest are TOML strings (e.g. spin=50us,batch_delay=0s,busy_poll=auto,poll_interval=1s or frame_count=4096)")
+	capProxies := flag.String("capacity-proxies", "", "appliance variants of the capacity part (default: check appliance-socket-adaptive,appliance-afxdp-adaptive; full all six; 'appliance' means all six)")
+	capRates := flag.String("capacity-rates", "", "offered calls/s of the capacity part, rising (default: check 2000; full 10000,15000,20000,25000,30000,40000)")
+	capCalls := flag.Int("capacity-calls", 0, "calls in the capacity part's sipgen capture (default: check 2000, full 100000)")
+	capCallers := flag.Int("capacity-callers", 0, "caller addresses in the capacity capture, at most 250 (default: check 20, full 200)")
+	capStop := flag.Float64("capacity-stop-loss-pct", 0, "end a variant's capacity sweep after a rate losing this % (default 5)")
 	duration := flag.Duration("duration", 0, "load per rate (default: check 3s, full 10s); at most 2m")
 	uacMax := flag.Float64("uac-max-rate", 0, "most calls/s per sipp UAC process; above it the load is split (default 1500)")
 	stopFail := flag.Float64("stop-fail-pct", 0, "end a proxy's sweep after a rate with this failure % (default 10)")
@@ -85,6 +97,7 @@ func run() int {
 	}
 	if *check {
 		o.E2E = harness.CheckDefaults()
+		o.Capacity = harness.CapacityCheckDefaults()
 		o.E2E.UASScenario = *uas
 		o.PipelineCalls, o.ParseBenchtime = 2000, "20ms"
 		if o.Out == "" {
@@ -92,6 +105,7 @@ func run() int {
 		}
 	} else {
 		o.E2E = harness.FullDefaults()
+		o.Capacity = harness.CapacityFullDefaults()
 		o.E2E.UASScenario = *uas
 		o.PipelineCalls, o.ParseBenchtime = 1000000, "1s"
 		if o.Out == "" {
@@ -100,33 +114,69 @@ func run() int {
 	}
 	for _, p := range strings.Split(*parts, ",") {
 		switch p = strings.TrimSpace(p); p {
-		case "parse", "pipeline", "e2e":
+		case "parse", "pipeline", "e2e", "capacity":
 			o.Parts = append(o.Parts, p)
 		case "":
 		default:
-			return usage(fmt.Errorf("-parts: unknown part %q (want parse, pipeline, e2e)", p))
+			return usage(fmt.Errorf("-parts: unknown part %q (want parse, pipeline, e2e, capacity)", p))
 		}
 	}
 	if *proxies != "" {
-		o.E2E.Proxies = nil
-		for _, p := range strings.Split(*proxies, ",") {
-			switch p = strings.TrimSpace(p); p {
-			case harness.Kamailio, harness.ApplianceSocket, harness.ApplianceAFXDP:
-				o.E2E.Proxies = append(o.E2E.Proxies, p)
-			default:
-				return usage(fmt.Errorf("-proxies: unknown proxy %q (want kamailio, appliance-socket, appliance-afxdp)", p))
-			}
+		if o.E2E.Proxies, err = proxyList(*proxies, true); err != nil {
+			return usage(fmt.Errorf("-proxies: %w", err))
+		}
+	}
+	if *capProxies != "" {
+		if o.Capacity.Proxies, err = proxyList(*capProxies, false); err != nil {
+			return usage(fmt.Errorf("-capacity-proxies: %w", err))
 		}
 	}
 	if *rates != "" {
-		o.E2E.Rates = nil
-		for _, v := range strings.Split(*rates, ",") {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil || f < 1 || f > 100000 {
-				return usage(fmt.Errorf("-rates: %q is not a rate from 1 to 100000 calls/s", v))
-			}
-			o.E2E.Rates = append(o.E2E.Rates, f)
+		if o.E2E.Rates, err = rateList(*rates, 100000); err != nil {
+			return usage(fmt.Errorf("-rates: %w", err))
 		}
+	}
+	if *capRates != "" {
+		if o.Capacity.Rates, err = rateList(*capRates, 1000000); err != nil {
+			return usage(fmt.Errorf("-capacity-rates: %w", err))
+		}
+	}
+	if *capCalls != 0 {
+		if *capCalls < 10 || *capCalls > 1000000 {
+			return usage(fmt.Errorf("-capacity-calls %d: want 10 to 1000000", *capCalls))
+		}
+		o.Capacity.Calls = *capCalls
+	}
+	if *capCallers != 0 {
+		if *capCallers < 2 || *capCallers > 250 {
+			return usage(fmt.Errorf("-capacity-callers %d: want 2 to 250", *capCallers))
+		}
+		o.Capacity.Callers = *capCallers
+	}
+	if *capStop != 0 {
+		o.Capacity.StopLossPct = *capStop
+	}
+	if *idle >= 0 {
+		if *idle > time.Minute {
+			return usage(fmt.Errorf("-idle %v: at most 1m", *idle))
+		}
+		o.E2E.IdleWindow = *idle
+	}
+	if *optRate >= 0 {
+		if *optRate > 1000 {
+			return usage(fmt.Errorf("-options-rate %v: at most 1000 a second", *optRate))
+		}
+		o.E2E.OptionsRate = *optRate
+	}
+	if *appIO != "" {
+		for _, kv := range strings.Split(*appIO, ",") {
+			k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+			if !ok || k == "" || strings.ContainsAny(k, " \"=[]") {
+				return usage(fmt.Errorf("-appliance-io: %q is not KEY=VALUE", kv))
+			}
+			o.E2E.ApplianceIO = append(o.E2E.ApplianceIO, [2]string{k, v})
+		}
+		o.Capacity.ApplianceIO = o.E2E.ApplianceIO
 	}
 	if *duration != 0 {
 		if *duration < time.Second || *duration > 2*time.Minute {
@@ -147,6 +197,7 @@ func run() int {
 		return usage(fmt.Errorf("-proxy-core %d and -sipp-core %d: want two different CPUs", *proxyCore, *sippCore))
 	}
 	o.E2E.ProxyCore, o.E2E.SippCore = *proxyCore, *sippCore
+	o.Capacity.ProxyCore, o.Capacity.LoadCore = *proxyCore, *sippCore
 	if *children < 1 || *children > 64 {
 		return usage(fmt.Errorf("-kamailio-children %d: want 1 to 64", *children))
 	}
@@ -181,15 +232,15 @@ func run() int {
 			return usage(err)
 		}
 	}
-	if os.Geteuid() != 0 && contains(o.Parts, "e2e") {
-		const msg = "harness: the end-to-end part needs root (network namespaces, AF_XDP, binding sipp and the proxies); run it as root, or pass -parts parse,pipeline"
+	if os.Geteuid() != 0 && (contains(o.Parts, "e2e") || contains(o.Parts, "capacity")) {
+		const msg = "harness: the end-to-end and capacity parts need root (network namespaces, AF_XDP, binding sipp and the proxies); run them as root, or pass -parts parse,pipeline"
 		if !*check || os.Getenv("CI") == "true" {
 			fmt.Fprintln(os.Stderr, msg)
 			return 1
 		}
 		// Outside CI the check mode still checks what it can.
 		fmt.Fprintln(os.Stderr, msg+": skipping it in this check run")
-		o.Parts = slices.DeleteFunc(o.Parts, func(p string) bool { return p == "e2e" })
+		o.Parts = slices.DeleteFunc(o.Parts, func(p string) bool { return p == "e2e" || p == "capacity" })
 	}
 
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -206,6 +257,40 @@ func run() int {
 }
 
 func contains(s []string, v string) bool { return slices.Contains(s, v) }
+
+// proxyList reads a comma-separated list of proxy names; "appliance"
+// stands for all six appliance variants.
+func proxyList(v string, kamailioOK bool) ([]string, error) {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		p = strings.TrimSpace(p)
+		if p == "appliance" {
+			out = append(out, harness.ApplianceVariants()...)
+			continue
+		}
+		pv, err := harness.ParseVariant(p)
+		if err != nil {
+			return nil, err
+		}
+		if !kamailioOK && !pv.Appliance() {
+			return nil, fmt.Errorf("%q: the capacity part runs appliance variants only", p)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func rateList(v string, most float64) ([]float64, error) {
+	var out []float64
+	for _, x := range strings.Split(v, ",") {
+		f, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
+		if err != nil || f < 1 || f > most {
+			return nil, fmt.Errorf("%q is not a rate from 1 to %.0f calls/s", x, most)
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
 
 func usage(err error) int {
 	fmt.Fprintln(os.Stderr, "harness:", err)
