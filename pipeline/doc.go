@@ -8,6 +8,9 @@
 //     the helpers' answer rings, receives a batch, runs every message
 //     through the stages, transmits, releases, runs due timers and
 //     publishes its counters (counters.go) with atomic stores for Stats.
+//     Between batches Run spins or sleeps in the port's Wait on its own
+//     pinned thread, as its WaitMode says (wait.go); helpers, Stop and
+//     Wake ring an eventfd to wake it.
 //   - Stage, Ctx, Verdict, DropReason (stage.go): the contract a stage
 //     implements; the order is the slice given to NewWorker.
 //   - Park/resume (park.go, ring.go): a per-core pool of message copies,

@@ -57,7 +57,8 @@ type Config struct {
 	Wait WaitMode
 	// Spin is the adaptive mode's spin budget: the worker keeps polling
 	// the port instead of sleeping while batches come less than Spin apart
-	// and the last one is less than Spin old (50us).
+	// and the last one is less than Spin old; 0 never spins ([io] spin
+	// documents the daemon's default).
 	Spin time.Duration
 	// BatchDelay is the longest Run holds the first datagram of a batch
 	// to gather more before running the stages (0: never).
@@ -174,9 +175,6 @@ func NewWorker(p port.Port, cfg Config, stages []Stage) (*Worker, error) {
 	if cfg.Wait > WaitBlock {
 		return nil, fmt.Errorf("pipeline: wait mode %d unknown", cfg.Wait)
 	}
-	if cfg.Spin == 0 {
-		cfg.Spin = 50 * time.Microsecond
-	}
 	if cfg.MaxSleep <= 0 {
 		cfg.MaxSleep = time.Second
 	}
@@ -257,7 +255,11 @@ func (w *Worker) Run(ctx context.Context) (err error) {
 	defer w.shutdown()
 	for !w.stop.Load() {
 		n, err := w.Poll()
-		if err == nil && n == 0 {
+		// A short batch means the port was drained a moment ago: asking it
+		// again at once would be one more empty receive (a system call on
+		// the socket port) before the wait; idle goes straight to it (or
+		// spins, if traffic is dense).
+		if err == nil && n < len(w.rx) && w.cfg.Wait != WaitBusy {
 			err = w.idle()
 		}
 		if Nanotime()-w.lastYield >= yieldEvery {

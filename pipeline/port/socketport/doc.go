@@ -6,9 +6,11 @@
 // It owns: the socket and its options, a fixed pool of preallocated buffers
 // (one contiguous arena) that Receive, Alloc, Release and Transmit recycle,
 // the mmsghdr/iovec/sockaddr/control arrays reused by every batch, and the
-// port's counters. Waiting goes through Go's netpoller (syscall.RawConn), so
-// a deadline bounds each Receive and Close from another goroutine wakes it
-// safely. Nothing is allocated per packet after Open.
+// port's counters. The socket is made with socket(2) and never enters Go's
+// netpoller: Receive is one non-blocking recvmmsg, Wait sleeps the calling
+// thread in ppoll on the socket and an eventfd that Close writes, so the
+// kernel wakes the worker's own thread. Nothing is allocated per packet
+// after Open.
 //
 // socketport must not import sipcore, appliance, afxdp or the other ports:
 // it moves datagrams and knows nothing of SIP.
