@@ -20,9 +20,9 @@ import (
 	"sipedge/appliance"
 	"sipedge/appliance/config"
 	"sipedge/pipeline"
-	"sipedge/pipeline/auth"
-	"sipedge/pipeline/auth/authtest"
-	"sipedge/pipeline/guard"
+	"sipedge/pipeline/stages/auth"
+	"sipedge/pipeline/stages/auth/authtest"
+	"sipedge/pipeline/stages/guard"
 	"sipedge/pipeline/port/pcapport"
 	"sipedge/sipcore"
 )

@@ -9,9 +9,9 @@ import (
 
 	"sipedge/appliance/config"
 	"sipedge/pipeline"
-	"sipedge/pipeline/auth"
-	"sipedge/pipeline/auth/redisstore"
-	"sipedge/pipeline/guard"
+	"sipedge/pipeline/stages/auth"
+	"sipedge/pipeline/stages/auth/redisstore"
+	"sipedge/pipeline/stages/guard"
 	"sipedge/sipcore"
 )
 

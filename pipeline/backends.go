@@ -44,10 +44,10 @@ type backendCounters struct {
 	requests [MaxWorkerSlots]paddedCounter
 }
 
-// countRequest counts one request sent to the backend by worker id. Only
+// CountRequest counts one request sent to the backend by worker id. Only
 // that worker writes its slot, so a load and a store suffice: no locked
 // instruction on the hot path.
-func (b *Backend) countRequest(worker int) {
+func (b *Backend) CountRequest(worker int) {
 	if b.ctr == nil {
 		return
 	}

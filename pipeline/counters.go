@@ -1,8 +1,13 @@
 package pipeline
 
-import "math/bits"
+import (
+	"math/bits"
 
-// Counter layout: one flat slice per worker so that publishing is one loop.
+	"sipedge/sipcore"
+)
+
+// Counter layout: one flat block per worker (a Counters) so that publishing
+// is one loop: the worker's own counters, then the chain's (chain.go).
 const (
 	cLoops = iota
 	cRx
@@ -24,8 +29,11 @@ const (
 	cMigrations
 	cBatchBase
 	cParseErrBase = cBatchBase + NumBatchBuckets
-	cDropBase     = cParseErrBase + NumParseErrors
-	cStageBase    = cDropBase + int(numDropReasons)
+)
+
+var (
+	cDropBase  = cParseErrBase + NumParseErrors
+	cStageBase = cDropBase + int(numDropReasons)
 )
 
 // NumBatchBuckets is the number of receive batch size buckets: bucket i
@@ -50,14 +58,25 @@ func batchBucket(n int) int {
 	return b
 }
 
-// Per-stage counters, stageWidth apart.
-const (
-	sIn        = 0
-	sVerdict   = 1 // numVerdicts entries
-	sNs        = sVerdict + int(numVerdicts)
-	sSamples   = sNs + 1
-	stageWidth = sSamples + 1
-)
+// NumParseErrors is the size of Stats.ParseErrors: every rule of
+// sipcore.ParseRules, and "other" last (an error that is none of them).
+var NumParseErrors = len(sipcore.ParseRules()) + 1
+
+// ParseErrorName is the metrics label of Stats.ParseErrors[i]: the sipcore
+// rule name, or "other".
+func ParseErrorName(i int) string {
+	if r := sipcore.ParseRules(); i >= 0 && i < len(r) {
+		return r[i].Rule
+	}
+	return "other"
+}
+
+func parseErrIndex(err error) int {
+	if i := sipcore.ParseRuleIndex(err); i >= 0 {
+		return i
+	}
+	return NumParseErrors - 1
+}
 
 // StageStats are one stage's counters.
 type StageStats struct {
@@ -69,6 +88,12 @@ type StageStats struct {
 	// SampledNs is the time spent in the stage over Samples sampled
 	// messages (Config.SampleEvery); SampledNs/Samples is ns per message.
 	SampledNs, Samples uint64
+	// OwnDrops counts its drops for its own reasons, indexed as
+	// StageDef.Drops.
+	OwnDrops []uint64
+	// Counters are its own declared counters (StageDef.Counters), slot by
+	// slot.
+	Counters []uint64
 }
 
 // Stats is a snapshot of one worker's counters.
@@ -99,8 +124,9 @@ type Stats struct {
 	Batches [NumBatchBuckets]uint64
 	// ParseErrors counts messages Ctx.Parse rejected, by rule (see
 	// ParseErrorName).
-	ParseErrors [NumParseErrors]uint64
-	// Drops by reason, indexed by DropReason.
+	ParseErrors []uint64
+	// Drops by reason, indexed by DropReason; DropPolicy is the sum of
+	// the stages' own drops.
 	Drops  [numDropReasons]uint64
 	Stages []StageStats
 }
@@ -108,21 +134,10 @@ type Stats struct {
 // Dropped returns the drops counted under r.
 func (s *Stats) Dropped(r DropReason) uint64 { return s.Drops[r] }
 
-// publish makes the counters visible to Stats. Only changed counters are
-// stored, so an idle or light loop costs a compare per counter.
-func (w *Worker) publish() {
-	for i, v := range w.cnt {
-		if v != w.last[i] {
-			w.last[i] = v
-			w.pub[i].Store(v)
-		}
-	}
-}
-
 // Stats returns the counters as last published by the worker (at the end
 // of every loop iteration). Safe from any goroutine.
 func (w *Worker) Stats() Stats {
-	g := func(i int) uint64 { return w.pub[i].Load() }
+	g := w.cnt.Load
 	s := Stats{
 		Loops: g(cLoops), Rx: g(cRx), Tx: g(cTx), TxUnsent: g(cTxUnsent),
 		TxErrors: g(cTxErrors), RxErrors: g(cRxErrors), Parked: g(cParked),
@@ -134,22 +149,37 @@ func (w *Worker) Stats() Stats {
 	for i := range s.Batches {
 		s.Batches[i] = g(cBatchBase + i)
 	}
+	s.ParseErrors = make([]uint64, NumParseErrors)
 	for i := range s.ParseErrors {
 		s.ParseErrors[i] = g(cParseErrBase + i)
 	}
 	for r := range s.Drops {
 		s.Drops[r] = g(cDropBase + r)
 	}
-	s.Stages = make([]StageStats, len(w.stages))
-	for i, st := range w.stages {
-		b := cStageBase + i*stageWidth
+	ch := w.chain
+	s.Stages = make([]StageStats, len(ch.stages))
+	for i, d := range ch.defs {
+		c := ch.cnt.Load
+		b := ch.base[i]
 		ss := &s.Stages[i]
-		ss.Name = st.Name()
-		ss.In = g(b + sIn)
+		ss.Name = d.Name
+		ss.In = c(b + sIn)
 		for v := range ss.Verdicts {
-			ss.Verdicts[v] = g(b + sVerdict + v)
+			ss.Verdicts[v] = c(b + sVerdict + v)
 		}
-		ss.SampledNs, ss.Samples = g(b+sNs), g(b+sSamples)
+		ss.SampledNs, ss.Samples = c(b+sNs), c(b+sSamples)
+		ss.OwnDrops = make([]uint64, len(d.Drops))
+		for k := range ss.OwnDrops {
+			ss.OwnDrops[k] = c(b + sOwnDrops + k)
+			s.Drops[DropPolicy] += ss.OwnDrops[k]
+		}
+		ss.Counters = make([]uint64, CounterSlots(d.Counters))
+		for k := range ss.Counters {
+			ss.Counters[k] = c(b + sOwnDrops + len(d.Drops) + k)
+		}
 	}
 	return s
 }
+
+// StageDefs are the declarations of the worker's stages, in chain order.
+func (w *Worker) StageDefs() []*StageDef { return w.chain.defs }

@@ -3,6 +3,8 @@ package pipeline
 import (
 	"context"
 	"sync/atomic"
+
+	"sipedge/pipeline/internal/spsc"
 )
 
 // HelperKeyMax bounds the key bytes FuncHelper carries per request.
@@ -26,13 +28,7 @@ type helperReq struct {
 type FuncHelper struct {
 	Lookup func(key []byte, a *Answer)
 
-	_        [64]byte
-	head     atomic.Uint64 // consumer
-	_        [56]byte
-	tail     atomic.Uint64 // producer (the worker)
-	_        [56]byte
-	mask     uint64
-	buf      []helperReq
+	reqs     *spsc.Ring[helperReq] // the worker produces, Run consumes
 	sleeping atomic.Bool
 	wake     chan struct{}
 
@@ -46,24 +42,19 @@ type FuncHelper struct {
 // NewFuncHelper returns a helper with room for queue outstanding requests
 // (rounded up to a power of two).
 func NewFuncHelper(queue int, lookup func(key []byte, a *Answer)) *FuncHelper {
-	n := 1
-	for n < queue {
-		n <<= 1
-	}
-	return &FuncHelper{Lookup: lookup, mask: uint64(n - 1), buf: make([]helperReq, n), wake: make(chan struct{}, 1)}
+	return &FuncHelper{Lookup: lookup, reqs: spsc.New[helperReq](queue), wake: make(chan struct{}, 1)}
 }
 
 // Request implements Helper. It runs on the worker's goroutine.
 func (f *FuncHelper) Request(h Handle, key []byte) {
-	t := f.tail.Load()
-	if t-f.head.Load() > f.mask || len(key) > HelperKeyMax {
+	r := f.reqs.Slot()
+	if r == nil || len(key) > HelperKeyMax {
 		f.Refused.Add(1)
 		return
 	}
-	r := &f.buf[t&f.mask]
 	r.h = h
 	r.n = uint16(copy(r.key[:], key))
-	f.tail.Store(t + 1)
+	f.reqs.Commit()
 	if f.sleeping.Load() {
 		select {
 		case f.wake <- struct{}{}:
@@ -78,12 +69,12 @@ func (f *FuncHelper) Request(h Handle, key []byte) {
 func (f *FuncHelper) Run(ctx context.Context) {
 	var a Answer
 	for {
-		h := f.head.Load()
-		if h == f.tail.Load() {
+		r := f.reqs.Peek()
+		if r == nil {
 			// Announce sleep, then look again: a request pushed before the
 			// worker saw the flag is found here, one pushed after gets a wake.
 			f.sleeping.Store(true)
-			if h == f.tail.Load() {
+			if f.reqs.Empty() {
 				select {
 				case <-f.wake:
 				case <-ctx.Done():
@@ -94,11 +85,10 @@ func (f *FuncHelper) Run(ctx context.Context) {
 			f.sleeping.Store(false)
 			continue
 		}
-		r := &f.buf[h&f.mask]
 		a = Answer{}
 		f.Lookup(r.key[:r.n], &a)
 		handle := r.h
-		f.head.Store(h + 1)
+		f.reqs.Advance()
 		if !handle.Answer(&a) {
 			f.Unanswered.Add(1)
 		}

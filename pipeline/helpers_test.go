@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"sipedge/pipeline"
+	"sipedge/pipeline/chain"
 	"sipedge/pipeline/memport"
 	"sipedge/sipcore"
 )
@@ -26,7 +27,7 @@ type rig struct {
 	port  *memport.Port
 	w     *pipeline.Worker
 	bk    *pipeline.Backends
-	proxy *pipeline.Proxy
+	proxy []pipeline.StageMaker // sanity, response, self, route
 }
 
 func newBackends(t testing.TB, addrs ...netip.AddrPort) *pipeline.Backends {
@@ -42,9 +43,9 @@ func newBackends(t testing.TB, addrs ...netip.AddrPort) *pipeline.Backends {
 	return bk
 }
 
-func newProxy(t testing.TB, bk *pipeline.Backends) *pipeline.Proxy {
+func newProxy(t testing.TB, bk *pipeline.Backends) []pipeline.StageMaker {
 	t.Helper()
-	p, err := pipeline.NewProxy(pipeline.ProxyConfig{
+	p, err := chain.Proxy(chain.ProxyConfig{
 		Key:         &testKey,
 		SentBy:      edgeAddr.String(),
 		RecordRoute: "sip:192.0.2.1:5060;lr",
@@ -58,16 +59,23 @@ func newProxy(t testing.TB, bk *pipeline.Backends) *pipeline.Proxy {
 	return p
 }
 
+// proxyChain is the chain without the stages that need a section enabled
+// (guard, auth): the stateless proxy.
+var proxyChain = chain.Default.Without("guard", "auth")
+
 // newRig builds a worker running the proxy stages (plus extra stages
-// appended) over a memport.
-func newRig(t testing.TB, cfg pipeline.Config, extra ...pipeline.Stage) *rig {
+// after them) over a memport.
+func newRig(t testing.TB, cfg pipeline.Config, extra ...pipeline.StageMaker) *rig {
 	t.Helper()
 	r := &rig{t: t, port: memport.New(512, 4096)}
 	r.bk = newBackends(t, backendA, backendB)
 	r.proxy = newProxy(t, r.bk)
 	cfg.Key = &testKey
 	cfg.Core = -1
-	stages := append(r.proxy.Stages(), extra...)
+	stages, err := proxyChain.Insert("", defsOf(extra)...).Makers(append(r.proxy, extra...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	w, err := pipeline.NewWorker(r.port, cfg, stages)
 	if err != nil {
 		t.Fatal(err)
@@ -233,4 +241,28 @@ func callFlows(t testing.TB, n int) []memport.Datagram {
 		)
 	}
 	return out
+}
+
+func defsOf(ms []pipeline.StageMaker) []*pipeline.StageDef {
+	var out []*pipeline.StageDef
+	for _, m := range ms {
+		out = append(out, m.Def())
+	}
+	return out
+}
+
+// withStages builds the rig's worker again with extra stages just before
+// route.
+func (r *rig) withStages(cfg pipeline.Config, extra ...pipeline.StageMaker) *pipeline.Worker {
+	r.t.Helper()
+	stages, err := proxyChain.Insert("route", defsOf(extra)...).Makers(append(r.proxy, extra...)...)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	cfg.Key, cfg.Core = &testKey, -1
+	w, err := pipeline.NewWorker(r.port, cfg, stages)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return w
 }

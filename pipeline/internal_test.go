@@ -2,12 +2,15 @@ package pipeline
 
 import (
 	"math/rand/v2"
+	"net/netip"
 	"runtime"
 	"testing"
+
+	"sipedge/pipeline/internal/spsc"
 )
 
 func TestAnswerRingSPSC(t *testing.T) {
-	r := newAnswerRing(8)
+	r := &answerRing{q: spsc.New[ringEntry](8)}
 	const n = 200000
 	done := make(chan struct{})
 	go func() {
@@ -24,7 +27,7 @@ func TestAnswerRingSPSC(t *testing.T) {
 		}
 	}()
 	for want := uint32(0); want < n; {
-		e := r.peek()
+		e := r.q.Peek()
 		if e == nil {
 			runtime.Gosched()
 			continue
@@ -32,11 +35,11 @@ func TestAnswerRingSPSC(t *testing.T) {
 		if e.slot != want || e.gen != want*3 || e.ans.Status != int32(want) || e.ans.Len != 2 || e.ans.Data[0] != byte(want) || e.ans.Data[1] != byte(want>>8) {
 			t.Fatalf("entry %d: got slot %d gen %d status %d data %v", want, e.slot, e.gen, e.ans.Status, e.ans.Data[:2])
 		}
-		r.pop()
+		r.q.Advance()
 		want++
 	}
 	<-done
-	if r.peek() != nil {
+	if r.q.Peek() != nil {
 		t.Fatal("ring not empty after every entry was popped")
 	}
 	var a Answer
@@ -174,5 +177,68 @@ func TestTimerWheelNext(t *testing.T) {
 		if ok != any || (ok && got != want) {
 			t.Fatalf("round %d: next() = %d, %v; want %d, %v", round, got, ok, want, any)
 		}
+	}
+}
+
+type countingHelper struct {
+	keys []string
+	hs   []Handle
+}
+
+func (h *countingHelper) Request(hd Handle, key []byte) {
+	h.keys = append(h.keys, string(key))
+	h.hs = append(h.hs, hd)
+}
+
+// The parker on its own: a message set aside for a helper, answered, late
+// answers and deadlines, with no worker, stage or port.
+func TestParkerAlone(t *testing.T) {
+	var fired []uint64
+	p := newParker(2, 64, 8, 0, nil, func(kind uint8, arg uint64) { fired = append(fired, arg) })
+	h := &countingHelper{}
+	ref, err := p.register(h, Fallback{RetryAfter: 9})
+	if err != nil || p.helper(ref) != 0 || p.helper(HelperRef{}) != -1 {
+		t.Fatalf("register: %v, index %d", err, p.helper(ref))
+	}
+	if string(p.retry[0]) != "Retry-After: 9\r\n" {
+		t.Errorf("fallback Retry-After %q", p.retry[0])
+	}
+	src := netip.MustParseAddrPort("192.0.2.9:5060")
+	if r := p.park(0, 3, make([]byte, 65), src, src, [6]byte{}, 10, nil); r != parkTooLarge {
+		t.Fatalf("a message larger than a slot: %d", r)
+	}
+	for i := 0; i < 2; i++ {
+		if r := p.park(0, 3, []byte("msg"), src, src, [6]byte{}, int64(5+i)*TimerTick, []byte{'k', byte('0' + i)}); r != parkOK {
+			t.Fatalf("park %d: %d", i, r)
+		}
+	}
+	if r := p.park(0, 3, []byte("msg"), src, src, [6]byte{}, 10*TimerTick, nil); r != parkFull || p.parked() != 2 {
+		t.Fatalf("third park in a pool of two: %d, parked %d", r, p.parked())
+	}
+	if len(h.keys) != 2 || h.keys[1] != "k1" {
+		t.Fatalf("helper asked %q", h.keys)
+	}
+	p.rings[0].bell = &bell{fd: -1}
+	var a Answer
+	a.SetBytes([]byte("found"))
+	if !h.hs[0].Answer(&a) {
+		t.Fatal("answer refused")
+	}
+	e := p.rings[0].q.Peek()
+	s, ok := p.answered(e)
+	if !ok || s.stage != 3 || s.helper != 0 || string(e.ans.Bytes()) != "found" {
+		t.Fatalf("answered: %v %+v", ok, s)
+	}
+	p.rings[0].q.Advance()
+	p.release(e.slot)
+	if _, ok := p.answered(&ringEntry{slot: e.slot, gen: e.gen}); ok {
+		t.Fatal("an answer for a released slot was taken")
+	}
+	p.wheel.advance(7 * TimerTick)
+	if len(fired) != 1 {
+		t.Fatalf("%d deadlines fired, want the second message's", len(fired))
+	}
+	if slot, ok := p.timedOut(fired[0]); !ok || slot != h.hs[1].slot {
+		t.Fatalf("timed out slot %d %v", slot, ok)
 	}
 }

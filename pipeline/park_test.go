@@ -63,21 +63,21 @@ func (f *fakeHelper) answer(t *testing.T, r req, data string) {
 	}
 }
 
-// parker parks every INVITE on helper 0 with its Call-ID as the key.
-type parker struct{ wait time.Duration }
-
-func (parker) Name() string { return "parker" }
-func (p parker) Process(c *pipeline.Ctx) pipeline.Verdict {
-	if c.Msg.IsRequest && c.Answer == nil && string(c.Msg.B(c.Msg.CSeqSpan)) == "INVITE" {
-		return c.Park(0, c.Msg.B(c.Msg.CallID), p.wait)
-	}
-	return pipeline.Continue
+// parker parks every INVITE on its helper with its Call-ID as the key.
+func parker(h pipeline.Helper, fb pipeline.Fallback, wait time.Duration) parkFunc {
+	return parkFunc{name: "parker", helper: h, fb: fb, process: func(c *pipeline.Ctx, ref pipeline.HelperRef) pipeline.Verdict {
+		if c.Msg.IsRequest && string(c.Msg.B(c.Msg.CSeqSpan)) == "INVITE" {
+			return c.Park(ref, c.Msg.B(c.Msg.CallID), wait)
+		}
+		return pipeline.Continue
+	}}
 }
 
 // seer records the answer of the resumed message.
 type seer struct{ got *string }
 
-func (seer) Name() string { return "seer" }
+func (seer) Def() *pipeline.StageDef                          { return &pipeline.StageDef{Name: "seer"} }
+func (s seer) NewStage(*pipeline.Env) (pipeline.Stage, error) { return s, nil }
 func (s seer) Process(c *pipeline.Ctx) pipeline.Verdict {
 	if c.Answer != nil {
 		*s.got = string(c.Answer.Bytes())
@@ -92,28 +92,18 @@ type parkRig struct {
 	got    string
 }
 
-func newParkRig(t *testing.T, cfg pipeline.Config) *parkRig {
+func newParkRig(t *testing.T, cfg pipeline.Config, fb pipeline.Fallback) *parkRig {
 	pr := &parkRig{helper: newFakeHelper(t)}
 	pr.clock.Store(int64(time.Hour))
 	cfg.Now = pr.clock.Load
-	cfg.Helpers = []pipeline.Helper{pr.helper}
 	r := newRig(t, pipeline.Config{})
-	st := r.proxy.Stages()
-	stages := append([]pipeline.Stage{}, st[:3]...)
-	stages = append(stages, parker{wait: 100 * time.Millisecond}, seer{&pr.got})
-	stages = append(stages, st[3:]...)
-	cfg.Key, cfg.Core = &testKey, -1
-	w, err := pipeline.NewWorker(r.port, cfg, stages)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.w = w
+	r.w = r.withStages(cfg, parker(pr.helper, fb, 100*time.Millisecond), seer{&pr.got})
 	pr.rig = r
 	return pr
 }
 
 func TestParkResume(t *testing.T) {
-	pr := newParkRig(t, pipeline.Config{})
+	pr := newParkRig(t, pipeline.Config{}, pipeline.Fallback{})
 	c := newCall(10)
 	if out := pr.send(caller, c.request("INVITE", false)); len(out) != 0 {
 		t.Fatalf("a parked INVITE produced %d datagrams", len(out))
@@ -149,7 +139,7 @@ func TestParkResume(t *testing.T) {
 }
 
 func TestParkTimeoutThenLateAnswer(t *testing.T) {
-	pr := newParkRig(t, pipeline.Config{})
+	pr := newParkRig(t, pipeline.Config{}, pipeline.Fallback{})
 	c := newCall(11)
 	pr.send(caller, c.request("INVITE", false))
 	r := pr.helper.next(t)
@@ -173,24 +163,24 @@ func TestParkTimeoutThenLateAnswer(t *testing.T) {
 }
 
 func TestParkPoolFull(t *testing.T) {
-	for _, fb := range []pipeline.Fallback{pipeline.FallbackReject, pipeline.FallbackDrop} {
-		pr := newParkRig(t, pipeline.Config{ParkSlots: 2, Fallback: fb})
+	for _, fb := range []pipeline.Fallback{{}, {Drop: true}} {
+		pr := newParkRig(t, pipeline.Config{ParkSlots: 2}, fb)
 		out := pr.send(caller, newCall(1).request("INVITE", false), newCall(2).request("INVITE", false), newCall(3).request("INVITE", false))
 		st := pr.w.Stats()
 		if pr.w.Parked() != 2 || st.ParkFull != 1 {
-			t.Fatalf("fallback %d: parked %d, pool-full %d", fb, pr.w.Parked(), st.ParkFull)
+			t.Fatalf("fallback %+v: parked %d, pool-full %d", fb, pr.w.Parked(), st.ParkFull)
 		}
-		if fb == pipeline.FallbackReject && (len(out) != 1 || status(parse(t, out[0].Payload)) != 503) {
+		if !fb.Drop && (len(out) != 1 || status(parse(t, out[0].Payload)) != 503) {
 			t.Errorf("pool full with reject: %d datagrams, want one 503", len(out))
 		}
-		if fb == pipeline.FallbackDrop && (len(out) != 0 || st.Drops[pipeline.DropParkFull] != 1) {
+		if fb.Drop && (len(out) != 0 || st.Drops[pipeline.DropParkFull] != 1) {
 			t.Errorf("pool full with drop: %d datagrams, drops %d", len(out), st.Drops[pipeline.DropParkFull])
 		}
 	}
 }
 
 func TestRunStopsAtEOFAndFlushesParked(t *testing.T) {
-	pr := newParkRig(t, pipeline.Config{Fallback: pipeline.FallbackDrop})
+	pr := newParkRig(t, pipeline.Config{}, pipeline.Fallback{Drop: true})
 	pr.port.In = append(pr.port.In, dgram(caller, newCall(1).request("INVITE", false)), dgram(caller, newCall(2).request("BYE", true)))
 	if err := pr.w.Run(context.Background()); err != nil {
 		t.Fatalf("Run: %v", err)
@@ -263,23 +253,14 @@ func TestFuncHelper(t *testing.T) {
 	go func() { fh.Run(ctx); close(helperDone) }()
 	defer func() { cancel(); <-helperDone }()
 
-	pr := newParkRig(t, pipeline.Config{Helpers: nil})
-	cfg := pipeline.Config{Key: &testKey, Core: -1, Helpers: []pipeline.Helper{fh}}
+	pr := newParkRig(t, pipeline.Config{}, pipeline.Fallback{})
 	var got []string
-	st := pr.proxy.Stages()
-	stages := append([]pipeline.Stage{}, st[:3]...)
-	stages = append(stages, parker{wait: time.Minute}, stageFunc{"record", func(c *pipeline.Ctx) pipeline.Verdict {
+	pr.w = pr.withStages(pipeline.Config{}, parker(fh, pipeline.Fallback{}, time.Minute), stageFunc{"record", func(c *pipeline.Ctx) pipeline.Verdict {
 		if c.Answer != nil {
 			got = append(got, string(c.Answer.Bytes()))
 		}
 		return pipeline.Continue
 	}})
-	stages = append(stages, st[3:]...)
-	w, err := pipeline.NewWorker(pr.port, cfg, stages)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr.w = w
 	const n = 40
 	var msgs []string
 	for i := 0; i < n; i++ {

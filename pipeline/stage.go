@@ -1,12 +1,126 @@
 package pipeline
 
-import (
-	"net/netip"
-	"time"
+import "fmt"
 
-	"sipedge/pipeline/port"
-	"sipedge/sipcore"
-)
+// The stage contract. Every stage, whatever it decides, has the same shape:
+//
+//   - a package with its own configuration section (a Config struct) and a
+//     shared, compiled form made once per node (New(Config));
+//   - a declaration, StageDef: its name, what it decides, its section, its
+//     own counters and drop reasons (as a VPP node declares its errors);
+//   - a StageMaker (the shared form) whose NewStage(*Env) makes the
+//     instance of one worker: the same constructor for every stage;
+//   - the instance, a Stage: Process per message, and the optional parts of
+//     the contract, StartBatch (BatchStarter) once per batch and Resume
+//     (Resumer), called on the very stage that parked a message when its
+//     helper's answer comes back.
+//
+// The order of the stages is not here: it is the chain file
+// (pipeline/chain), which every worker of the daemon, of sipreplay, of the
+// benchmarks and of the tests is built from.
+
+// Stage is one worker's instance of a stage. It belongs to that worker (it
+// may keep per-core scratch state without locks) and must not allocate or
+// block in Process.
+type Stage interface {
+	// Process looks at c and decides. To send something it fills a buffer
+	// from c.TxBuf and returns c.Send/c.Reply, or returns c.Respond; to
+	// discard it returns c.Drop or c.DropOwn; to wait on I/O it returns
+	// c.Park.
+	Process(c *Ctx) Verdict
+}
+
+// BatchStarter is the optional per-batch hook of the contract: a stage
+// that refreshes per-batch state (a configuration snapshot, commands from
+// the operator) does it once per loop iteration rather than per message.
+// lastRx is how many datagrams the previous iteration received: a worker
+// whose batches keep coming back full is falling behind (overload control).
+type BatchStarter interface {
+	StartBatch(now int64, lastRx int)
+}
+
+// Resumer is the part of the contract of a stage that parks: when the
+// helper answers, the message is loaded back (parsed) and Resume is
+// called on the same stage with c.Answer set. Its verdict is handled as
+// Process's: Continue goes on with the next stage.
+type Resumer interface {
+	Resume(c *Ctx) Verdict
+}
+
+// StageDef is what a stage declares about itself. Counters and drop
+// reasons are declared, not discovered: the worker sizes their per-core
+// slots from here and the exporter names them from here.
+type StageDef struct {
+	// Name labels the stage in the chain file, counters and logs.
+	Name string
+	// Doc says in one line what the stage decides (README, chain drawing).
+	Doc string
+	// Section is its config.toml section ("[guard]"), "" when it has none
+	// of its own.
+	Section string
+	// Counters are the stage's own per-core counters (Env.Counters), in
+	// the order of its slots.
+	Counters []CounterDef
+	// Drops are the stage's own drop reasons (Ctx.DropOwn), counted per
+	// stage and, in the node's drop count, as DropPolicy. DropsMetric and
+	// DropsHelp name their family (label "reason"); without a name they
+	// are exported only within sipedge_dropped_total.
+	Drops                  []string
+	DropsMetric, DropsHelp string
+	// Parks says the stage parks messages: it must implement Resumer.
+	Parks bool
+}
+
+// StageMaker makes one worker's instance of a stage. Every stage package's
+// shared form implements it.
+type StageMaker interface {
+	Def() *StageDef
+	NewStage(env *Env) (Stage, error)
+}
+
+// Env is what a worker gives a stage it makes: who it is, the stage's own
+// per-core counters and the helpers it may park on. It is valid only
+// during NewStage, except for what it returns.
+type Env struct {
+	// Worker is the worker's ID.
+	Worker int
+	// Counters are the stage's declared counters on this worker (plain
+	// fields for the stage, published by the worker once per batch).
+	Counters Counters
+	// Drops are the counts of the stage's own drop reasons on this worker,
+	// kept by the worker's chain: the stage only reads them (Load).
+	Drops Counters
+
+	def *StageDef
+	p   *parker
+}
+
+// Helper registers h as a helper this stage parks on, with the fallback a
+// message gets when it cannot be parked or its answer is late, and returns
+// the handle to give Ctx.Park. A stage that parks declares Parks.
+func (e *Env) Helper(h Helper, fb Fallback) (HelperRef, error) {
+	if !e.def.Parks {
+		return HelperRef{}, fmt.Errorf("pipeline: stage %q registers a helper but its StageDef does not declare Parks", e.def.Name)
+	}
+	if e.p == nil { // a Solo: Process may return Park, nothing is parked
+		return HelperRef{}, nil
+	}
+	return e.p.register(h, fb)
+}
+
+// HelperRef names a helper of one worker for Ctx.Park. The zero value is
+// no helper.
+type HelperRef struct{ i int32 } // index + 1
+
+// Fallback is what a message gets when it cannot be parked (pool full, too
+// large) or when its helper does not answer in time.
+type Fallback struct {
+	// Drop drops silently (the client's retransmission retries) instead of
+	// answering 503 Service Unavailable with Retry-After.
+	Drop bool
+	// RetryAfter is the Retry-After of the 503, in seconds (5 when 0).
+	RetryAfter int
+}
 
 // Verdict is what a stage decides for one message.
 type Verdict uint8
@@ -24,7 +138,7 @@ const (
 	// Drop discards the message, counted under the reason given to Ctx.Drop.
 	Drop
 	// Park copies the message aside until an async helper answers
-	// (Ctx.Park); it resumes at the next stage.
+	// (Ctx.Park); the same stage's Resume gets it back.
 	Park
 	numVerdicts
 )
@@ -38,11 +152,16 @@ func (v Verdict) String() string {
 	return "invalid"
 }
 
-// DropReason says why a message was dropped. The set is fixed so that every
-// drop lands in a per-core counter without a map or a string.
+// NumVerdicts is the size of the verdict set.
+const NumVerdicts = int(numVerdicts)
+
+// DropReason says why the node dropped a message. The set is fixed so that
+// every drop lands in a per-core counter without a map or a string; a
+// stage's own reasons are declared in its StageDef and count here as
+// DropPolicy.
 type DropReason uint8
 
-// Drop reasons. Later stages add theirs here (one line each).
+// Drop reasons.
 const (
 	DropNone DropReason = iota
 	// DropUnparsable: the message failed to parse and deserves no answer
@@ -76,8 +195,12 @@ const (
 	// DropNoVerdict: every stage said Continue, or a stage returned Forward
 	// or Respond without building anything: a stage bug, counted.
 	DropNoVerdict
-	// DropPolicy: a stage's policy refused the message (guard, auth).
+	// DropPolicy: a stage's policy refused the message (its own reasons,
+	// StageDef.Drops: guard).
 	DropPolicy
+	// DropHelperError: the helper answered that it failed (a credential
+	// store error) and the stage's fallback is to drop.
+	DropHelperError
 	numDropReasons
 )
 
@@ -85,7 +208,7 @@ var dropNames = [numDropReasons]string{
 	"none", "unparsable", "no-answer", "ack-to-self", "response-not-ours",
 	"response-no-next-via", "next-hop-unresolved", "no-backend", "no-tx-buffer",
 	"build-failed", "park-full", "park-timeout", "park-too-large", "stopping",
-	"no-verdict", "policy",
+	"no-verdict", "policy", "helper-error",
 }
 
 func (r DropReason) String() string {
@@ -98,141 +221,19 @@ func (r DropReason) String() string {
 // NumDropReasons is the size of the fixed drop reason set.
 const NumDropReasons = int(numDropReasons)
 
-// Stage is one step of the per-message pipeline. A stage instance belongs to
-// one worker (it may keep per-core scratch state without locks) and must not
-// allocate or block in Process.
-type Stage interface {
-	// Name is the stage's label in counters and logs.
-	Name() string
-	// Process looks at c and decides. To send something it fills a buffer
-	// from c.TxBuf and returns c.Send/c.Reply, or returns c.Respond; to
-	// discard it returns c.Drop; to wait on I/O it returns c.Park.
-	Process(c *Ctx) Verdict
+// stageOf wraps a ready instance as a StageMaker, for tests and tools that
+// make their own stages.
+type stageOf struct {
+	def *StageDef
+	s   Stage
 }
 
-// Ctx is the message a stage works on and the way it answers. One Ctx per
-// worker is reused for every message: stages must not keep it.
-type Ctx struct {
-	// Buf holds the datagram: the received payload, or the park slot's copy
-	// on resume. It is writable (the parser unfolds headers in place).
-	Buf []byte
-	// Src is where the message came from, Dst the local address it reached.
-	Src, Dst netip.AddrPort
-	// HW is the sender's link-layer address, when the port has one.
-	HW [6]byte
-	// Msg is the parsed message once a stage called Parse (the sanity
-	// stage, first); Parsed says it parsed without error.
-	Msg    *sipcore.Msg
-	Parsed bool
-	// Answer is the helper's answer when the message resumes after a Park,
-	// nil otherwise.
-	Answer *Answer
-	// Now is the loop's clock reading (ns, monotonic), taken once per batch.
-	Now int64
+func (m stageOf) Def() *StageDef               { return m.def }
+func (m stageOf) NewStage(*Env) (Stage, error) { return m.s, nil }
 
-	w        *Worker
-	tried    bool // Parse ran on this message: Msg describes Buf
-	out      port.Packet
-	hasOut   bool // out holds a buffer from the port
-	outReady bool // out is built and addressed
-	reason   DropReason
-	parkHelp int
-	parkKey  []byte
-	parkWait time.Duration
+// StageOf wraps an instance already made (for one worker only) as a
+// StageMaker named name: tests' ad hoc stages.
+func StageOf(name string, s Stage) StageMaker {
+	_, parks := s.(Resumer)
+	return stageOf{def: &StageDef{Name: name, Parks: parks}, s: s}
 }
-
-func (c *Ctx) reset(buf []byte, src, dst netip.AddrPort, hw [6]byte) {
-	c.Buf, c.Src, c.Dst, c.HW = buf, src, dst, hw
-	c.Parsed, c.tried, c.Answer = false, false, nil
-	c.outReady, c.reason, c.parkKey = false, DropNone, nil
-}
-
-// Parse parses Buf into Msg (sipcore.Parse) and records the outcome in
-// Parsed. After an error Msg holds what was parsed before it, which is what
-// sipcore.ResponseFor and Respond need to answer it.
-func (c *Ctx) Parse() error {
-	err := sipcore.Parse(c.Buf, c.Msg)
-	c.tried, c.Parsed = true, err == nil
-	if err != nil {
-		c.w.cnt[cParseErrBase+parseErrIndex(err)]++
-	}
-	return err
-}
-
-// TxBuf returns an empty transmit buffer at its full capacity to build the
-// outgoing message in, or nil when the port has none left (then return
-// c.Drop(DropNoTxBuffer)). Calling it again for the same message returns
-// the same buffer.
-func (c *Ctx) TxBuf() []byte {
-	if !c.hasOut && !c.w.takeTx(&c.out) {
-		return nil
-	}
-	c.hasOut = true
-	return c.out.Payload[:cap(c.out.Payload)]
-}
-
-// Send forwards the first n bytes of the TxBuf buffer to addr.
-func (c *Ctx) Send(to netip.AddrPort, n int) Verdict {
-	if !c.hasOut || n <= 0 || n > cap(c.out.Payload) || !to.IsValid() {
-		return c.Drop(DropNoVerdict)
-	}
-	c.out.Payload = c.out.Payload[:n]
-	c.out.Dst, c.out.Src, c.out.HW = to, netip.AddrPort{}, [6]byte{}
-	c.outReady = true
-	return Forward
-}
-
-// Reply sends the first n bytes of the TxBuf buffer back to the message's
-// source, from the address the message reached, to the sender's link-layer
-// address (no neighbour lookup).
-func (c *Ctx) Reply(n int) Verdict {
-	if !c.hasOut || n <= 0 || n > cap(c.out.Payload) {
-		return c.Drop(DropNoVerdict)
-	}
-	c.out.Payload = c.out.Payload[:n]
-	c.out.Dst, c.out.Src, c.out.HW = c.Src, c.Dst, c.HW
-	c.outReady = true
-	return Respond
-}
-
-// Respond answers the parsed request statelessly (sipcore.BuildResponse)
-// with status and reason; extra are complete header lines to add. ACKs and
-// responses are never answered: they are dropped (DropNoAnswer). The
-// message must have been through Parse.
-func (c *Ctx) Respond(status int, reason string, extra []byte) Verdict {
-	if !c.tried { // Msg still describes the previous message
-		return c.Drop(DropNoVerdict)
-	}
-	m := c.Msg
-	if !m.IsRequest || m.Method == sipcore.MethodACK {
-		return c.Drop(DropNoAnswer)
-	}
-	b := c.TxBuf()
-	if b == nil {
-		return c.Drop(DropNoTxBuffer)
-	}
-	ro := sipcore.ResponseOptions{Key: c.w.key, Extra: extra}
-	n, err := sipcore.BuildResponse(b, m, status, reason, c.Src, &ro)
-	if err != nil {
-		return c.Drop(DropBuildFailed)
-	}
-	return c.Reply(n)
-}
-
-// Drop discards the message, counted under r.
-func (c *Ctx) Drop(r DropReason) Verdict {
-	c.reason = r
-	return Drop
-}
-
-// Park asks helper (its index in the worker's Helpers) for key and sets the
-// message aside for at most wait; it resumes at the next stage with
-// c.Answer set, or gets the configured fallback when the pool is full or the
-// answer is late. key is only read during this message's run.
-func (c *Ctx) Park(helper int, key []byte, wait time.Duration) Verdict {
-	c.parkHelp, c.parkKey, c.parkWait = helper, key, wait
-	return Park
-}
-
-// Worker returns the ID of the worker running the stage.
-func (c *Ctx) Worker() int { return c.w.cfg.ID }

@@ -123,11 +123,11 @@ const (
 func (w *Worker) idle() error {
 	switch w.cfg.Wait {
 	case WaitBusy:
-		w.cnt[cSpins]++
+		w.cnt.v[cSpins]++
 		return nil
 	case WaitAdaptive:
 		if w.gap < w.spinNs && Nanotime()-w.lastRxAt < w.spinNs {
-			w.cnt[cSpins]++
+			w.cnt.v[cSpins]++
 			return nil
 		}
 	}
@@ -145,7 +145,7 @@ func (w *Worker) idle() error {
 		}
 		timeout = min(timeout, time.Duration(left))
 	}
-	if due, ok := w.wheel.next(); ok {
+	if due, ok := w.park.wheel.next(); ok {
 		d := time.Duration(due*TimerTick - w.now())
 		if d <= 0 {
 			return nil
@@ -161,27 +161,20 @@ func (w *Worker) idle() error {
 		b.disarm()
 		return nil
 	}
-	w.cnt[cSleeps]++
+	w.cnt.v[cSleeps]++
 	err := w.port.Wait(timeout, b.fd)
 	b.disarm()
 	w.woke = true
 	return err
 }
 
-func (w *Worker) answersPending() bool {
-	for _, r := range w.rings {
-		if r.peek() != nil {
-			return true
-		}
-	}
-	return false
-}
+func (w *Worker) answersPending() bool { return w.park.pending() }
 
 // noteRx feeds the adaptive wait: the gap between batches, smoothed.
 func (w *Worker) noteRx(n int) {
 	if w.woke {
 		w.woke = false
-		w.cnt[cWakeRx] += uint64(n)
+		w.cnt.v[cWakeRx] += uint64(n)
 	}
 	now := Nanotime()
 	if w.lastRxAt != 0 {
@@ -217,7 +210,7 @@ func (w *Worker) yield() error {
 	runtime.Gosched()
 	w.lastYield = Nanotime()
 	if int32(unix.Gettid()) != w.tid.Load() {
-		w.cnt[cMigrations]++
+		w.cnt.v[cMigrations]++
 		return w.pinThread()
 	}
 	return nil

@@ -28,7 +28,7 @@ type waitRig struct {
 	cancel context.CancelFunc
 }
 
-func newWaitRig(t *testing.T, cfg pipeline.Config, extra ...pipeline.Stage) *waitRig {
+func newWaitRig(t *testing.T, cfg pipeline.Config, extra ...pipeline.StageMaker) *waitRig {
 	t.Helper()
 	p, err := socketport.Open(socketport.Config{Listen: netip.MustParseAddrPort("127.0.0.1:0")})
 	if err != nil {
@@ -169,13 +169,10 @@ func TestCancelWakesSleepingWorker(t *testing.T) {
 // resumes although neither its deadline nor MaxSleep (an hour each) came.
 func TestAnswerWakesSleepingWorker(t *testing.T) {
 	h := newFakeHelper(t)
-	park := stageFunc{"park", func(c *pipeline.Ctx) pipeline.Verdict {
-		if c.Answer == nil {
-			return c.Park(0, []byte("key"), time.Hour)
-		}
-		return pipeline.Continue
+	park := parkFunc{name: "park", helper: h, process: func(c *pipeline.Ctx, ref pipeline.HelperRef) pipeline.Verdict {
+		return c.Park(ref, []byte("key"), time.Hour)
 	}}
-	r := newWaitRig(t, pipeline.Config{Wait: pipeline.WaitBlock, MaxSleep: time.Hour, Helpers: []pipeline.Helper{h}}, park)
+	r := newWaitRig(t, pipeline.Config{Wait: pipeline.WaitBlock, MaxSleep: time.Hour}, park)
 	r.send(t, "parked")
 	req := h.next(t)
 	r.inPpoll(t)

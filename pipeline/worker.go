@@ -15,18 +15,6 @@ import (
 	"sipedge/sipcore"
 )
 
-// Fallback is what happens to a message that cannot be parked, or whose
-// helper did not answer in time.
-type Fallback uint8
-
-const (
-	// FallbackReject answers 503 Service Unavailable with Retry-After, so the
-	// client retries (elsewhere or later) instead of timing out.
-	FallbackReject Fallback = iota
-	// FallbackDrop drops silently: the client's retransmission timer retries.
-	FallbackDrop
-)
-
 // Config configures one worker. Zero values take the documented defaults.
 type Config struct {
 	// ID names the worker in counters and errors (usually its queue).
@@ -39,12 +27,6 @@ type Config struct {
 	Key *sipcore.Key
 	// ParkSlots and ParkSlotSize size the per-core park pool (256 x 4096).
 	ParkSlots, ParkSlotSize int
-	// Helpers are the async helpers stages park on, by index.
-	Helpers []Helper
-	// Fallback applies when the pool is full or an answer is late.
-	Fallback Fallback
-	// RetryAfter is the Retry-After (seconds) of fallback 503s (5).
-	RetryAfter int
 	// SampleEvery turns on stage timing for 1 message in SampleEvery
 	// (rounded up to a power of two); 0 leaves it off.
 	SampleEvery int
@@ -72,22 +54,14 @@ var epoch = time.Now()
 // Nanotime is the default worker clock: monotonic nanoseconds since start.
 func Nanotime() int64 { return int64(time.Since(epoch)) }
 
-// BatchStarter is implemented by stages that refresh per-batch state
-// (a configuration snapshot) once per loop iteration rather than per message.
-// lastRx is how many datagrams the previous iteration received: a worker
-// whose batches keep coming back full is falling behind (overload control).
-type BatchStarter interface {
-	StartBatch(now int64, lastRx int)
-}
-
 // Worker runs one port's datagrams through the stages, to completion, on
 // one goroutine. Nothing in it is shared with other workers; counters are
 // published for scraping by the worker itself once per loop iteration.
 type Worker struct {
 	cfg    Config
 	port   port.Port
-	stages []Stage
-	starts []BatchStarter
+	chain  *chain
+	park   *parker
 	lastRx int // datagrams the previous Poll received
 	key    *sipcore.Key
 	now    func() int64
@@ -101,22 +75,12 @@ type Worker struct {
 	spare    port.Packet
 	hasSpare bool
 
-	ctx   Ctx
-	msg   sipcore.Msg
-	wheel *timerWheel
+	ctx Ctx
+	msg sipcore.Msg
 
-	park       parkPool
-	rings      []*answerRing
-	retryExtra []byte
-
-	sampleMask uint64
-	seq        uint64
-
-	// Counters: plain fields on the hot path, published with atomic stores
-	// by the worker (publish) and read by Stats from any goroutine.
-	cnt  []uint64
-	last []uint64
-	pub  []atomic.Uint64
+	// cnt is every per-core counter of the worker: its own, then the
+	// chain's (counters.go). The worker publishes it once per iteration.
+	cnt Counters
 
 	// Waiting (wait.go): the bell other goroutines ring to wake the
 	// worker, the adaptive mode's view of the traffic (ns), and the id of
@@ -136,13 +100,13 @@ type Worker struct {
 	done    chan struct{}
 }
 
-// NewWorker builds a worker on p running stages in the order given. The
-// stages must be fresh instances for this worker (see NewProxyStages).
-func NewWorker(p port.Port, cfg Config, stages []Stage) (*Worker, error) {
+// NewWorker builds a worker on p running the stages makers make for it, in
+// the order given (the chain file's: pipeline/chain).
+func NewWorker(p port.Port, cfg Config, makers []StageMaker) (*Worker, error) {
 	if p == nil {
 		return nil, errors.New("pipeline: NewWorker needs a port")
 	}
-	if len(stages) == 0 {
+	if len(makers) == 0 {
 		return nil, errors.New("pipeline: NewWorker needs at least one stage")
 	}
 	if cfg.Key == nil {
@@ -160,12 +124,6 @@ func NewWorker(p port.Port, cfg Config, stages []Stage) (*Worker, error) {
 	if cfg.ParkSlots > 1<<20 {
 		return nil, fmt.Errorf("pipeline: ParkSlots %d is too large: use at most %d", cfg.ParkSlots, 1<<20)
 	}
-	if len(cfg.Helpers) > 255 {
-		return nil, fmt.Errorf("pipeline: %d helpers configured, at most 255", len(cfg.Helpers))
-	}
-	if cfg.RetryAfter <= 0 {
-		cfg.RetryAfter = 5
-	}
 	if cfg.Timers <= 0 {
 		cfg.Timers = cfg.ParkSlots + 64
 	}
@@ -181,6 +139,12 @@ func NewWorker(p port.Port, cfg Config, stages []Stage) (*Worker, error) {
 	if cfg.Spin < 0 || cfg.BatchDelay < 0 {
 		return nil, fmt.Errorf("pipeline: spin %v and batch delay %v must not be negative", cfg.Spin, cfg.BatchDelay)
 	}
+	defs := make([]*StageDef, len(makers))
+	for i, m := range makers {
+		if defs[i] = m.Def(); defs[i] == nil {
+			return nil, fmt.Errorf("pipeline: stage %d has no StageDef", i)
+		}
+	}
 	b, err := newBell()
 	if err != nil {
 		return nil, err
@@ -188,7 +152,6 @@ func NewWorker(p port.Port, cfg Config, stages []Stage) (*Worker, error) {
 	w := &Worker{
 		cfg:    cfg,
 		port:   p,
-		stages: stages,
 		key:    cfg.Key,
 		now:    cfg.Now,
 		rx:     make([]port.Packet, cfg.Batch),
@@ -200,32 +163,21 @@ func NewWorker(p port.Port, cfg Config, stages []Stage) (*Worker, error) {
 		gap:        int64(time.Hour),
 		batchDelay: int64(cfg.BatchDelay),
 	}
-	for _, st := range stages {
-		if b, ok := st.(BatchStarter); ok {
-			w.starts = append(w.starts, b)
-		}
-	}
 	w.ctx.w = w
 	w.ctx.Msg = &w.msg
-	w.wheel = newTimerWheel(cfg.Timers, w.now(), w.fireTimer)
-	w.park.init(cfg.ParkSlots, cfg.ParkSlotSize)
-	w.rings = make([]*answerRing, len(cfg.Helpers))
-	for i := range w.rings {
-		w.rings[i] = newAnswerRing(2 * cfg.ParkSlots)
-		w.rings[i].bell = b
+	w.cnt = NewCounters(cStageBase + chainSlots(defs))
+	w.park = newParker(cfg.ParkSlots, cfg.ParkSlotSize, cfg.Timers, w.now(), b, w.fireTimer)
+	if w.chain, err = newChain(makers, w.cnt.sub(cStageBase, chainSlots(defs)), cfg.ID, w.park); err != nil {
+		b.close()
+		return nil, err
 	}
-	w.retryExtra = []byte("Retry-After: " + strconv.Itoa(cfg.RetryAfter) + "\r\n")
 	if cfg.SampleEvery > 0 {
 		n := uint64(1)
 		for n < uint64(cfg.SampleEvery) {
 			n <<= 1
 		}
-		w.sampleMask = n - 1
+		w.chain.sampleMask = n - 1
 	}
-	nc := cStageBase + len(stages)*stageWidth
-	w.cnt = make([]uint64, nc)
-	w.last = make([]uint64, nc)
-	w.pub = make([]atomic.Uint64, nc)
 	return w, nil
 }
 
@@ -261,6 +213,8 @@ func (w *Worker) Run(ctx context.Context) (err error) {
 		// spins, if traffic is dense).
 		if err == nil && n < len(w.rx) && w.cfg.Wait != WaitBusy {
 			err = w.idle()
+		} else if n == 0 && w.cfg.Wait == WaitBusy {
+			w.cnt.v[cSpins]++ // idle is skipped in busy mode, not the count
 		}
 		if Nanotime()-w.lastYield >= yieldEvery {
 			if perr := w.yield(); perr != nil && err == nil {
@@ -310,10 +264,9 @@ func (w *Worker) Poll() (int, error) {
 	t0 := Nanotime() // busy time is wall time even when tests inject Now
 	now := w.now()
 	w.ctx.Now = now
-	w.cnt[cLoops]++
-	for _, b := range w.starts {
-		b.StartBatch(now, w.lastRx)
-	}
+	cnt := w.cnt.v
+	cnt[cLoops]++
+	w.chain.startBatch(now, w.lastRx)
 	w.drainAnswers()
 
 	n, rerr := w.port.Receive(w.rx)
@@ -327,31 +280,32 @@ func (w *Worker) Poll() (int, error) {
 		w.noteRx(n)
 	}
 	w.lastRx = n
-	w.cnt[cRx] += uint64(n)
+	cnt[cRx] += uint64(n)
 	for i := 0; i < n; i++ {
 		p := &w.rx[i]
 		w.ctx.reset(p.Payload, p.Src, p.Dst, p.HW)
-		w.runStages(0)
+		v, at := w.chain.run(&w.ctx, 0)
+		w.finish(v, at)
 	}
 	terr := w.flush()
 	if n > 0 {
 		w.port.Release(w.rx[:n])
 	}
-	w.wheel.advance(now)
+	w.park.wheel.advance(now)
 	if terr == nil {
 		terr = w.flush() // what the timers built
 	}
 	if n > 0 {
-		w.cnt[cBusyLoops]++
-		w.cnt[cBusyNs] += uint64(Nanotime() - t0)
-		w.cnt[cBatchBase+batchBucket(n)]++
+		cnt[cBusyLoops]++
+		cnt[cBusyNs] += uint64(Nanotime() - t0)
+		cnt[cBatchBase+batchBucket(n)]++
 	}
-	w.publish()
+	w.cnt.Publish()
 	if rerr != nil {
 		if errors.Is(rerr, io.EOF) || errors.Is(rerr, port.ErrClosed) {
 			return n, rerr
 		}
-		w.cnt[cRxErrors]++
+		cnt[cRxErrors]++
 		return n, fmt.Errorf("pipeline: worker %d: receive on %s: %w", w.cfg.ID, w.port.Name(), rerr)
 	}
 	if terr != nil {
@@ -378,32 +332,9 @@ func (w *Worker) gather(n int) (int, error) {
 	return n, nil
 }
 
-// runStages runs the message in w.ctx from stage index from to a verdict.
-func (w *Worker) runStages(from int) {
+// finish acts on the verdict v that stage at gave the message in w.ctx.
+func (w *Worker) finish(v Verdict, at int) {
 	c := &w.ctx
-	w.seq++
-	sample := w.sampleMask != 0 && w.seq&w.sampleMask == 0
-	v := Continue
-	i := from
-	for ; i < len(w.stages); i++ {
-		base := cStageBase + i*stageWidth
-		w.cnt[base+sIn]++
-		if sample {
-			t0 := Nanotime()
-			v = w.stages[i].Process(c)
-			w.cnt[base+sNs] += uint64(Nanotime() - t0)
-			w.cnt[base+sSamples]++
-		} else {
-			v = w.stages[i].Process(c)
-		}
-		if v >= numVerdicts {
-			v = c.Drop(DropNoVerdict)
-		}
-		w.cnt[base+sVerdict+int(v)]++
-		if v != Continue {
-			break
-		}
-	}
 	switch v {
 	case Forward, Respond:
 		if !c.outReady {
@@ -412,23 +343,22 @@ func (w *Worker) runStages(from int) {
 		}
 		w.commit()
 	case Park:
-		w.parkMessage(i)
+		w.parkMessage(at)
 	case Drop:
-		w.drop(c.reason)
+		if c.own == 0 { // a stage's own reason was counted by the chain
+			w.drop(c.reason)
+		}
 	default:
 		w.drop(DropNoVerdict)
 	}
-	if c.hasOut { // taken but not sent: keep it for the next message
-		w.spare, w.hasSpare = c.out, true
-		c.hasOut = false
-	}
+	w.releaseOut()
 }
 
 func (w *Worker) drop(r DropReason) {
 	if r >= numDropReasons {
 		r = DropNoVerdict
 	}
-	w.cnt[cDropBase+int(r)]++
+	w.cnt.v[cDropBase+int(r)]++
 }
 
 // takeTx gets a transmit buffer: the spare if one is held, else from the port.
@@ -450,7 +380,7 @@ func (w *Worker) commit() {
 	c := &w.ctx
 	if w.ntx == len(w.tx) {
 		if err := w.flush(); err != nil {
-			w.cnt[cTxErrors]++
+			w.cnt.v[cTxErrors]++
 		}
 	}
 	w.tx[w.ntx] = c.out
@@ -465,39 +395,125 @@ func (w *Worker) flush() error {
 	n := w.ntx
 	w.ntx = 0
 	sent, err := w.port.Transmit(w.tx[:n])
-	w.cnt[cTx] += uint64(sent)
-	w.cnt[cTxUnsent] += uint64(n - sent)
+	w.cnt.v[cTx] += uint64(sent)
+	w.cnt.v[cTxUnsent] += uint64(n - sent)
 	return err
 }
 
 func (w *Worker) shutdown() {
 	if err := w.flush(); err != nil {
-		w.cnt[cTxErrors]++
+		w.cnt.v[cTxErrors]++
 	}
 	w.park.each(func(slot uint32) {
 		w.expire(slot, DropStopping)
 	})
 	if err := w.flush(); err != nil {
-		w.cnt[cTxErrors]++
+		w.cnt.v[cTxErrors]++
 	}
-	w.publish()
+	w.cnt.Publish()
 }
-
-// Timer kinds.
-const (
-	timerPark uint8 = iota + 1
-)
 
 func (w *Worker) fireTimer(kind uint8, arg uint64) {
 	switch kind {
 	case timerPark:
-		slot, gen := uint32(arg), uint32(arg>>32)
-		s := &w.park.slots[slot]
-		if !s.inUse || s.gen != gen {
+		if slot, ok := w.park.timedOut(arg); ok {
+			w.cnt.v[cParkTimeouts]++
+			w.expire(slot, DropParkTimeout)
+		}
+	}
+}
+
+// Parked reports how many messages are parked (for tests and gauges; call
+// it only from the worker's goroutine or after Run returned).
+func (w *Worker) Parked() int { return w.park.parked() }
+
+// parkMessage sets the message in w.ctx aside for the helper stage at
+// asked for.
+func (w *Worker) parkMessage(at int) {
+	c := &w.ctx
+	h := w.park.helper(c.parkRef)
+	if h < 0 {
+		w.drop(DropNoVerdict)
+		return
+	}
+	switch w.park.park(h, at, c.Buf, c.Src, c.Dst, c.HW, c.Now+int64(c.parkWait), c.parkKey) {
+	case parkTooLarge:
+		w.fallback(h, DropParkTooLarge)
+	case parkFull:
+		w.cnt.v[cParkFull]++
+		w.fallback(h, DropParkFull)
+	default:
+		w.cnt.v[cParked]++
+	}
+}
+
+// fallback gives the message in w.ctx helper h's fallback.
+func (w *Worker) fallback(h int, r DropReason) {
+	c := &w.ctx
+	if !w.park.fbs[h].Drop {
+		if !c.tried {
+			c.Parse()
+		}
+		if c.Parsed && c.Respond(503, "Service Unavailable", w.park.retry[h]) == Respond {
+			w.cnt.v[cFallback503]++
+			w.commit()
 			return
 		}
-		s.timer = noTimer
-		w.cnt[cParkTimeouts]++
-		w.expire(slot, DropParkTimeout)
 	}
+	w.drop(r)
+}
+
+// loadSlot puts parked message slot into w.ctx, parsed.
+func (w *Worker) loadSlot(slot uint32) *parkSlot {
+	s := &w.park.slots[slot]
+	c := &w.ctx
+	c.reset(w.park.buf(slot)[:s.n], s.src, s.dst, s.hw)
+	c.Parse()
+	return s
+}
+
+// expire applies the fallback to parked message slot and frees it.
+func (w *Worker) expire(slot uint32, r DropReason) {
+	s := w.loadSlot(slot)
+	w.park.wheel.cancel(s.timer)
+	w.fallback(int(s.helper), r)
+	w.releaseOut()
+	w.park.release(slot)
+}
+
+func (w *Worker) releaseOut() {
+	c := &w.ctx
+	if c.hasOut { // taken but not sent: keep it for the next message
+		w.spare, w.hasSpare = c.out, true
+		c.hasOut = false
+	}
+}
+
+// drainAnswers resumes the messages whose helpers answered, at most one
+// batch per helper per loop so that answers cannot starve receive.
+func (w *Worker) drainAnswers() {
+	for _, r := range w.park.rings {
+		for k := 0; k < w.cfg.Batch; k++ {
+			e := r.q.Peek()
+			if e == nil {
+				break
+			}
+			w.resume(e)
+			r.q.Advance()
+		}
+	}
+}
+
+// resume gives an answered message back to the stage that parked it.
+func (w *Worker) resume(e *ringEntry) {
+	if _, ok := w.park.answered(e); !ok {
+		w.cnt.v[cLateAnswers]++
+		return
+	}
+	s := w.loadSlot(e.slot)
+	w.ctx.Answer = &e.ans
+	w.cnt.v[cResumed]++
+	v, at := w.chain.resume(&w.ctx, int(s.stage))
+	w.finish(v, at)
+	w.park.release(e.slot)
 }

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Auth is [auth]: digest authentication of requests (pipeline/auth).
+// Auth is [auth]: digest authentication of requests (pipeline/stages/auth).
 type Auth struct {
 	// Enabled turns authentication on. Off by default so that the laptop
 	// default runs without credentials.

@@ -7,7 +7,7 @@ import (
 )
 
 // Guard is [guard]: flood and scanner deflection before the parser
-// (pipeline/guard): size and shape checks, per-source rate limits, scanner
+// (pipeline/stages/guard): size and shape checks, per-source rate limits, scanner
 // signatures, bans (also in the XDP program with port "afxdp") and
 // overload shedding.
 type Guard struct {
@@ -58,7 +58,7 @@ type Guard struct {
 }
 
 // DefaultScannerUserAgents and DefaultScannerFromTo are the signature
-// defaults (the same as pipeline/guard's).
+// defaults (the same as pipeline/stages/guard's).
 var (
 	DefaultScannerUserAgents = []string{"friendly-scanner", "sipvicious", "sipcli", "sipsak", "vaxsipuseragent", "sip-scan", "iwar", "sundayddr", "pplsip"}
 	DefaultScannerFromTo     = []string{"sipvicious", "friendly-scanner"}

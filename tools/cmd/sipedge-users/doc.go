@@ -12,5 +12,5 @@
 // SIGHUP to the appliance to reload it. With -redis it prints the HSET
 // command for the redis store instead of writing a file.
 //
-// It may import sipcore and pipeline/auth; nothing may import it.
+// It may import sipcore and pipeline/stages/auth; nothing may import it.
 package main

@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"sipedge/pipeline/auth"
+	"sipedge/pipeline/stages/auth"
 	"sipedge/sipcore"
 )
 

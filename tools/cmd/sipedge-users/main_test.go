@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"sipedge/pipeline/auth"
+	"sipedge/pipeline/stages/auth"
 	"sipedge/sipcore"
 )
 

@@ -1,0 +1,182 @@
+package auth
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"sipedge/pipeline"
+	"sipedge/sipcore"
+)
+
+// Answer statuses. The answer goes back to the auth stage that parked
+// the message and to no other, so it needs no tag.
+const (
+	answerFound    int32 = 0
+	answerNotFound int32 = 1
+	answerError    int32 = 2
+)
+
+// Answer data layout: Has, MD5 hex, SHA-256 hex, invalidation seq.
+const (
+	ansHas    = 0
+	ansMD5    = 1
+	ansSHA    = ansMD5 + 32
+	ansSeq    = ansSHA + 64
+	ansLength = ansSeq + 8
+)
+
+func encodeAnswer(a *pipeline.Answer, status int32, e *Entry, seq uint64) {
+	a.Status = status
+	a.Len = ansLength
+	a.Data[ansHas] = e.Has
+	copy(a.Data[ansMD5:ansSHA], e.MD5[:])
+	copy(a.Data[ansSHA:ansSeq], e.SHA256[:])
+	binary.LittleEndian.PutUint64(a.Data[ansSeq:], seq)
+}
+
+// decodeAnswer reads an answer of this package's helper; a malformed one
+// is a store error.
+func decodeAnswer(a *pipeline.Answer, e *Entry) (status int32, seq uint64) {
+	if a == nil || a.Len != ansLength {
+		return answerError, 0
+	}
+	e.Has = a.Data[ansHas]
+	copy(e.MD5[:], a.Data[ansMD5:ansSHA])
+	copy(e.SHA256[:], a.Data[ansSHA:ansSeq])
+	return a.Status, binary.LittleEndian.Uint64(a.Data[ansSeq:])
+}
+
+// request is one lookup, copied whole into the helper's queue (a buffered
+// channel of values: sending allocates nothing).
+type request struct {
+	h     pipeline.Handle
+	seq   uint64
+	start time.Time
+	n     uint16
+	user  [sipcore.MaxDigestField]byte
+}
+
+type result struct {
+	h     pipeline.Handle
+	start time.Time
+	ans   pipeline.Answer
+}
+
+// helper is one worker's pipeline.Helper: Request queues the lookup for a
+// pool of goroutines; one goroutine hands every answer back, as the
+// worker's answer ring requires a single producer.
+type helper struct {
+	c       *core
+	reqs    chan request
+	results chan result
+
+	lookups, notFound, errs, late, queueFull, ringFull atomic.Uint64
+	latency                                            histogram
+}
+
+func (c *core) startHelper() *helper {
+	if c.help != nil {
+		return c.help
+	}
+	a := c.a
+	h := &helper{c: c, reqs: make(chan request, a.cfg.QueueLen), results: make(chan result, a.cfg.QueueLen)}
+	c.help = h
+	a.wg.Add(a.cfg.Concurrency + 1)
+	for i := 0; i < a.cfg.Concurrency; i++ {
+		go h.lookupLoop()
+	}
+	go h.answerLoop()
+	return h
+}
+
+// Request implements pipeline.Helper. It never blocks: with the queue full
+// the message waits for its deadline and gets the fallback.
+func (h *helper) Request(hd pipeline.Handle, key []byte) {
+	r := request{h: hd, seq: h.c.a.seq.Load(), start: time.Now()}
+	r.n = uint16(copy(r.user[:], key))
+	select {
+	case h.reqs <- r:
+	default:
+		h.queueFull.Add(1)
+	}
+}
+
+func (h *helper) lookupLoop() {
+	a := h.c.a
+	defer a.wg.Done()
+	for {
+		var r request
+		select {
+		case r = <-h.reqs:
+		case <-a.done:
+			return
+		}
+		h.lookups.Add(1)
+		ctx, cancel := context.WithTimeout(context.Background(), a.cfg.LookupTimeout)
+		t0 := time.Now()
+		e, err := a.cfg.Store.Lookup(ctx, a.cfg.Realm, string(r.user[:r.n]))
+		cancel()
+		h.latency.observe(time.Since(t0))
+		res := result{h: r.h, start: r.start}
+		switch {
+		case err == nil:
+			encodeAnswer(&res.ans, answerFound, &e, r.seq)
+		case errors.Is(err, ErrNotFound):
+			h.notFound.Add(1)
+			encodeAnswer(&res.ans, answerNotFound, &Entry{}, r.seq)
+		default:
+			h.errs.Add(1)
+			encodeAnswer(&res.ans, answerError, &Entry{}, r.seq)
+		}
+		select {
+		case h.results <- res:
+		case <-a.done:
+			return
+		}
+	}
+}
+
+func (h *helper) answerLoop() {
+	a := h.c.a
+	defer a.wg.Done()
+	for {
+		select {
+		case r := <-h.results:
+			if time.Since(r.start) > a.cfg.Deadline {
+				h.late.Add(1) // the worker already gave the fallback
+			}
+			if !r.h.Answer(&r.ans) {
+				h.ringFull.Add(1)
+			}
+		case <-a.done:
+			return
+		}
+	}
+}
+
+// latencyBounds are the store latency histogram's upper bounds.
+var latencyBounds = [...]time.Duration{
+	100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond,
+	time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond,
+	10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond,
+	100 * time.Millisecond, 250 * time.Millisecond, time.Second,
+}
+
+// histogram counts store latencies (helper goroutines only: off the hot
+// path, so atomics are fine).
+type histogram struct {
+	buckets [len(latencyBounds) + 1]atomic.Uint64
+	sumNs   atomic.Uint64
+}
+
+func (h *histogram) observe(d time.Duration) {
+	i := 0
+	for i < len(latencyBounds) && d > latencyBounds[i] {
+		i++
+	}
+	h.buckets[i].Add(1)
+	h.sumNs.Add(uint64(d))
+}

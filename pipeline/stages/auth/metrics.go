@@ -1,0 +1,172 @@
+package auth
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+)
+
+// Metrics is a snapshot of the counters of every worker, summed.
+type Metrics struct {
+	// Challenges counts 401/407 sent (stale ones included).
+	Challenges uint64
+	// Successes counts requests that authenticated.
+	Successes uint64
+	// Failures counts failed authentications: 403, malformed (400) or
+	// forged-nonce credentials; each was reported to the FailureSink.
+	Failures uint64
+	// Stale counts right answers to expired nonces (challenged again with
+	// stale=true).
+	Stale uint64
+	// CacheHits, NegativeHits and CacheMisses count cache lookups: found,
+	// found as known-absent, not found (then parked).
+	CacheHits, NegativeHits, CacheMisses uint64
+	// CacheEvictions counts live entries evicted to make room.
+	CacheEvictions uint64
+	// CacheEntries is the current number of cached entries (all workers);
+	// CacheCapacity the bound.
+	CacheEntries, CacheCapacity uint64
+	// Parked counts messages parked for a lookup.
+	Parked uint64
+	// Trusted counts requests from trusted sources (not authenticated).
+	Trusted uint64
+	// BadRequests counts 400s for malformed credentials or a wrong uri.
+	BadRequests uint64
+	// StoreErrorAnswers counts parked messages answered with the
+	// store-error fallback (503 or drop).
+	StoreErrorAnswers uint64
+	// FillSkipped counts answers not cached because an invalidation came
+	// while they were fetched.
+	FillSkipped uint64
+	// Flushes counts whole-cache flushes applied by workers.
+	Flushes uint64
+	// Lookups, NotFound and StoreErrors count store lookups and their
+	// outcomes (helpers).
+	Lookups, NotFound, StoreErrors uint64
+	// LateAnswers counts lookups answered after the deadline (the message
+	// had already had the fallback).
+	LateAnswers uint64
+	// QueueFull counts lookups refused because a helper's queue was full;
+	// RingFull answers the worker's ring could not take.
+	QueueFull, RingFull uint64
+	// Invalidations counts changes pushed by the store (per user), and
+	// InvalidateAlls whole-cache invalidations (reload, reconnection).
+	Invalidations, InvalidateAlls uint64
+	// LatencyBuckets are cumulative counts of store lookups at or under
+	// LatencyBounds[i] (the last one is +Inf); LatencySum their total.
+	LatencyBuckets []uint64
+	LatencyBounds  []time.Duration
+	LatencySum     time.Duration
+}
+
+// Metrics returns the counters as last published by the workers (once per
+// batch) and the helpers. Safe from any goroutine.
+func (a *Auth) Metrics() Metrics {
+	var m Metrics
+	var buckets [len(latencyBounds) + 1]uint64
+	var sum uint64
+	for _, c := range a.cores {
+		g := func(i int) uint64 {
+			if c.cnt.Len() == 0 { // no stage made for this worker yet
+				return 0
+			}
+			return c.cnt.Load(i)
+		}
+		m.Challenges += g(cChallenges)
+		m.Successes += g(cSuccesses)
+		m.Failures += g(cFailures)
+		m.Stale += g(cStale)
+		m.CacheHits += g(cCacheHits)
+		m.NegativeHits += g(cNegativeHits)
+		m.CacheMisses += g(cCacheMisses)
+		m.CacheEvictions += g(cEvictions)
+		m.Parked += g(cParked)
+		m.Trusted += g(cTrusted)
+		m.BadRequests += g(cBadRequests)
+		m.StoreErrorAnswers += g(cStoreErrors)
+		m.FillSkipped += g(cFillSkipped)
+		m.Flushes += g(cFlushes)
+		if c.cache != nil {
+			m.CacheCapacity += uint64(c.cache.capacity())
+			m.CacheEntries += g(cEntries)
+		}
+		if h := c.help; h != nil {
+			m.Lookups += h.lookups.Load()
+			m.NotFound += h.notFound.Load()
+			m.StoreErrors += h.errs.Load()
+			m.LateAnswers += h.late.Load()
+			m.QueueFull += h.queueFull.Load()
+			m.RingFull += h.ringFull.Load()
+			for i := range buckets {
+				buckets[i] += h.latency.buckets[i].Load()
+			}
+			sum += h.latency.sumNs.Load()
+		}
+	}
+	m.Invalidations = a.invalidations.Load()
+	m.InvalidateAlls = a.flushes.Load()
+	var cum uint64
+	m.LatencyBuckets = make([]uint64, len(buckets))
+	for i, b := range buckets {
+		cum += b
+		m.LatencyBuckets[i] = cum
+	}
+	m.LatencyBounds = latencyBounds[:]
+	m.LatencySum = time.Duration(sum)
+	return m
+}
+
+// WriteMetrics writes the metrics in the Prometheus text format, names
+// prefixed sipedge_auth_, for the admin endpoint.
+func (a *Auth) WriteMetrics(w io.Writer) error {
+	m := a.Metrics()
+	var err error
+	put := func(name, typ, help string, v uint64) {
+		if err == nil {
+			_, err = fmt.Fprintf(w, "# HELP sipedge_auth_%s %s\n# TYPE sipedge_auth_%s %s\nsipedge_auth_%s %d\n", name, help, name, typ, name, v)
+		}
+	}
+	put("challenges_total", "counter", "401/407 challenges sent.", m.Challenges)
+	put("successes_total", "counter", "Requests that authenticated.", m.Successes)
+	put("failures_total", "counter", "Failed authentications (403, malformed, forged nonce).", m.Failures)
+	put("stale_total", "counter", "Right answers to expired nonces, challenged with stale=true.", m.Stale)
+	put("cache_hits_total", "counter", "Cache lookups that found the user.", m.CacheHits)
+	put("cache_negative_hits_total", "counter", "Cache lookups that found the user known absent.", m.NegativeHits)
+	put("cache_misses_total", "counter", "Cache lookups that missed (message parked).", m.CacheMisses)
+	put("cache_evictions_total", "counter", "Live cache entries evicted to make room.", m.CacheEvictions)
+	put("cache_entries", "gauge", "Cached entries, all workers.", m.CacheEntries)
+	put("cache_capacity", "gauge", "Cache capacity, all workers.", m.CacheCapacity)
+	put("parked_total", "counter", "Messages parked for a store lookup.", m.Parked)
+	put("trusted_total", "counter", "Requests from trusted sources, not authenticated.", m.Trusted)
+	put("bad_requests_total", "counter", "400s for malformed credentials or a wrong digest uri.", m.BadRequests)
+	put("store_error_answers_total", "counter", "Parked messages given the store-error fallback.", m.StoreErrorAnswers)
+	put("fill_skipped_total", "counter", "Lookups not cached because an invalidation raced them.", m.FillSkipped)
+	put("flushes_total", "counter", "Whole-cache flushes applied by workers.", m.Flushes)
+	put("store_lookups_total", "counter", "Store lookups.", m.Lookups)
+	put("store_not_found_total", "counter", "Store lookups for absent users.", m.NotFound)
+	put("store_errors_total", "counter", "Store lookups that failed.", m.StoreErrors)
+	put("late_answers_total", "counter", "Store answers after the deadline.", m.LateAnswers)
+	put("queue_full_total", "counter", "Lookups refused: helper queue full.", m.QueueFull)
+	put("ring_full_total", "counter", "Answers refused: worker answer ring full.", m.RingFull)
+	put("invalidations_total", "counter", "Per-user invalidations pushed by the store.", m.Invalidations)
+	put("invalidate_all_total", "counter", "Whole-cache invalidations (reload, reconnection).", m.InvalidateAlls)
+	if err != nil {
+		return err
+	}
+	if _, err = io.WriteString(w, "# HELP sipedge_auth_store_latency_seconds Store lookup latency.\n# TYPE sipedge_auth_store_latency_seconds histogram\n"); err != nil {
+		return err
+	}
+	for i, c := range m.LatencyBuckets {
+		le := "+Inf"
+		if i < len(m.LatencyBounds) {
+			le = strconv.FormatFloat(m.LatencyBounds[i].Seconds(), 'g', -1, 64)
+		}
+		if _, err = fmt.Fprintf(w, "sipedge_auth_store_latency_seconds_bucket{le=%q} %d\n", le, c); err != nil {
+			return err
+		}
+	}
+	_, err = fmt.Fprintf(w, "sipedge_auth_store_latency_seconds_sum %g\nsipedge_auth_store_latency_seconds_count %d\n",
+		m.LatencySum.Seconds(), m.LatencyBuckets[len(m.LatencyBuckets)-1])
+	return err
+}

@@ -1,0 +1,228 @@
+package redisstore_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"sipedge/pipeline"
+	"sipedge/pipeline/stages/auth"
+	"sipedge/pipeline/stages/auth/authtest"
+	"sipedge/pipeline/stages/auth/redisstore"
+	"sipedge/sipcore"
+)
+
+// redisServer is a redis-server the test started, stopped by pid.
+type redisServer struct {
+	t    *testing.T
+	addr string
+	dir  string
+	cmd  *exec.Cmd
+}
+
+func redisBinary(t *testing.T) string {
+	p, err := exec.LookPath("redis-server")
+	if err != nil {
+		msg := "redis-server is not installed: apt-get install -y redis-server (or make test-deps)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return p
+}
+
+func freePort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startRedis runs redis-server on addr with its own directory, no
+// persistence, and waits (bounded) until it answers PING.
+func startRedis(t *testing.T, addr string) *redisServer {
+	t.Helper()
+	bin := redisBinary(t)
+	_, port, _ := net.SplitHostPort(addr)
+	s := &redisServer{t: t, addr: addr, dir: t.TempDir()}
+	s.cmd = exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log"))
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("starting redis-server: %v", err)
+	}
+	t.Cleanup(s.stop)
+	end := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.SetDeadline(time.Now().Add(time.Second))
+			fmt.Fprint(c, "PING\r\n")
+			buf := make([]byte, 16)
+			n, _ := c.Read(buf)
+			c.Close()
+			if string(buf[:n]) == "+PONG\r\n" {
+				return s
+			}
+		}
+		if time.Now().After(end) {
+			log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
+			t.Fatalf("redis-server on %s did not answer PING within 5s; log:\n%s", addr, log)
+		}
+		time.Sleep(10 * time.Millisecond) // the server gives no readiness event
+	}
+}
+
+func (s *redisServer) stop() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	s.cmd.Process.Kill()
+	s.cmd.Wait()
+	s.cmd = nil
+}
+
+func (s *redisServer) client(t *testing.T) rueidis.Client {
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{s.addr}, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func setUser(t *testing.T, c rueidis.Client, user, password string) {
+	t.Helper()
+	err := c.Do(context.Background(), c.B().Hset().Key(redisstore.DefaultPrefix+authtest.Realm+":"+user).FieldValue().
+		FieldValue("ha1md5", sipcore.HA1(sipcore.AlgMD5, user, authtest.Realm, password)).
+		FieldValue("ha1sha256", sipcore.HA1(sipcore.AlgSHA256, user, authtest.Realm, password)).Build()).Error()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func await[T any](t *testing.T, ch <-chan T, within time.Duration, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(within):
+		t.Fatalf("%s did not happen within %v", what, within)
+	}
+	var zero T
+	return zero
+}
+
+func TestRedisStore(t *testing.T) {
+	srv := startRedis(t, freePort(t))
+	rc := srv.client(t)
+	setUser(t, rc, "alice", "one")
+
+	invs := make(chan string, 64)
+	states := make(chan bool, 64)
+	st, err := redisstore.New(redisstore.Options{
+		Addresses: []string{srv.addr}, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+		OnInvalidate: func(_, user string) { invs <- user },
+		OnState:      func(up bool) { states <- up },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	if !await(t, states, 5*time.Second, "connecting") {
+		t.Fatal("first state is not connected")
+	}
+	r := authtest.NewRig(t, auth.Config{Store: st}, pipeline.Config{})
+	alice := &authtest.Client{User: "alice", Password: "one"}
+	nonce := authtest.Nonce(t, r.Expect(407, alice.Request("INVITE", "")))
+
+	// Miss, then hit.
+	r.Expect(0, alice.Request("INVITE", nonce))
+	r.Expect(0, alice.Request("INVITE", nonce))
+	if m := r.A.Metrics(); m.Lookups != 1 || m.CacheHits != 1 {
+		t.Fatalf("metrics %+v: want one lookup then a hit", m)
+	}
+
+	// A password change on Redis is pushed within 1s.
+	setUser(t, rc, "alice", "two")
+	if u := await(t, invs, time.Second, "the invalidation of alice's changed password"); u != "alice" {
+		t.Fatalf("invalidation for %q", u)
+	}
+	r.Expect(403, alice.Request("INVITE", nonce))
+	alice.Password = "two"
+	r.Expect(0, alice.Request("INVITE", nonce))
+
+	// Deletion is pushed too; the user is then absent.
+	if err := rc.Do(context.Background(), rc.B().Del().Key(st.Key(authtest.Realm, "alice")).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	await(t, invs, time.Second, "the invalidation of alice's deletion")
+	r.Expect(403, alice.Request("INVITE", nonce))
+
+	// Creating a user cached as absent is pushed as well.
+	setUser(t, rc, "alice", "three")
+	await(t, invs, time.Second, "the invalidation of alice's creation")
+	alice.Password = "three"
+	r.Expect(0, alice.Request("INVITE", nonce))
+
+	// Redis stops: cached users keep working, the others get the fallback.
+	setUser(t, rc, "bob", "pw")
+	await(t, invs, time.Second, "bob's invalidation")
+	bob := &authtest.Client{User: "bob", Password: "pw"}
+	r.Expect(0, bob.Request("INVITE", nonce))
+	if len(invs) != 0 {
+		t.Errorf("%d more invalidations than changes: each must be pushed once", len(invs))
+	}
+	srv.stop()
+	if await(t, states, 5*time.Second, "noticing Redis is gone") {
+		t.Fatal("state after the stop is connected")
+	}
+	for i := 0; i < 3; i++ {
+		r.Expect(0, bob.Request("INVITE", nonce))
+		r.Expect(0, alice.Request("INVITE", nonce))
+	}
+	carol := &authtest.Client{User: "carol", Password: "pw"}
+	r.Expect(503, carol.Request("INVITE", nonce))
+	if m := r.A.Metrics(); m.StoreErrors == 0 || m.StoreErrorAnswers != 1 {
+		t.Fatalf("metrics %+v: want the store error counted", m)
+	}
+
+	// Redis comes back (empty: no persistence): picked up again, and what
+	// was cached before is dropped, since changes may have been missed.
+	srv = startRedis(t, srv.addr)
+	rc = srv.client(t)
+	setUser(t, rc, "carol", "pw")
+	if !await(t, states, 10*time.Second, "reconnecting") {
+		t.Fatal("state after the restart is not connected")
+	}
+	r.Expect(0, carol.Request("INVITE", nonce))
+	r.Expect(403, bob.Request("INVITE", nonce)) // gone with the old server
+
+	if st.Reconnections() != 1 {
+		t.Errorf("reconnections %d, want 1", st.Reconnections())
+	}
+	setUser(t, rc, "bob", "pw")
+	// carol's change may have been pushed too, if the store was back first.
+	for u := ""; u != "bob"; {
+		u = await(t, invs, time.Second, "bob's invalidation after the restart")
+	}
+	r.Expect(0, bob.Request("INVITE", nonce))
+}
+
+func TestRedisStoreRejectsBadOptions(t *testing.T) {
+	if _, err := redisstore.New(redisstore.Options{}); err == nil {
+		t.Error("no address accepted")
+	}
+	if _, err := redisstore.New(redisstore.Options{Addresses: []string{"localhost"}}); err == nil {
+		t.Error("address without port accepted")
+	}
+}

@@ -1,0 +1,372 @@
+package guard
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"sort"
+	"time"
+)
+
+// Run is the ban goroutine: it takes the workers' ban requests off their
+// rings, records them for the operator and hands them to the Banner (a
+// syscall each: never on a worker). It prunes lapsed bans every second and
+// returns when ctx is done, after a last drain.
+func (g *Guard) Run(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			g.drain()
+			return
+		case <-g.wake:
+			g.drain()
+		case <-tick.C:
+			g.drain()
+			g.prune()
+		}
+	}
+}
+
+// Drain processes the pending ban requests now (tests, shutdown).
+func (g *Guard) Drain() { g.drain() }
+
+func (g *Guard) drain() {
+	var r banReq
+	for _, s := range g.stageList() {
+		for s.out.Pop(&r) {
+			ttl := time.Duration(r.until - g.now())
+			if ttl <= 0 {
+				continue
+			}
+			g.mu.Lock()
+			cur := g.registry[r.addr]
+			// An operator ban is not shortened or relabelled by an
+			// automatic one.
+			if cur == nil || cur.reason != ReasonOperator || cur.until < r.until {
+				g.registry[r.addr] = &banRecord{reason: r.reason, until: r.until}
+			}
+			g.mu.Unlock()
+			g.banBelow(r.addr, ttl)
+		}
+	}
+}
+
+func (g *Guard) banBelow(a netip.Addr, ttl time.Duration) {
+	if g.cfg.Banner == nil {
+		return
+	}
+	if err := g.cfg.Banner.Ban(a, ttl); err != nil {
+		g.xdpErrors.Add(1)
+		msg := err.Error()
+		g.lastErr.Store(&msg)
+		return
+	}
+	g.xdpBans.Add(1)
+}
+
+func (g *Guard) unbanBelow(a netip.Addr) {
+	u, ok := g.cfg.Banner.(Unbanner)
+	if !ok {
+		return
+	}
+	if err := u.Unban(a); err != nil {
+		g.xdpErrors.Add(1)
+		msg := err.Error()
+		g.lastErr.Store(&msg)
+		return
+	}
+	g.xdpUnbans.Add(1)
+}
+
+func (g *Guard) prune() {
+	now := g.now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for a, r := range g.registry {
+		if r.until <= now {
+			delete(g.registry, a)
+		}
+	}
+}
+
+// BanInfo describes one ban in force.
+type BanInfo struct {
+	Addr   netip.Addr
+	Reason Reason
+	// Left is the time until the ban lapses.
+	Left time.Duration
+	// Dropped counts the packets the workers dropped for this ban (not
+	// those the XDP program dropped: see afxdp.Program.Counters).
+	Dropped uint64
+}
+
+// Bans lists the bans in force, by address: the automatic bans of every
+// worker and the operator's.
+func (g *Guard) Bans() []BanInfo {
+	now := g.now()
+	byAddr := map[netip.Addr]*BanInfo{}
+	var v banView
+	for _, s := range g.stageList() {
+		for i := range s.bans.s {
+			if !s.bans.s[i].read(&v) || v.until <= now {
+				continue
+			}
+			a := v.key.addr()
+			bi := byAddr[a]
+			if bi == nil {
+				bi = &BanInfo{Addr: a, Reason: v.reason}
+				byAddr[a] = bi
+			}
+			if l := time.Duration(v.until - now); l > bi.Left {
+				bi.Left = l
+			}
+			bi.Dropped += v.dropped
+		}
+	}
+	g.mu.Lock()
+	for a, r := range g.registry {
+		if r.until <= now {
+			continue
+		}
+		bi := byAddr[a]
+		if bi == nil {
+			bi = &BanInfo{Addr: a}
+			byAddr[a] = bi
+		}
+		bi.Reason = r.reason
+		if l := time.Duration(r.until - now); l > bi.Left {
+			bi.Left = l
+		}
+	}
+	g.mu.Unlock()
+	out := make([]BanInfo, 0, len(byAddr))
+	for _, bi := range byAddr {
+		out = append(out, *bi)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Addr.Less(out[j].Addr) })
+	return out
+}
+
+// Ban bans addr for ttl on every worker and in the Banner. An allow-listed
+// address cannot be banned: remove it from the allow-list first.
+func (g *Guard) Ban(addr netip.Addr, ttl time.Duration) error {
+	addr = addr.Unmap()
+	if !addr.IsValid() {
+		return errors.New("guard: cannot ban the zero address: give an IPv4 or IPv6 address")
+	}
+	if ttl <= 0 {
+		return fmt.Errorf("guard: ban of %v needs a positive duration, got %v", addr, ttl)
+	}
+	for _, p := range g.allow.Load().prefixes {
+		if p.Contains(addr) {
+			return fmt.Errorf("guard: %v is in the allow-list (%v): remove it from the allow-list before banning it", addr, p)
+		}
+	}
+	until := g.now() + int64(ttl)
+	g.mu.Lock()
+	err := g.command(command{op: cmdBan, reason: ReasonOperator, key: keyOf(addr), until: until})
+	if err == nil {
+		g.registry[addr] = &banRecord{reason: ReasonOperator, until: until}
+	}
+	g.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("guard: banning %v: %w", addr, err)
+	}
+	g.banBelow(addr, ttl)
+	return nil
+}
+
+// Unban lifts addr's ban, automatic or not, on every worker and in the
+// Banner. Lifting a ban that does not exist is not an error.
+func (g *Guard) Unban(addr netip.Addr) error {
+	addr = addr.Unmap()
+	if !addr.IsValid() {
+		return errors.New("guard: cannot unban the zero address")
+	}
+	g.mu.Lock()
+	err := g.command(command{op: cmdUnban, key: keyOf(addr)})
+	delete(g.registry, addr)
+	g.mu.Unlock()
+	g.unbanBelow(addr)
+	if err != nil {
+		return fmt.Errorf("guard: unbanning %v: %w", addr, err)
+	}
+	return nil
+}
+
+// command sends c to every worker; the caller holds g.mu, which makes the
+// operator the single producer of each command ring.
+func (g *Guard) command(c command) error {
+	var busy []int
+	for _, s := range g.stageList() {
+		if !s.in.Push(&c) {
+			busy = append(busy, s.id)
+		}
+	}
+	if len(busy) > 0 {
+		return fmt.Errorf("the command rings of workers %v are full (are those workers running?): retry shortly", busy)
+	}
+	return nil
+}
+
+// AllowList returns the allow-list.
+func (g *Guard) AllowList() []netip.Prefix {
+	return append([]netip.Prefix(nil), g.allow.Load().prefixes...)
+}
+
+// Allow adds p to the allow-list (workers see it from their next batch)
+// and lifts the bans of the addresses it covers.
+func (g *Guard) Allow(p netip.Prefix) error {
+	if !p.IsValid() {
+		return errors.New("guard: allow-list entry is not a valid prefix: give a CIDR such as 192.0.2.0/24")
+	}
+	p = normPrefix(p)
+	g.mu.Lock()
+	cur := g.allow.Load().prefixes
+	for _, q := range cur {
+		if q == p {
+			g.mu.Unlock()
+			return nil
+		}
+	}
+	next := append(append([]netip.Prefix(nil), cur...), p)
+	g.allow.Store(&allowSnap{prefixes: next})
+	var lift []netip.Addr
+	for a := range g.registry {
+		if p.Contains(a) {
+			lift = append(lift, a)
+		}
+	}
+	g.mu.Unlock()
+	for _, a := range lift {
+		if err := g.Unban(a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// normPrefix writes a v4-mapped IPv6 prefix as the IPv4 prefix it is, since
+// sources are compared unmapped.
+func normPrefix(p netip.Prefix) netip.Prefix {
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p.Masked()
+}
+
+// Disallow removes p from the allow-list; false if it was not there.
+func (g *Guard) Disallow(p netip.Prefix) bool {
+	if !p.IsValid() {
+		return false
+	}
+	p = normPrefix(p)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	cur := g.allow.Load().prefixes
+	for i, q := range cur {
+		if q == p {
+			next := append(append([]netip.Prefix(nil), cur[:i]...), cur[i+1:]...)
+			g.allow.Store(&allowSnap{prefixes: next})
+			return true
+		}
+	}
+	return false
+}
+
+// Stats are the guard's counters summed over workers, as last published
+// (each worker publishes at the start of every batch).
+type Stats struct {
+	// Passed went on to the next stage; Allowed did so as allow-listed.
+	Passed, Allowed uint64
+	// Drops, Rejects (503 sent) and Bans (bans issued) by reason.
+	Drops, Rejects, Bans [numReasons]uint64
+	// BanRingFull: ban requests the ban goroutine never saw (its ring was
+	// full); BanTableFull: bans a worker could not store.
+	BanRingFull, BanTableFull uint64
+	// Evictions: sources whose state was replaced by a new source.
+	Evictions uint64
+	// AuthFailures reported by the auth stage.
+	AuthFailures uint64
+	// OverloadBatches counts full receive batches; Overloaded the workers
+	// shedding load now.
+	OverloadBatches uint64
+	Overloaded      int
+	// XDPBans, XDPUnbans and XDPErrors count Banner calls.
+	XDPBans, XDPUnbans, XDPErrors uint64
+	// LastError is the Banner's last error, if any.
+	LastError string
+}
+
+// Stats sums the workers' published counters. Safe from any goroutine.
+func (g *Guard) Stats() Stats {
+	var st Stats
+	for _, s := range g.stageList() {
+		c := s.cnt.Load
+		st.Passed += c(cPassed)
+		st.Allowed += c(cAllowed)
+		st.BanRingFull += c(cBanRingFull)
+		st.BanTableFull += c(cBanTableFull)
+		st.Evictions += c(cEvictions)
+		st.AuthFailures += c(cAuthFailures)
+		st.OverloadBatches += c(cOverloadBatches)
+		for r := 1; r < int(numReasons); r++ {
+			st.Drops[r] += s.drops.Load(r - 1)
+			st.Rejects[r] += c(cRejectBase + r - 1)
+			st.Bans[r] += c(cBanBase + r - 1)
+		}
+		st.Overloaded += int(c(cOverloaded))
+	}
+	st.XDPBans, st.XDPUnbans, st.XDPErrors = g.xdpBans.Load(), g.xdpUnbans.Load(), g.xdpErrors.Load()
+	if p := g.lastErr.Load(); p != nil {
+		st.LastError = *p
+	}
+	return st
+}
+
+// WriteMetrics writes the guard's metrics in the Prometheus text format.
+func (g *Guard) WriteMetrics(w io.Writer) error {
+	st := g.Stats()
+	bw := bufio.NewWriter(w)
+	head := func(name, typ, help string) {
+		fmt.Fprintf(bw, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+	}
+	head("sipedge_guard_passed_total", "counter", "Messages the guard passed on, by whether the source is allow-listed.")
+	fmt.Fprintf(bw, "sipedge_guard_passed_total{allowlisted=\"false\"} %d\n", st.Passed)
+	fmt.Fprintf(bw, "sipedge_guard_passed_total{allowlisted=\"true\"} %d\n", st.Allowed)
+	byReason := func(name, help string, v *[numReasons]uint64) {
+		head(name, "counter", help)
+		for r := Reason(1); r < numReasons; r++ {
+			fmt.Fprintf(bw, "%s{reason=%q} %d\n", name, r.String(), v[r])
+		}
+	}
+	byReason("sipedge_guard_dropped_total", "Messages the guard dropped, by reason.", &st.Drops)
+	byReason("sipedge_guard_rejected_total", "Requests the guard answered 503 with Retry-After, by reason.", &st.Rejects)
+	byReason("sipedge_guard_bans_total", "Bans the workers issued, by reason.", &st.Bans)
+	for _, m := range []struct {
+		name, help string
+		v          uint64
+	}{
+		{"sipedge_guard_ban_ring_full_total", "Ban requests lost because a worker's ring to the ban goroutine was full (the worker still enforces them).", st.BanRingFull},
+		{"sipedge_guard_ban_table_full_total", "Bans a worker could not store: its ban table window was full of operator bans.", st.BanTableFull},
+		{"sipedge_guard_source_evictions_total", "Tracked sources replaced by new ones (full probe window).", st.Evictions},
+		{"sipedge_guard_auth_failures_total", "Authentication failures reported by the auth stage.", st.AuthFailures},
+		{"sipedge_guard_full_batches_total", "Receive batches at or above the overload fill.", st.OverloadBatches},
+		{"sipedge_guard_xdp_bans_total", "Bans written to the XDP banned map.", st.XDPBans},
+		{"sipedge_guard_xdp_unbans_total", "Bans lifted from the XDP banned map.", st.XDPUnbans},
+		{"sipedge_guard_xdp_errors_total", "Failed XDP banned map updates.", st.XDPErrors},
+	} {
+		head(m.name, "counter", m.help)
+		fmt.Fprintf(bw, "%s %d\n", m.name, m.v)
+	}
+	head("sipedge_guard_overloaded_workers", "gauge", "Workers shedding new INVITEs and REGISTERs now.")
+	fmt.Fprintf(bw, "sipedge_guard_overloaded_workers %d\n", st.Overloaded)
+	head("sipedge_guard_bans_active", "gauge", "Bans in force (automatic and operator).")
+	fmt.Fprintf(bw, "sipedge_guard_bans_active %d\n", len(g.Bans()))
+	return bw.Flush()
+}
