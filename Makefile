@@ -79,8 +79,10 @@ bench-deps:
 
 # The side-by-side harness (bench/harness): parser against sipgo, pipeline
 # per core through sipreplay, and the same sipp load through Kamailio 5.6
-# and the appliance (socket and AF_XDP) at rising rates. Writes
-# bench/results/DATE.json, DATE.md and PNG plots; about 10-15 minutes.
+# and the appliance (socket and AF_XDP, each wait mode) at rising rates,
+# idle CPU, OPTIONS round trips, and the open-loop capacity replay. Writes
+# bench/results/DATE.json, DATE.md and PNG plots; about 20 minutes (the
+# end-to-end and capacity parts alone took 863 s on the 2-vCPU build VM).
 # Flags of bench/cmd/harness go in HARNESS_FLAGS.
 bench: bench-deps build
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./sipcore | tee /tmp/sipedge-sipcore.bench

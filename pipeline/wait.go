@@ -161,6 +161,14 @@ func (w *Worker) idle() error {
 		b.disarm()
 		return nil
 	}
+	// The runtime may have moved the worker to another thread since the
+	// last look (a preemption, or exitsyscall finding no free P): the
+	// thread about to sleep is the one that must be pinned and reported.
+	// 200 ns, against the tens of microseconds a sleep and wake cost.
+	if err := w.followThread(); err != nil {
+		b.disarm()
+		return err
+	}
 	w.cnt.v[cSleeps]++
 	err := w.port.Wait(timeout, b.fd)
 	b.disarm()
@@ -209,6 +217,12 @@ const yieldEvery = int64(9 * time.Millisecond)
 func (w *Worker) yield() error {
 	runtime.Gosched()
 	w.lastYield = Nanotime()
+	return w.followThread()
+}
+
+// followThread re-pins the worker if it now runs on another thread than
+// the one it pinned.
+func (w *Worker) followThread() error {
 	if int32(unix.Gettid()) != w.tid.Load() {
 		w.cnt.v[cMigrations]++
 		return w.pinThread()

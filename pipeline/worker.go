@@ -211,10 +211,8 @@ func (w *Worker) Run(ctx context.Context) (err error) {
 		// again at once would be one more empty receive (a system call on
 		// the socket port) before the wait; idle goes straight to it (or
 		// spins, if traffic is dense).
-		if err == nil && n < len(w.rx) && w.cfg.Wait != WaitBusy {
+		if err == nil && (n == 0 || n < len(w.rx) && w.cfg.Wait != WaitBusy) {
 			err = w.idle()
-		} else if n == 0 && w.cfg.Wait == WaitBusy {
-			w.cnt.v[cSpins]++ // idle is skipped in busy mode, not the count
 		}
 		if Nanotime()-w.lastYield >= yieldEvery {
 			if perr := w.yield(); perr != nil && err == nil {
