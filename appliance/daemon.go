@@ -21,14 +21,10 @@ import (
 	"sipedge/afxdp/neigh"
 	"sipedge/appliance/config"
 	"sipedge/pipeline"
-	"sipedge/pipeline/stages/auth"
-	"sipedge/pipeline/stages/auth/redisstore"
-	"sipedge/pipeline/stages/guard"
 	"sipedge/pipeline/port"
 	"sipedge/pipeline/port/pcapport"
 	"sipedge/pipeline/port/socketport"
 	"sipedge/pipeline/port/xdpport"
-	"sipedge/sipcore"
 )
 
 // Options are what the daemon needs besides its configuration.
@@ -54,27 +50,14 @@ type Daemon struct {
 	mu  sync.Mutex // guards cfg and the prober during reloads
 	cfg *config.Config
 
-	key      sipcore.Key
-	backends *pipeline.Backends
-	proxy    *pipeline.Proxy
-	workers  []*pipeline.Worker
-	ports    []port.Port
-	group    *xdpport.Group
-	neigh    *neigh.Table
-	pcapOut  *os.File
-
-	specs []pipeline.BackendSpec // as configured, for the allow-list on reload
-
-	// guard and auth are nil when their section is disabled; users and
-	// redis are auth's store.
-	guard *guard.Guard
-	auth  *auth.Auth
-	users *auth.FileStore
-	redis *redisstore.Store
-
-	proberCancel context.CancelFunc
-	proberDone   chan struct{}
-	proberCfg    pipeline.ProbeConfig
+	// node is every module ([dispatcher], [guard], [auth], ...): the
+	// stages the workers run, and what runs beside them.
+	node    *Node
+	workers []*pipeline.Worker
+	ports   []port.Port
+	group   *xdpport.Group
+	neigh   *neigh.Table
+	pcapOut *os.File
 
 	admin    *http.Server
 	adminLn  net.Listener
@@ -99,16 +82,6 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 			d.closeAll() // whatever was opened before the failure
 		}
 	}()
-	var err error
-	d.key = sipcore.NewKey([]byte(cfg.Node.Secret))
-	specs, err := backendSpecs(cfg)
-	if err != nil {
-		return nil, err
-	}
-	d.specs = specs
-	if d.backends, err = pipeline.NewBackends(specs); err != nil {
-		return nil, fmt.Errorf("appliance: %w", err)
-	}
 	listen, err := netip.ParseAddrPort(cfg.IO.Listen)
 	if cfg.IO.Port != "pcap" && err != nil {
 		return nil, fmt.Errorf("appliance: io.listen %q: %v (want ip:port)", cfg.IO.Listen, err)
@@ -130,44 +103,16 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	self := netip.AddrPortFrom(sentBy, listen.Port())
-	if d.proxy, err = NewProxy(cfg, &d.key, d.backends, self); err != nil {
+	env := &ModuleEnv{Cfg: cfg, Log: d.log, Workers: len(d.ports), Self: netip.AddrPortFrom(sentBy, listen.Port()),
+		Probe: cfg.IO.Port != "pcap", Wake: d.wakeWorkers}
+	if d.group != nil {
+		env.Banner = d.group.Program() // bans also dropped by the XDP program
+	}
+	if d.node, err = OpenNode(env); err != nil {
 		return nil, err
 	}
-	extras := make([]Extra, len(d.ports))
-	var sinks []auth.FailureSink
-	if cfg.Guard.Enabled {
-		var banner guard.Banner
-		if d.group != nil {
-			banner = d.group.Program() // bans also dropped by the XDP program
-		}
-		if d.guard, err = guard.New(guardConfig(cfg, specs, banner)); err != nil {
-			return nil, fmt.Errorf("appliance: [guard]: %w", err)
-		}
-		for i := range extras {
-			st := d.guard.NewStage()
-			extras[i].Guard = st
-			sinks = append(sinks, st)
-		}
-	}
-	if cfg.Auth.Enabled {
-		if err := d.openAuth(cfg, len(d.ports), sinks); err != nil {
-			return nil, err
-		}
-	}
 	for i, p := range d.ports {
-		wc := workerConfig(cfg, i)
-		if d.auth != nil {
-			if extras[i].Auth, err = d.auth.Stages(i, 0); err != nil {
-				return nil, fmt.Errorf("appliance: worker %d: %w", i, err)
-			}
-			wc.Helpers = []pipeline.Helper{d.auth.Helper(i)} // index 0, as given to Stages
-			if cfg.Auth.Fallback == "drop" {
-				wc.Fallback = pipeline.FallbackDrop
-			}
-			wc.RetryAfter = int(cfg.Auth.RetryAfter.Std() / time.Second)
-		}
-		w, err := NewWorker(cfg, &d.key, d.proxy, p, wc, extras[i])
+		w, err := d.node.NewWorker(p, workerConfig(cfg, i))
 		if err != nil {
 			return nil, err
 		}
@@ -176,7 +121,6 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	if n, raised := ensureProcs(len(d.workers)); raised {
 		d.log.Info("GOMAXPROCS raised so that every worker has a P of its own and one is left", "gomaxprocs", n, "workers", len(d.workers))
 	}
-	d.proberCfg = probeConfig(cfg)
 	if cfg.Admin.Listen != "" {
 		ln, err := net.Listen("tcp", cfg.Admin.Listen)
 		if err != nil {
@@ -187,24 +131,6 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	}
 	built = true
 	return d, nil
-}
-
-// backendSpecs resolves [dispatcher] backends once, off the hot path (host
-// names are looked up here, never per packet).
-func backendSpecs(cfg *config.Config) ([]pipeline.BackendSpec, error) {
-	specs := make([]pipeline.BackendSpec, 0, len(cfg.Dispatcher.Backends))
-	for i, b := range cfg.Dispatcher.Backends {
-		ap, err := netip.ParseAddrPort(b.Address)
-		if err != nil {
-			ua, rerr := net.ResolveUDPAddr("udp", b.Address)
-			if rerr != nil {
-				return nil, fmt.Errorf("appliance: dispatcher.backends[%d].address %q: %v (use an IP:port, or a host name that resolves)", i, b.Address, rerr)
-			}
-			ap = ua.AddrPort()
-		}
-		specs = append(specs, pipeline.BackendSpec{Addr: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), Weight: float64(b.Weight)})
-	}
-	return specs, nil
 }
 
 // workerConfig is worker i's pipeline.Config from [io]: core and wait mode.
@@ -230,11 +156,6 @@ func ensureProcs(workers int) (int, bool) {
 	}
 	runtime.GOMAXPROCS(workers + 1)
 	return workers + 1, true
-}
-
-func probeConfig(cfg *config.Config) pipeline.ProbeConfig {
-	p := cfg.Dispatcher.Probe
-	return pipeline.ProbeConfig{Interval: p.Interval.Std(), Timeout: p.Timeout.Std(), DownAfter: p.DownAfter, UpAfter: p.UpAfter}
 }
 
 // selfAddr is the address backends send responses to: the listen address,
@@ -371,7 +292,7 @@ func (d *Daemon) openPcap(cfg *config.Config, listen netip.AddrPort) (netip.Addr
 }
 
 // Backends is the live backend set (tests and the admin API read it).
-func (d *Daemon) Backends() *pipeline.Backends { return d.backends }
+func (d *Daemon) Backends() *pipeline.Backends { return d.node.Backends() }
 
 // Workers are the daemon's pipeline workers, one per port.
 func (d *Daemon) Workers() []*pipeline.Worker { return d.workers }
@@ -407,28 +328,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Info("admin listening", "addr", d.adminLn.Addr().String(), "pprof", d.cfg.Admin.Pprof)
 	}
 	if d.neigh != nil {
-		for _, b := range d.backends.Load().Backends {
+		for _, b := range d.node.Backends().Load().Backends {
 			d.neigh.Want(b.Addr.Addr())
 		}
 		d.neigh.Start()
 	}
-	if d.mode != "pcap" { // offline replays route to every backend as configured
-		d.mu.Lock()
-		err := d.startProberLocked(d.proberCfg)
-		d.mu.Unlock()
-		if err != nil {
-			cancelBG()
-			d.closeAll()
-			return err
-		}
-	} else {
-		d.log.Info("pcap mode: backends are not probed, all count as up")
-	}
-	bgWG.Add(1)
-	go func() { defer bgWG.Done(); d.watchBackends(bg) }()
-	if d.guard != nil {
-		bgWG.Add(1)
-		go func() { defer bgWG.Done(); d.guard.Run(bg) }()
+	if err := d.node.Start(bg, waitGroupGo(&bgWG)); err != nil {
+		cancelBG()
+		bgWG.Wait()
+		d.closeAll()
+		return err
 	}
 
 	errc := make(chan error, len(d.workers))
@@ -463,9 +372,6 @@ wait:
 		w.Stop()
 	}
 	d.logFrames()
-	d.mu.Lock()
-	d.stopProberLocked()
-	d.mu.Unlock()
 	if d.admin != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		d.admin.Shutdown(sctx)
@@ -530,13 +436,7 @@ func (d *Daemon) closeAll() {
 		}
 	}
 	d.ports = nil
-	if d.auth != nil {
-		d.auth.Close() // after the workers: it stops their helpers
-	}
-	if d.redis != nil {
-		d.redis.Close()
-		d.redis = nil
-	}
+	d.node.Close() // after the workers: auth stops their helpers
 	if d.neigh != nil {
 		d.neigh.Stop()
 		d.neigh = nil
@@ -551,93 +451,32 @@ func (d *Daemon) closeAll() {
 	}
 }
 
-func (d *Daemon) startProberLocked(pc pipeline.ProbeConfig) error {
-	pr, err := pipeline.NewProber(d.backends, pc)
-	if err != nil {
-		return fmt.Errorf("appliance: %w", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := pr.Run(ctx); err != nil {
-			d.log.Error("prober stopped", "err", err)
-		}
-	}()
-	d.proberCancel, d.proberDone, d.proberCfg = cancel, done, pc
-	return nil
-}
-
-func (d *Daemon) stopProberLocked() {
-	if d.proberCancel != nil {
-		d.proberCancel()
-		<-d.proberDone
-		d.proberCancel, d.proberDone = nil, nil
-	}
-}
-
-// watchBackends logs every backend going up or down and every change of
-// the list, waiting on the snapshot's Changed channel (no polling).
-func (d *Daemon) watchBackends(ctx context.Context) {
-	prev := d.backends.Load()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-prev.Changed():
-		}
-		cur := d.backends.Load()
-		was := map[netip.AddrPort]bool{}
-		for _, b := range prev.Backends {
-			was[b.Addr] = b.Up
-		}
-		for _, b := range cur.Backends {
-			if up, ok := was[b.Addr]; ok && up != b.Up {
-				if b.Up {
-					d.log.Info("backend up", "backend", b.Addr.String())
-				} else {
-					d.log.Warn("backend down", "backend", b.Addr.String())
-				}
-			}
-		}
-		prev = cur
-	}
-}
-
-// Reload applies cfg (already checked) without stopping: the backend list
-// (health carried for unchanged addresses), the probe settings and the log
-// level. Settings that need new ports or a new proxy are reported and
-// keep their running values until a restart.
+// Reload applies cfg (already checked) without stopping: each module
+// applies what it can change live (the backend list with health carried
+// for unchanged addresses, the probe settings, the guard's allow-list, the
+// users file), and the log level changes. Settings that need new ports or
+// a new stage are reported and keep their running values until a restart.
 func (d *Daemon) Reload(cfg *config.Config) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	defer d.wakeWorkers()
+	// Refuse the whole reload if the backend list does not resolve, before
+	// anything is applied.
 	specs, err := backendSpecs(cfg)
 	if err != nil {
 		d.reloadNo.Add(1)
 		return err
 	}
-	old := d.cfg
-	if err := d.backends.Replace(specs); err != nil {
+	if _, err := pipeline.NewBackends(specs); err != nil {
 		d.reloadNo.Add(1)
 		return fmt.Errorf("appliance: %w", err)
 	}
-	if pc := probeConfig(cfg); pc != d.proberCfg {
-		if d.proberCancel != nil {
-			d.stopProberLocked()
-			if err := d.startProberLocked(pc); err != nil {
-				d.log.Error("reload: new probe settings refused, probing stopped", "err", err)
-			}
-		} else {
-			d.proberCfg = pc
-		}
-	}
+	old := d.cfg
 	if d.level != nil {
 		d.level.Set(parseLevel(cfg.Log.Level))
 	}
-	d.reloadSecurityLocked(old, cfg, d.specs, specs)
-	d.specs = specs
-	for _, what := range restartOnly(old, cfg) {
+	restart := append(restartOnly(old, cfg), d.node.Reload(old, cfg)...)
+	for _, what := range restart {
 		d.log.Warn("reload: setting changed but takes effect only at restart", "setting", what)
 	}
 	// Keep what runs: the sections that were not applied stay as they were.
@@ -647,6 +486,7 @@ func (d *Daemon) Reload(cfg *config.Config) error {
 	next.Log.Level = cfg.Log.Level
 	next.Guard.Allow, next.Guard.AllowBackends = cfg.Guard.Allow, cfg.Guard.AllowBackends
 	d.cfg = &next
+	d.node.Env.Cfg = &next
 	d.reloadOK.Add(1)
 	addrs := make([]string, len(specs))
 	for i, s := range specs {
@@ -660,14 +500,11 @@ func (d *Daemon) Reload(cfg *config.Config) error {
 // did not parse or validate), for /metrics.
 func (d *Daemon) RefuseReload() { d.reloadNo.Add(1) }
 
-// restartOnly lists the settings that differ between old and cfg and that
-// Reload cannot apply.
+// restartOnly lists the daemon's own settings ([io], [admin], [log]) that
+// differ between old and cfg and that Reload cannot apply; each module
+// lists its own (Module.Reload).
 func restartOnly(old, cfg *config.Config) []string {
 	var out []string
-	if old.Node.Name != cfg.Node.Name || !slices.Equal(old.Node.Addresses, cfg.Node.Addresses) ||
-		(old.Node.Secret != cfg.Node.Secret && !(old.Node.SecretGenerated && cfg.Node.SecretGenerated)) {
-		out = append(out, "[node]")
-	}
 	a, b := old.IO, cfg.IO
 	if a.Port != b.Port || a.Listen != b.Listen || a.Interface != b.Interface || !slices.Equal(a.Queues, b.Queues) ||
 		!slices.Equal(a.Cores, b.Cores) || a.Batch != b.Batch || a.FrameSize != b.FrameSize || a.FrameCount != b.FrameCount ||
@@ -680,14 +517,10 @@ func restartOnly(old, cfg *config.Config) []string {
 	if old.Admin != cfg.Admin {
 		out = append(out, "[admin]")
 	}
-	if old.Dispatcher.Hashing != cfg.Dispatcher.Hashing || old.Dispatcher.RecordRoute != cfg.Dispatcher.RecordRoute ||
-		old.Dispatcher.RetryAfter != cfg.Dispatcher.RetryAfter {
-		out = append(out, "dispatcher.hashing, record_route, retry_after")
-	}
 	if old.Log.Format != cfg.Log.Format {
 		out = append(out, "log.format")
 	}
-	return append(out, securityRestartOnly(old, cfg)...)
+	return out
 }
 
 func parseLevel(s string) slog.Level {

@@ -20,10 +20,11 @@ import (
 	"sipedge/appliance"
 	"sipedge/appliance/config"
 	"sipedge/pipeline"
+	"sipedge/pipeline/chain"
+	"sipedge/pipeline/port/pcapport"
 	"sipedge/pipeline/stages/auth"
 	"sipedge/pipeline/stages/auth/authtest"
 	"sipedge/pipeline/stages/guard"
-	"sipedge/pipeline/port/pcapport"
 	"sipedge/sipcore"
 )
 
@@ -274,7 +275,7 @@ func fullWorker(t testing.TB) (*pipeline.Worker, *auth.Auth, *guard.Guard) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	px, err := pipeline.NewProxy(pipeline.ProxyConfig{Key: &key, SentBy: edge.String(), RecordRoute: "sip:192.0.2.1:5060;lr", Names: []string{"192.0.2.1"}, Backends: bk})
+	px, err := chain.Proxy(chain.ProxyConfig{Key: &key, SentBy: edge.String(), RecordRoute: "sip:192.0.2.1:5060;lr", Names: []string{"192.0.2.1"}, Backends: bk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,30 +287,25 @@ func fullWorker(t testing.TB) (*pipeline.Worker, *auth.Auth, *guard.Guard) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := g.NewStage()
 	entry := authtest.Entry(t, "alice", "secret")
 	users := auth.NewFileStore(auth.Users{authtest.Realm: {"alice": &entry}})
-	a, err := auth.New(auth.Config{Realm: authtest.Realm, NonceKey: nk, Store: users, Workers: 1, WorkerFailures: []auth.FailureSink{gs}})
+	a, err := auth.New(auth.Config{Realm: authtest.Realm, NonceKey: nk, Store: users, Workers: 1, WorkerFailures: []auth.FailureSink{g.WorkerSink(0)}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(a.Close)
-	as, err := a.Stages(0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stages, err := appliance.Stages(px, appliance.Extra{Guard: gs, Auth: as})
+	makers, err := chain.Default.Makers(append(px, g, a)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var names []string
-	for _, s := range stages {
-		names = append(names, s.Name())
+	for _, m := range makers {
+		names = append(names, m.Def().Name)
 	}
-	if got := strings.Join(names, " "); got != "guard sanity response self auth auth-resume route" {
+	if got := strings.Join(names, " "); got != "guard sanity response self auth route" {
 		t.Fatalf("stage order %q", got)
 	}
-	w, err := pipeline.NewWorker(port, pipeline.Config{Core: -1, Batch: 64, Key: &key, Helpers: []pipeline.Helper{a.Helper(0)}}, stages)
+	w, err := pipeline.NewWorker(port, pipeline.Config{Core: -1, Batch: 64, Key: &key}, makers)
 	if err != nil {
 		t.Fatal(err)
 	}

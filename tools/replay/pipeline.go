@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,7 +18,6 @@ import (
 	"sipedge/pipeline"
 	"sipedge/pipeline/memport"
 	"sipedge/pipeline/port"
-	"sipedge/sipcore"
 	"sipedge/tools/sipgen"
 )
 
@@ -222,17 +222,30 @@ func runPipeline(o *Options, s *Summary) error {
 	if n < 1 || n > 1024 {
 		return fmt.Errorf("--workers %d: want 1 to 1024", n)
 	}
-	key := sipcore.NewKey([]byte(cfg.Node.Secret))
-	backends, err := appliance.NewBackends(cfg) // every backend up: no prober runs
+	// The daemon's own chain and modules, as the configuration enables
+	// them.
+	liftGuardLimits(cfg)
+	node, err := appliance.OpenNode(&appliance.ModuleEnv{Cfg: cfg, Workers: n, Self: l.self}) // no prober: every backend up
 	if err != nil {
 		return err
 	}
-	proxy, err := appliance.NewProxy(cfg, &key, backends, l.self)
+	defer node.Close()
+	bg, stopBG := context.WithCancel(context.Background())
+	var bgWG sync.WaitGroup
+	defer func() { stopBG(); bgWG.Wait() }()
+	if err := node.Start(bg, func(f func()) { bgWG.Add(1); go func() { defer bgWG.Done(); f() }() }); err != nil {
+		return err
+	}
+	makers, err := node.Makers()
 	if err != nil {
 		return err
+	}
+	var names []string
+	for _, m := range makers {
+		names = append(names, m.Def().Name)
 	}
 	rep.Notes = append(rep.Notes, fmt.Sprintf("the pipeline answers as %v, the capture's main destination", l.self),
-		"the guard and auth stages are left out: a replay at full speed turns every source into a flood for the guard's per-second limits, and auth needs a credential store (both have their own benchmarks)")
+		"stages, as the configuration enables them: "+strings.Join(names, ", ")+" (the guard's rate limits and overload shedding lifted: a replay at full speed is a flood to them)")
 
 	shares := make([][]memport.Datagram, n)
 	for _, r := range l.recs {
@@ -255,10 +268,7 @@ func runPipeline(o *Options, s *Summary) error {
 		mp := memport.New(4*cfg.IO.Batch+16, frameSize)
 		mp.In, mp.Cycle, mp.Sink = shares[i], true, discard
 		pw.port = &countedPort{Port: mp}
-		// No guard or auth stage: the guard's per-source rates are in wall
-		// time, which a replay at full speed compresses into a flood, and
-		// auth needs a credential store; both have their own benchmarks.
-		pw.w, err = appliance.NewWorker(cfg, &key, proxy, pw.port, pipeline.Config{ID: i, Core: cores[i], SampleEvery: sampleRate(uint64(pw.n) * uint64(o.Loop))}, appliance.Extra{})
+		pw.w, err = node.NewWorker(pw.port, pipeline.Config{ID: i, Core: cores[i], SampleEvery: sampleRate(uint64(pw.n) * uint64(o.Loop))})
 		if err != nil {
 			return err
 		}
@@ -425,4 +435,20 @@ func (r *PipelineReport) sortedStages() []string {
 	}
 	sort.Strings(rest)
 	return append(out, rest...)
+}
+
+// liftGuardLimits lifts the guard's rate limits and overload shedding in
+// cfg. They count per second of wall time, which a replay at full speed
+// compresses into a flood from every source, and every batch of a replay
+// is full: lifted, every message takes the guard's whole path and passes,
+// as real traffic within its limits does.
+func liftGuardLimits(cfg *config.Config) {
+	if !cfg.Guard.Enabled {
+		return
+	}
+	g := &cfg.Guard
+	g.Rate, g.Burst = 1<<30, 1<<30
+	g.InviteRate, g.InviteBurst = 1<<30, 1<<30
+	g.RegisterRate, g.RegisterBurst = 1<<30, 1<<30
+	g.OverloadBatches = 1 << 30
 }

@@ -10,7 +10,6 @@ import (
 	"sipedge/appliance/config"
 	"sipedge/pipeline"
 	"sipedge/pipeline/memport"
-	"sipedge/sipcore"
 	"sipedge/sipcore/shareddata"
 	"sipedge/tools/sipgen"
 )
@@ -137,22 +136,19 @@ func TestCountedPortAllocatesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Node.Secret = sipgen.DefaultSecret
-	key := sipcore.NewKey([]byte(cfg.Node.Secret))
-	be, err := appliance.NewBackends(cfg)
+	liftGuardLimits(cfg)
+	node, err := appliance.OpenNode(&appliance.ModuleEnv{Cfg: cfg, Workers: 1, Self: l.self})
 	if err != nil {
 		t.Fatal(err)
 	}
-	px, err := appliance.NewProxy(cfg, &key, be, l.self)
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(node.Close)
 	mp := memport.New(4*cfg.IO.Batch+16, 4096)
 	for _, r := range l.recs {
 		mp.In = append(mp.In, memport.Datagram{Payload: l.arena[r.off : r.off+r.n], Src: r.src, Dst: r.dst})
 	}
 	mp.Cycle, mp.Sink = true, discard
 	cp := &countedPort{Port: mp, left: 1 << 40}
-	w, err := appliance.NewWorker(cfg, &key, px, cp, pipeline.Config{Core: -1, SampleEvery: sampleEvery}, appliance.Extra{})
+	w, err := node.NewWorker(cp, pipeline.Config{Core: -1, SampleEvery: sampleEvery})
 	if err != nil {
 		t.Fatal(err)
 	}
