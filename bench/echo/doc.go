@@ -4,8 +4,7 @@
 // kernel socket port (socketport) in the same run. It reports packets/s
 // and the receiving thread's CPU time per packet, with the I/O modes.
 //
-// It owns its veth rig (Veth: the command runs outside `go test`, where
-// afxdp/vethtest cannot be used), the paced sender, the echo worker and the
-// markdown table. It imports the ports; nothing imports it but
-// bench/cmd/echo.
+// It owns the paced sender, the echo worker and the markdown table; the
+// veth pair is afxdp/vethtest's (Create and Close outside go test). It
+// imports the ports; nothing imports it but bench/cmd/echo.
 package echo

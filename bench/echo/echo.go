@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"sipedge/afxdp"
+	"sipedge/afxdp/vethtest"
 	"sipedge/pipeline/port"
 	"sipedge/pipeline/port/socketport"
 	"sipedge/pipeline/port/xdpport"
@@ -89,9 +90,10 @@ func (r Result) CPUPerPacket() time.Duration {
 	return r.CPU / time.Duration(r.Echoed)
 }
 
-// Run runs the benchmark for each of opts.Ports over v, one after the
+// Run runs the benchmark for each of opts.Ports over v (IPv4 only: a
+// pair with vethtest.Options{IPv4Only: true} will do), one after the
 // other (each port has the interface to itself).
-func Run(v *Veth, opts Options) ([]Result, error) {
+func Run(v *vethtest.Pair, opts Options) ([]Result, error) {
 	opts.defaults()
 	var out []Result
 	for i, kind := range opts.Ports {
@@ -106,7 +108,7 @@ func Run(v *Veth, opts Options) ([]Result, error) {
 	return out, nil
 }
 
-func openPort(v *Veth, kind string, sip uint16) (port.Port, func() error, error) {
+func openPort(v *vethtest.Pair, kind string, sip uint16) (port.Port, func() error, error) {
 	switch kind {
 	case AFXDP:
 		g, err := xdpport.Open(v.Host, 1, xdpport.Config{
@@ -191,13 +193,13 @@ loop:
 	res <- workerResult{n - base, cpu, err}
 }
 
-func runOne(v *Veth, kind string, sip uint16, opts Options) (Result, error) {
+func runOne(v *vethtest.Pair, kind string, sip uint16, opts Options) (Result, error) {
 	p, closePort, err := openPort(v, kind, sip)
 	if err != nil {
 		return Result{}, err
 	}
 	defer closePort()
-	c, err := v.ListenUDP(netip.AddrPortFrom(v.PeerV4, 0))
+	c, err := v.Listen(netip.AddrPortFrom(v.PeerV4, 0))
 	if err != nil {
 		return Result{}, err
 	}

@@ -11,16 +11,7 @@ import (
 // port, and each must echo at least 90% of what was sent (veth may drop a
 // few under bursts; a port that loses frames or stops answering fails).
 func TestCheck(t *testing.T) {
-	vethtest.Require(t)
-	v, err := NewVeth()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := v.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
+	v := vethtest.New(t, vethtest.Options{IPv4Only: true})
 	rs, err := Run(v, Options{Packets: 3000, Payload: 600, Timeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -39,12 +30,7 @@ func TestCheck(t *testing.T) {
 // BenchmarkEcho reports, per port, packets/s and the receiving thread's
 // CPU ns per packet for b.N datagrams of 600 bytes.
 func BenchmarkEcho(b *testing.B) {
-	vethtest.Require(b)
-	v, err := NewVeth()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer v.Close()
+	v := vethtest.New(b, vethtest.Options{IPv4Only: true})
 	for _, kind := range []string{AFXDP, Socket} {
 		b.Run(kind, func(b *testing.B) {
 			n := max(b.N, 1000)

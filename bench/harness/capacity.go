@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"sipedge/afxdp/vethtest"
 	"sipedge/pipeline/port/capture"
 )
 
@@ -174,12 +175,12 @@ func capacityPort(ctx context.Context, g *Group, o CapacityOptions, port string,
 	}
 	c := &capTopo{}
 	defer c.close()
-	var n *Netns
+	var n *vethtest.Pair
 	var err error
 	if port == "socket" {
 		err = capSocketTopo(o, c)
 	} else {
-		n, err = NewNetns()
+		n, err = newPair()
 		if err == nil {
 			defer n.Close()
 			err = capAFXDPTopo(o, n, c)
@@ -240,7 +241,7 @@ func capSocketTopo(o CapacityOptions, c *capTopo) error {
 		return fmt.Errorf("harness: capacity callers %d: at most 250 on 127.0.1.0/24", o.Callers)
 	}
 	for i := range c.t.uasPorts {
-		s, err := listenUDP("", netip.AddrPortFrom(c.t.uasIP, 0))
+		s, err := listenUDP(nil, netip.AddrPortFrom(c.t.uasIP, 0))
 		if err != nil {
 			return err
 		}
@@ -257,7 +258,7 @@ func capSocketTopo(o CapacityOptions, c *capTopo) error {
 		var got []*net.UDPConn
 		ip := c.t.uacIP
 		for i := 0; i < o.Callers; i++ {
-			s, err := listenUDP("", netip.AddrPortFrom(ip, uint16(cp)))
+			s, err := listenUDP(nil, netip.AddrPortFrom(ip, uint16(cp)))
 			if err != nil {
 				lastErr = err
 				break
@@ -297,42 +298,44 @@ func lastCaller(first netip.Addr, n int) netip.Addr {
 // namespace's UAC address, so the appliance's replies go back over the
 // veth (where sipreplay's XDP program takes the SIP ports and nothing
 // answers); the backends are sockets in the namespace.
-func capAFXDPTopo(o CapacityOptions, n *Netns, c *capTopo) error {
+func capAFXDPTopo(o CapacityOptions, n *vethtest.Pair, c *capTopo) error {
 	if o.Callers > 250 {
 		return fmt.Errorf("harness: capacity callers %d: at most 250 in one /24", o.Callers)
 	}
-	h := n.HostIP.As4()
-	idx := int(h[2])<<5 | int(h[3])>>3
+	// The callers' /24 is numbered after the pair's subnet in
+	// 10.213.0.0/16, so two runs at once never route the same one.
+	a := n.Subnet4.Addr().As4()
+	idx := (int(a[2])<<8 | int(a[3])) >> (32 - n.Subnet4.Bits())
 	callers := netip.PrefixFrom(netip.AddrFrom4([4]byte{100, byte(64 + idx>>8), byte(idx), 0}), 24)
-	if out, err := execOutput("ip", "route", "add", callers.String(), "via", n.UACIP.String(), "dev", n.Host); err != nil {
-		return fmt.Errorf("harness: ip route add %s via %s: %v: %s", callers, n.UACIP, err, out)
+	if err := n.Route(callers, uacOf(n)); err != nil {
+		return fmt.Errorf("harness: routing the callers: %w", err)
 	}
-	for _, ip := range []netip.Addr{n.UACIP, n.UASIP} {
+	for _, ip := range []netip.Addr{uacOf(n), uasOf(n)} {
 		if err := n.Resolve(ip, 3*time.Second); err != nil {
 			return err
 		}
 	}
-	c.t.ns, c.t.appIface = n.NS, n.Host
+	c.t.pair, c.t.appIface = n, n.Host
 	port, err := freeWildcardUDPPort()
 	if err != nil {
 		return err
 	}
-	c.t.proxy = netip.AddrPortFrom(n.HostIP, port)
-	c.t.pingFromIP, c.t.uasIP = n.UACIP, n.UASIP
+	c.t.proxy = netip.AddrPortFrom(n.HostV4, port)
+	c.t.pingFromIP, c.t.uasIP = uacOf(n), uasOf(n)
 	c.t.uacIP = callers.Addr().Next()
 	c.t.uasPorts = [2]int{5080, 5081}
 	for _, p := range c.t.uasPorts {
-		s, err := listenUDP(n.NS, netip.AddrPortFrom(n.UASIP, uint16(p)))
+		s, err := n.Listen(netip.AddrPortFrom(uasOf(n), uint16(p)))
 		if err != nil {
 			return err
 		}
 		c.sinks = append(c.sinks, s)
 	}
-	c.respFrom = netip.AddrPortFrom(n.UASIP, 5079)
-	c.allow = []string{netip.PrefixFrom(n.HostIP, 29).Masked().String(), callers.String()}
+	c.respFrom = netip.AddrPortFrom(uasOf(n), 5079)
+	c.allow = []string{n.Subnet4.String(), callers.String()}
 	c.into = "afxdp:" + n.Peer
-	c.prefix = n.Exec()
-	c.describe = fmt.Sprintf("io.port=afxdp on veth %s queue 0; sipreplay --into %s in netns %s; callers %s-%s routed through %s", n.Host, c.into, n.NS, c.t.uacIP, lastCaller(c.t.uacIP, o.Callers), n.UACIP)
+	c.prefix = n.Argv()
+	c.describe = fmt.Sprintf("io.port=afxdp on veth %s queue 0; sipreplay --into %s in netns %s; callers %s-%s routed through %s", n.Host, c.into, n.NS, c.t.uacIP, lastCaller(c.t.uacIP, o.Callers), uacOf(n))
 	return nil
 }
 

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"sipedge/afxdp/vethtest"
 )
 
 // Kamailio is the proxy the appliance is compared with; the appliance's
@@ -166,7 +168,7 @@ type IdleUsage struct {
 
 // topo is where a proxy and its sipps live.
 type topo struct {
-	ns             string // namespace of the sipps, "" for the host
+	pair           *vethtest.Pair // holds the sipps in its namespace; nil: on the host
 	proxy          netip.AddrPort
 	uacIP, uasIP   netip.Addr
 	uasPorts       [2]int
@@ -273,7 +275,7 @@ func runProxy(ctx context.Context, g *Group, o E2EOptions, proxy string) (run Pr
 			}
 		}
 	case "afxdp":
-		n, err := NewNetns()
+		n, err := newPair()
 		if err != nil {
 			run.Error = err.Error()
 			return
@@ -283,19 +285,19 @@ func runProxy(ctx context.Context, g *Group, o E2EOptions, proxy string) (run Pr
 				run.Error = err.Error()
 			}
 		}()
-		t.ns, t.prefix, t.appIface = n.NS, n.Exec(), n.Host
+		t.pair, t.prefix, t.appIface = n, n.Argv(), n.Host
 		port, err := freeWildcardUDPPort()
 		if err != nil {
 			run.Error = err.Error()
 			return
 		}
-		t.proxy = netip.AddrPortFrom(n.HostIP, port)
-		t.uacIP, t.uasIP, t.pingFromIP = n.UACIP, n.UASIP, n.UACIP
+		t.proxy = netip.AddrPortFrom(n.HostV4, port)
+		t.uacIP, t.uasIP, t.pingFromIP = uacOf(n), uasOf(n), uacOf(n)
 		t.uasPorts = [2]int{5080, 5081}
 		// Resolve both namespace addresses in the host's neighbour table
 		// before XDP attaches, as an edge box has its neighbours resolved
 		// before traffic comes.
-		for _, ip := range []netip.Addr{n.UACIP, n.UASIP} {
+		for _, ip := range []netip.Addr{uacOf(n), uasOf(n)} {
 			if err := n.Resolve(ip, 3*time.Second); err != nil {
 				run.Error = err.Error()
 				return
@@ -331,7 +333,7 @@ func runProxy(ctx context.Context, g *Group, o E2EOptions, proxy string) (run Pr
 		if v.Port == "socket" {
 			run.Description = fmt.Sprintf("sipedge appliance, io.port=socket on loopback, io.cores=[%d], taskset -c %d", o.ProxyCore, o.ProxyCore)
 		} else {
-			run.Description = fmt.Sprintf("sipedge appliance, io.port=afxdp on veth %s queue 0, io.cores=[%d], taskset -c %d; sipp in netns %s", t.appIface, o.ProxyCore, o.ProxyCore, t.ns)
+			run.Description = fmt.Sprintf("sipedge appliance, io.port=afxdp on veth %s queue 0, io.cores=[%d], taskset -c %d; sipp in netns %s", t.appIface, o.ProxyCore, o.ProxyCore, t.pair.NS)
 		}
 		if err == nil {
 			run.Description += "; " + ac.waitNote
@@ -465,7 +467,7 @@ func measure(ctx context.Context, g *Group, o E2EOptions, dir string, t topo, ra
 	start := time.Now()
 	for i := range n {
 		port := 0
-		if t.ns == "" {
+		if t.pair == nil {
 			var err error
 			if port, err = freeUDPPort(t.uacIP); err != nil {
 				return pt, err
@@ -528,7 +530,7 @@ func measure(ctx context.Context, g *Group, o E2EOptions, dir string, t topo, ra
 	var oc *OptionsClient
 	if o.OptionsRate > 0 {
 		var err error
-		if oc, err = StartOptions(t.ns, t.pingFromIP, t.proxy, o.OptionsRate); err != nil {
+		if oc, err = StartOptions(t.pair, t.pingFromIP, t.proxy, o.OptionsRate); err != nil {
 			return pt, err
 		}
 		defer func() {
@@ -740,7 +742,7 @@ func waitReady(p *Proc, t topo, within time.Duration) error {
 		if p.Exited() {
 			return fmt.Errorf("harness: %s exited at start:\n%s", p.Name, p.Tail(2000))
 		}
-		if pingSIP(t.ns, t.pingFromIP, t.proxy, time.Second) == nil {
+		if pingSIP(t.pair, t.pingFromIP, t.proxy, time.Second) == nil {
 			return nil
 		}
 	}

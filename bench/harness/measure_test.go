@@ -136,7 +136,7 @@ func TestOptionsClient(t *testing.T) {
 		}
 	}()
 	to := srv.LocalAddr().(*net.UDPAddr).AddrPort()
-	c, err := StartOptions("", netip.MustParseAddr("127.0.0.1"), to, 200)
+	c, err := StartOptions(nil, netip.MustParseAddr("127.0.0.1"), to, 200)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"sipedge/afxdp/vethtest"
 )
 
 // OptionsStats is what the OPTIONS client measured through a proxy: each
@@ -59,13 +61,13 @@ type OptionsClient struct {
 	done sync.WaitGroup
 }
 
-// StartOptions opens a socket on from (inside namespace ns when not empty)
-// and sends rate OPTIONS a second to proxy until Stop.
-func StartOptions(ns string, from netip.Addr, proxy netip.AddrPort, rate float64) (*OptionsClient, error) {
+// StartOptions opens a socket on from (inside in's namespace when in is
+// not nil) and sends rate OPTIONS a second to proxy until Stop.
+func StartOptions(in *vethtest.Pair, from netip.Addr, proxy netip.AddrPort, rate float64) (*OptionsClient, error) {
 	if rate <= 0 {
 		return nil, fmt.Errorf("harness: OPTIONS rate %v: want above 0", rate)
 	}
-	c, err := listenUDP(ns, netip.AddrPortFrom(from, 0))
+	c, err := listenUDP(in, netip.AddrPortFrom(from, 0))
 	if err != nil {
 		return nil, fmt.Errorf("harness: OPTIONS client socket on %s: %w", from, err)
 	}

@@ -4,63 +4,26 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"runtime"
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"sipedge/afxdp/vethtest"
 )
 
-// listenUDP opens a UDP socket on addr, inside namespace ns when ns is not
-// empty (a socket keeps the namespace it was made in).
-func listenUDP(ns string, addr netip.AddrPort) (*net.UDPConn, error) {
-	if ns == "" {
+// listenUDP opens a UDP socket on addr, inside in's namespace when in is
+// not nil.
+func listenUDP(in *vethtest.Pair, addr netip.AddrPort) (*net.UDPConn, error) {
+	if in == nil {
 		return net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
 	}
-	type res struct {
-		c   *net.UDPConn
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		runtime.LockOSThread()
-		back, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- res{nil, fmt.Errorf("harness: this thread's netns: %w", err)}
-			return
-		}
-		defer unix.Close(back)
-		fd, err := unix.Open("/var/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- res{nil, fmt.Errorf("harness: opening netns %s: %w", ns, err)}
-			return
-		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			ch <- res{nil, fmt.Errorf("harness: entering netns %s: %w", ns, err)}
-			return
-		}
-		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
-		// The socket keeps its namespace; the thread goes back to the
-		// host's, or, if it cannot, stays locked so the runtime retires
-		// it instead of running other goroutines in the wrong namespace.
-		if unix.Setns(back, unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		}
-		ch <- res{c, err}
-	}()
-	r := <-ch
-	return r.c, r.err
+	return in.Listen(addr)
 }
 
-// pingSIP sends OPTIONS from (ns, from) to the proxy at to until any SIP
+// pingSIP sends OPTIONS from (in, from) to the proxy at to until any SIP
 // response comes back or within passes: the proxy is up and, for a
 // proxy that forwards OPTIONS (Kamailio), so is a backend.
-func pingSIP(ns string, from netip.Addr, to netip.AddrPort, within time.Duration) error {
-	c, err := listenUDP(ns, netip.AddrPortFrom(from, 0))
+func pingSIP(in *vethtest.Pair, from netip.Addr, to netip.AddrPort, within time.Duration) error {
+	c, err := listenUDP(in, netip.AddrPortFrom(from, 0))
 	if err != nil {
 		return fmt.Errorf("harness: probe socket on %s: %w", from, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"sipedge/afxdp/vethtest"
 	"sipedge/bench/echo"
 )
 
@@ -22,7 +23,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "echo: payload above 1472 bytes does not fit one 1500-byte MTU frame; lower -payload")
 		os.Exit(2)
 	}
-	v, err := echo.NewVeth()
+	v, err := vethtest.Create(vethtest.Options{IPv4Only: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
