@@ -123,16 +123,17 @@ type command struct {
 // it belongs to the worker's goroutine except the published counters, the
 // ban slots (atomic) and the two rings.
 type Stage struct {
-	g     *Guard
-	id    int
-	tab   *table
-	bans  *banTable
-	allow *allowSnap
-	cnt   pipeline.Counters   // Def.Counters
-	drops pipeline.Counters   // Def.Drops, counted by the worker's chain
-	out   *spsc.Ring[banReq]  // to the ban goroutine
-	in    *spsc.Ring[command] // from the operator
-	sh    shape
+	g      *Guard
+	id     int
+	worker int // pipeline.Env.Worker
+	tab    *table
+	bans   *banTable
+	allow  *allowSnap
+	cnt    pipeline.Counters   // Def.Counters
+	drops  pipeline.Counters   // Def.Drops, counted by the worker's chain
+	out    *spsc.Ring[banReq]  // to the ban goroutine
+	in     *spsc.Ring[command] // from the operator
+	sh     shape
 
 	fullRun    int
 	overloaded bool
@@ -160,15 +161,16 @@ func (g *Guard) newStage(env *pipeline.Env) *Stage {
 	defer g.mu.Unlock()
 	old := g.stageList()
 	s := &Stage{
-		g:     g,
-		id:    len(old),
-		tab:   newTable(g.cfg.TableSize, int64(g.cfg.IdleAfter)),
-		bans:  newBanTable(g.cfg.MaxBans),
-		allow: g.allow.Load(),
-		cnt:   env.Counters,
-		drops: env.Drops,
-		out:   spsc.New[banReq](g.cfg.RingSize),
-		in:    spsc.New[command](g.cfg.RingSize),
+		g:      g,
+		id:     len(old),
+		worker: env.Worker,
+		tab:    newTable(g.cfg.TableSize, int64(g.cfg.IdleAfter)),
+		bans:   newBanTable(g.cfg.MaxBans),
+		allow:  g.allow.Load(),
+		cnt:    env.Counters,
+		drops:  env.Drops,
+		out:    spsc.New[banReq](g.cfg.RingSize),
+		in:     spsc.New[command](g.cfg.RingSize),
 	}
 	// Operator bans already in force reach the new worker too.
 	now := g.now()
@@ -358,6 +360,35 @@ func (s *Stage) ban(src netip.Addr, k addrKey, r Reason, now int64) {
 	case s.g.wake <- struct{}{}:
 	default:
 	}
+}
+
+// WorkerSink is what the auth stage of one worker reports failures to: the
+// guard stage of the same worker, made later in the same NewWorker (the
+// two are made independently, in chain order, so the sink finds its stage
+// on first use). It is used only on that worker's goroutine.
+type WorkerSink struct {
+	g      *Guard
+	worker int
+	s      *Stage
+}
+
+// WorkerSink returns the failure sink of worker (pipeline.Env.Worker).
+func (g *Guard) WorkerSink(worker int) *WorkerSink { return &WorkerSink{g: g, worker: worker} }
+
+// AuthFailed hands the failure to the worker's guard stage; before that
+// stage exists (a test without a guard stage) it is ignored.
+func (w *WorkerSink) AuthFailed(src netip.Addr, now int64) {
+	if w.s == nil {
+		for _, s := range w.g.stageList() {
+			if s.worker == w.worker {
+				w.s = s
+			}
+		}
+		if w.s == nil {
+			return
+		}
+	}
+	w.s.AuthFailed(src, now)
 }
 
 // AuthFailed records a failed authentication from src (the auth stage of
