@@ -7,7 +7,10 @@
 // otherwise) with stateless nonces, and verifies credentials against HA1
 // values (never passwords) held in a per-core cache. A user not in the cache
 // is parked (pipeline.Ctx.Park) and fetched by a per-worker helper off the
-// hot path; the answer fills the cache when the message resumes.
+// hot path: NewStage registers that helper with pipeline.Env.Helper, and
+// the same stage's Resume gets the message back with the answer, fills the
+// cache and verifies. There is one stage, "auth", declared in Def with its
+// counters; it parks (Def.Parks).
 //
 // Why per-core caches and not a shared table: the pipeline parks a message
 // and resumes it on the same worker, and only that worker reads its cache,
@@ -27,7 +30,13 @@
 // 8 ways evicts its least recently used entry when full: a bounded,
 // predictable policy that costs no shared state.
 //
-// auth may import pipeline and sipcore; it must not import appliance, tools,
-// bench, afxdp or any port, nor a client of any particular store (those live
-// in sub-packages such as redisstore, which implement Store).
+// Failed authentications go to a FailureSink (per worker: the guard stage
+// of the same worker), an interface of this package: auth does not import
+// guard.
+//
+// auth may import pipeline (and pipeline/internal/spsc), pipeline/node and
+// sipcore only; it must never import appliance, tools, bench, another
+// stage, afxdp or a port, nor a client of any particular store (those live
+// in sub-packages such as redisstore, which implement Store). Only its test
+// helper, authtest, imports the chain file (to build real workers).
 package auth

@@ -17,7 +17,17 @@
 // an immutable snapshot loaded once per batch or through per-core command
 // rings, never through a lock.
 //
-// guard may import pipeline and sipcore. It must not import afxdp (the
-// Banner interface is how it reaches the XDP map; only its privileged
-// tests import afxdp and afxdp/vethtest), appliance, tools or bench.
+// The package owns the stage's declaration (Def: its drop reasons and
+// counters), its Config ([guard]), the shared Guard (a pipeline.StageMaker:
+// one Stage per worker through NewStage), the ban goroutine (Run) and the
+// operator API (Bans, Ban, Unban, Allow, Disallow). The auth stage reports
+// failed digests to the guard stage of its own worker (Stage.AuthFailed)
+// through an interface of its own: neither stage imports the other.
+// See README.md.
+//
+// guard may import pipeline (and pipeline/internal/spsc), pipeline/node and
+// sipcore only; it must never import appliance, tools, bench, another
+// stage, a port or afxdp: the Banner interface is how it reaches the XDP
+// map, and only its tests import afxdp, afxdp/vethtest, ports and the
+// chain file (pipeline/chain).
 package guard

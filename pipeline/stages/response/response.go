@@ -1,9 +1,3 @@
-// Package response is the stage that forwards responses statelessly (RFC
-// 3261 16.7, 16.11): our Via must be on top; it is removed and the
-// response goes where the next Via says. Requests pass on. See README.md.
-//
-// response may import pipeline, pipeline/node and sipcore; it must not
-// import another stage, appliance, tools or bench.
 package response
 
 import (

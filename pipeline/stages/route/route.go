@@ -1,13 +1,3 @@
-// Package route is the dispatcher: the stage that picks the next hop of a
-// request and forwards it (RFC 3261 16.6, 16.11). Requests from outside
-// go to the backend Call-ID hashing picks (pipeline.Backends: weighted
-// rendezvous hashing behind an atomic snapshot), so every message of a
-// call (ACK and CANCEL included) reaches the same backend with no state
-// here. Requests from a backend are in-dialog requests towards the caller:
-// they follow the Route set, else the Request-URI. See README.md.
-//
-// route may import pipeline, pipeline/node and sipcore; it must not import
-// another stage, appliance, tools or bench.
 package route
 
 import (

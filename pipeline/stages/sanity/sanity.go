@@ -1,12 +1,3 @@
-// Package sanity is the stage that parses every message and applies RFC
-// 3261 16.3's checks that need no routing decision: syntax (400, 505,
-// 513 or a silent drop, as sipcore.ResponseFor says), URI scheme (416),
-// Proxy-Require (420), and the ACK of a response this node generated
-// (absorbed). Max-Forwards (483) and loops (482) are found later, by the
-// route stage's sipcore.BuildForward. See README.md.
-//
-// sanity may import pipeline, pipeline/node and sipcore; it must not import
-// another stage, appliance, tools or bench.
 package sanity
 
 import (

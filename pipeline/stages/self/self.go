@@ -1,10 +1,3 @@
-// Package self is the stage that answers requests addressed to the
-// appliance itself: OPTIONS gets 200 (the keepalive ping of peers and load
-// balancers), anything else 404 (483 when Max-Forwards is spent), ACK is
-// absorbed. See README.md.
-//
-// self may import pipeline, pipeline/node and sipcore; it must not import
-// another stage, appliance, tools or bench.
 package self
 
 import (
