@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 
 	"sipedge/appliance/config"
@@ -229,4 +230,14 @@ func waitGroupGo(wg *sync.WaitGroup) func(func()) {
 		wg.Add(1)
 		go func() { defer wg.Done(); f() }()
 	}
+}
+
+// ModulesMarkdown lists Modules as the README's Architecture section shows
+// them (a test keeps the README in step).
+func ModulesMarkdown() string {
+	var b strings.Builder
+	for _, d := range Modules {
+		fmt.Fprintf(&b, "- %s (%s): %s\n", d.Name, d.Section, d.Doc)
+	}
+	return b.String()
 }

@@ -1,9 +1,6 @@
 package auth
 
 import (
-	"fmt"
-	"io"
-	"strconv"
 	"time"
 )
 
@@ -115,58 +112,4 @@ func (a *Auth) Metrics() Metrics {
 	m.LatencyBounds = latencyBounds[:]
 	m.LatencySum = time.Duration(sum)
 	return m
-}
-
-// WriteMetrics writes the metrics in the Prometheus text format, names
-// prefixed sipedge_auth_, for the admin endpoint.
-func (a *Auth) WriteMetrics(w io.Writer) error {
-	m := a.Metrics()
-	var err error
-	put := func(name, typ, help string, v uint64) {
-		if err == nil {
-			_, err = fmt.Fprintf(w, "# HELP sipedge_auth_%s %s\n# TYPE sipedge_auth_%s %s\nsipedge_auth_%s %d\n", name, help, name, typ, name, v)
-		}
-	}
-	put("challenges_total", "counter", "401/407 challenges sent.", m.Challenges)
-	put("successes_total", "counter", "Requests that authenticated.", m.Successes)
-	put("failures_total", "counter", "Failed authentications (403, malformed, forged nonce).", m.Failures)
-	put("stale_total", "counter", "Right answers to expired nonces, challenged with stale=true.", m.Stale)
-	put("cache_hits_total", "counter", "Cache lookups that found the user.", m.CacheHits)
-	put("cache_negative_hits_total", "counter", "Cache lookups that found the user known absent.", m.NegativeHits)
-	put("cache_misses_total", "counter", "Cache lookups that missed (message parked).", m.CacheMisses)
-	put("cache_evictions_total", "counter", "Live cache entries evicted to make room.", m.CacheEvictions)
-	put("cache_entries", "gauge", "Cached entries, all workers.", m.CacheEntries)
-	put("cache_capacity", "gauge", "Cache capacity, all workers.", m.CacheCapacity)
-	put("parked_total", "counter", "Messages parked for a store lookup.", m.Parked)
-	put("trusted_total", "counter", "Requests from trusted sources, not authenticated.", m.Trusted)
-	put("bad_requests_total", "counter", "400s for malformed credentials or a wrong digest uri.", m.BadRequests)
-	put("store_error_answers_total", "counter", "Parked messages given the store-error fallback.", m.StoreErrorAnswers)
-	put("fill_skipped_total", "counter", "Lookups not cached because an invalidation raced them.", m.FillSkipped)
-	put("flushes_total", "counter", "Whole-cache flushes applied by workers.", m.Flushes)
-	put("store_lookups_total", "counter", "Store lookups.", m.Lookups)
-	put("store_not_found_total", "counter", "Store lookups for absent users.", m.NotFound)
-	put("store_errors_total", "counter", "Store lookups that failed.", m.StoreErrors)
-	put("late_answers_total", "counter", "Store answers after the deadline.", m.LateAnswers)
-	put("queue_full_total", "counter", "Lookups refused: helper queue full.", m.QueueFull)
-	put("ring_full_total", "counter", "Answers refused: worker answer ring full.", m.RingFull)
-	put("invalidations_total", "counter", "Per-user invalidations pushed by the store.", m.Invalidations)
-	put("invalidate_all_total", "counter", "Whole-cache invalidations (reload, reconnection).", m.InvalidateAlls)
-	if err != nil {
-		return err
-	}
-	if _, err = io.WriteString(w, "# HELP sipedge_auth_store_latency_seconds Store lookup latency.\n# TYPE sipedge_auth_store_latency_seconds histogram\n"); err != nil {
-		return err
-	}
-	for i, c := range m.LatencyBuckets {
-		le := "+Inf"
-		if i < len(m.LatencyBounds) {
-			le = strconv.FormatFloat(m.LatencyBounds[i].Seconds(), 'g', -1, 64)
-		}
-		if _, err = fmt.Fprintf(w, "sipedge_auth_store_latency_seconds_bucket{le=%q} %d\n", le, c); err != nil {
-			return err
-		}
-	}
-	_, err = fmt.Fprintf(w, "sipedge_auth_store_latency_seconds_sum %g\nsipedge_auth_store_latency_seconds_count %d\n",
-		m.LatencySum.Seconds(), m.LatencyBuckets[len(m.LatencyBuckets)-1])
-	return err
 }

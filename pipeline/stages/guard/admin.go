@@ -1,11 +1,9 @@
 package guard
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"sort"
 	"time"
@@ -327,46 +325,4 @@ func (g *Guard) Stats() Stats {
 		st.LastError = *p
 	}
 	return st
-}
-
-// WriteMetrics writes the guard's metrics in the Prometheus text format.
-func (g *Guard) WriteMetrics(w io.Writer) error {
-	st := g.Stats()
-	bw := bufio.NewWriter(w)
-	head := func(name, typ, help string) {
-		fmt.Fprintf(bw, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
-	}
-	head("sipedge_guard_passed_total", "counter", "Messages the guard passed on, by whether the source is allow-listed.")
-	fmt.Fprintf(bw, "sipedge_guard_passed_total{allowlisted=\"false\"} %d\n", st.Passed)
-	fmt.Fprintf(bw, "sipedge_guard_passed_total{allowlisted=\"true\"} %d\n", st.Allowed)
-	byReason := func(name, help string, v *[numReasons]uint64) {
-		head(name, "counter", help)
-		for r := Reason(1); r < numReasons; r++ {
-			fmt.Fprintf(bw, "%s{reason=%q} %d\n", name, r.String(), v[r])
-		}
-	}
-	byReason("sipedge_guard_dropped_total", "Messages the guard dropped, by reason.", &st.Drops)
-	byReason("sipedge_guard_rejected_total", "Requests the guard answered 503 with Retry-After, by reason.", &st.Rejects)
-	byReason("sipedge_guard_bans_total", "Bans the workers issued, by reason.", &st.Bans)
-	for _, m := range []struct {
-		name, help string
-		v          uint64
-	}{
-		{"sipedge_guard_ban_ring_full_total", "Ban requests lost because a worker's ring to the ban goroutine was full (the worker still enforces them).", st.BanRingFull},
-		{"sipedge_guard_ban_table_full_total", "Bans a worker could not store: its ban table window was full of operator bans.", st.BanTableFull},
-		{"sipedge_guard_source_evictions_total", "Tracked sources replaced by new ones (full probe window).", st.Evictions},
-		{"sipedge_guard_auth_failures_total", "Authentication failures reported by the auth stage.", st.AuthFailures},
-		{"sipedge_guard_full_batches_total", "Receive batches at or above the overload fill.", st.OverloadBatches},
-		{"sipedge_guard_xdp_bans_total", "Bans written to the XDP banned map.", st.XDPBans},
-		{"sipedge_guard_xdp_unbans_total", "Bans lifted from the XDP banned map.", st.XDPUnbans},
-		{"sipedge_guard_xdp_errors_total", "Failed XDP banned map updates.", st.XDPErrors},
-	} {
-		head(m.name, "counter", m.help)
-		fmt.Fprintf(bw, "%s %d\n", m.name, m.v)
-	}
-	head("sipedge_guard_overloaded_workers", "gauge", "Workers shedding new INVITEs and REGISTERs now.")
-	fmt.Fprintf(bw, "sipedge_guard_overloaded_workers %d\n", st.Overloaded)
-	head("sipedge_guard_bans_active", "gauge", "Bans in force (automatic and operator).")
-	fmt.Fprintf(bw, "sipedge_guard_bans_active %d\n", len(g.Bans()))
-	return bw.Flush()
 }

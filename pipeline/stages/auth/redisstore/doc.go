@@ -18,6 +18,6 @@
 // again the whole cache is invalidated, so that nothing stale survives a
 // reconnection. Reconnection attempts back off exponentially (100ms to 5s).
 //
-// redisstore may import pipeline/auth, sipcore and rueidis; it must not
+// redisstore may import pipeline/stages/auth, sipcore and rueidis; it must not
 // import appliance, tools or any port.
 package redisstore
