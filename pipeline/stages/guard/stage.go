@@ -139,10 +139,13 @@ type Stage struct {
 	overloaded bool
 }
 
-// Stage returns worker i's stage (tests; nil when there is none).
+// Stage returns the stage of worker i (pipeline.Env.Worker), nil when
+// there is none: the same worker a WorkerSink names.
 func (g *Guard) Stage(i int) *Stage {
-	if l := g.stageList(); i >= 0 && i < len(l) {
-		return l[i]
+	for _, s := range g.stageList() {
+		if s.worker == i {
+			return s
+		}
 	}
 	return nil
 }
@@ -379,12 +382,7 @@ func (g *Guard) WorkerSink(worker int) *WorkerSink { return &WorkerSink{g: g, wo
 // stage exists (a test without a guard stage) it is ignored.
 func (w *WorkerSink) AuthFailed(src netip.Addr, now int64) {
 	if w.s == nil {
-		for _, s := range w.g.stageList() {
-			if s.worker == w.worker {
-				w.s = s
-			}
-		}
-		if w.s == nil {
+		if w.s = w.g.Stage(w.worker); w.s == nil {
 			return
 		}
 	}
