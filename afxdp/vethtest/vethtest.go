@@ -181,6 +181,9 @@ func (p *Pair) claim(opts Options, peers int, pid, n uint32) error {
 	if err := p.pickSubnet(peers, pid, n); err != nil {
 		return err
 	}
+	if opts.IPv4Only {
+		p.HostV6, p.PeerV6 = netip.Addr{}, netip.Addr{} // as documented: none
+	}
 	if err := run("ip", "netns", "add", p.NS); err != nil {
 		return err
 	}
