@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -244,7 +243,7 @@ func New(cfg Config) (*Guard, error) {
 	g := &Guard{
 		cfg:        cfg,
 		now:        cfg.Now,
-		retryExtra: []byte("Retry-After: " + strconv.Itoa(int(cfg.RetryAfter/time.Second)) + "\r\n"),
+		retryExtra: pipeline.RetryAfter(int(cfg.RetryAfter / time.Second)),
 		wake:       make(chan struct{}, 1),
 		registry:   map[netip.Addr]*banRecord{},
 	}
