@@ -375,12 +375,7 @@ func capacityVariant(ctx context.Context, g *Group, o CapacityOptions, dir strin
 	eo := E2EOptions{ProxyCore: o.ProxyCore, Appliance: o.Appliance, ApplianceIO: o.ApplianceIO}
 	ar, err := startAppliance(g, eo, vdir, &t, v, &appExtra{allow: c.allow, probeInterval: "1h", probeTimeout: "1s", noBackendWait: true})
 	if err != nil {
-		var s errSkip
-		if errors.As(err, &s) {
-			run.Skipped = s.reason
-		} else {
-			run.Error = err.Error()
-		}
+		run.Skipped, run.Error = skipOrError(err)
 		return
 	}
 	defer ar.p.Stop(syscall.SIGTERM, 5*time.Second)

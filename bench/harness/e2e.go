@@ -242,6 +242,16 @@ type errSkip struct{ reason string }
 
 func (e errSkip) Error() string { return e.reason }
 
+// skipOrError sorts a start-up error into a skip (the machine cannot do
+// it: say why) or a failure, for a run's Skipped and Error fields.
+func skipOrError(err error) (skipped, failed string) {
+	var s errSkip
+	if errors.As(err, &s) {
+		return s.reason, ""
+	}
+	return "", err.Error()
+}
+
 func runProxy(ctx context.Context, g *Group, o E2EOptions, proxy string) (run ProxyRun) {
 	run.Proxy = proxy
 	v, err := ParseVariant(proxy)
@@ -343,12 +353,7 @@ func runProxy(ctx context.Context, g *Group, o E2EOptions, proxy string) (run Pr
 		}
 	}
 	if err != nil {
-		var s errSkip
-		if errors.As(err, &s) {
-			run.Skipped = s.reason
-		} else {
-			run.Error = err.Error()
-		}
+		run.Skipped, run.Error = skipOrError(err)
 		return
 	}
 	defer pp.Stop(syscall.SIGTERM, 5*time.Second)
