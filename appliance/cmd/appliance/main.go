@@ -183,10 +183,13 @@ func runDaemon(args []string, stderr io.Writer, sys config.System, sigs chan os.
 			return 0
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
+				appliance.NotifyReloading()
 				reload(d, path, sys, log)
+				appliance.Notify("READY=1")
 				continue
 			}
 			log.Info("stopping", "signal", sig.String())
+			appliance.Notify("STOPPING=1")
 			cancel()
 			select {
 			case err := <-done:
