@@ -42,8 +42,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return check(args[1:], stdout, stderr, config.Host())
 	case "run":
 		return runDaemon(args[1:], stderr, config.Host(), nil)
+	case "unit":
+		return unitCmd(args[1:], stdout, stderr, config.Host())
 	case "help", "-h", "-help", "--help":
-		usage(stdout)
+		help(stdout)
 		return 0
 	default:
 		fmt.Fprintf(stderr, "appliance: unknown command %q\n", args[0])
@@ -53,8 +55,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: appliance run [-c config.toml] | check [-c config.toml] | version\n"+
-		"  -c  configuration file (default: the embedded config.toml)")
+	fmt.Fprintln(w, "usage: appliance run [-c config.toml] | check [-c config.toml] | tune [-c config.toml] [-apply] |\n"+
+		"       unit [-c config.toml] [-bin PATH] [-config PATH] | version | help\n"+
+		"  -c  configuration file (default: the embedded config.toml); appliance help shows the manual")
 }
 
 // configFlag parses the -c flag every subcommand takes. When ok is false
