@@ -84,7 +84,7 @@ func TestUnitVerify(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Fatalf("systemd-analyze verify: %v\n%s\n%s", err, out, u)
 	}
-	caps := "CAP_NET_ADMIN CAP_NET_RAW CAP_BPF CAP_IPC_LOCK"
+	caps := "CAP_NET_ADMIN CAP_NET_RAW CAP_BPF CAP_PERFMON CAP_IPC_LOCK"
 	for _, want := range []string{"User=sipedge\n", "AmbientCapabilities=" + caps + "\n", "CapabilityBoundingSet=" + caps + "\n",
 		"CPUAffinity=0 2\n", "LimitMEMLOCK=infinity\n", "Type=notify\n", "WatchdogSec=", "Restart=on-failure\n",
 		"ExecReload=/bin/kill -HUP $MAINPID\n", "NoNewPrivileges=yes\n", "ExecStart=" + bin + " run -c /etc/sipedge/config.toml\n"} {

@@ -13,8 +13,12 @@ import (
 const User = "sipedge"
 
 // Capabilities are the only ones the service holds (ambient and bounding
-// set): see the unit's comment for why each.
-var Capabilities = []string{"CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_BPF", "CAP_IPC_LOCK"}
+// set): see the unit's comment for why each. CAP_PERFMON is there because
+// without it the BPF verifier refuses the XDP program ("pointer arithmetic
+// with it prohibited for !root": its variable IPv4 header length is added
+// to a packet pointer, which unprivileged-for-Spectre programs may not do;
+// perfmon_capable() lifts that), as TestLeastPrivilegeAFXDP showed.
+var Capabilities = []string{"CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_BPF", "CAP_PERFMON", "CAP_IPC_LOCK"}
 
 //go:embed sipedge.service.tmpl
 var unitTemplate string

@@ -68,8 +68,9 @@ SIGNALS
 
 PRIVILEGES
     The service runs as user sipedge with exactly CAP_NET_ADMIN, CAP_NET_RAW,
-    CAP_BPF and CAP_IPC_LOCK. With CAP_IPC_LOCK the UMEM is not charged to
-    RLIMIT_MEMLOCK. io.port = "socket" needs none of them.
+    CAP_BPF, CAP_PERFMON (the BPF verifier refuses the XDP program's
+    packet-pointer arithmetic without it) and CAP_IPC_LOCK (the UMEM is then
+    not charged to RLIMIT_MEMLOCK). io.port = "socket" needs none of them.
 
 ENVIRONMENT
     NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID   set by systemd
