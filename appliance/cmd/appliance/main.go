@@ -15,6 +15,7 @@ import (
 	"sipedge"
 	"sipedge/appliance"
 	"sipedge/appliance/config"
+	"sipedge/appliance/tune"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -42,6 +43,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return check(args[1:], stdout, stderr, config.Host())
 	case "run":
 		return runDaemon(args[1:], stderr, config.Host(), nil)
+	case "tune":
+		return tuneCmd(args[1:], stdout, stderr, config.Host(), tune.LiveHost())
 	case "unit":
 		return unitCmd(args[1:], stdout, stderr, config.Host())
 	case "help", "-h", "-help", "--help":
@@ -104,6 +107,9 @@ func check(args []string, stdout, stderr io.Writer, sys config.System) int {
 		fmt.Fprintf(stderr, "%v\nappliance check: %s is not valid\n", err, source)
 		return 1
 	}
+	for _, w := range tuneWarnings(cfg, tune.LiveHost()) {
+		fmt.Fprintln(stderr, "warning:", w)
+	}
 	// The secret is never printed: this output ends up in tickets and logs.
 	shown := *cfg
 	shown.Node.Secret = ""
@@ -159,6 +165,9 @@ func runDaemon(args []string, stderr io.Writer, sys config.System, sigs chan os.
 	log, level := appliance.NewLogger(stderr, cfg.Log)
 	for _, w := range warns {
 		log.Warn("configuration", "warning", w.String())
+	}
+	for _, w := range tuneWarnings(cfg, tune.LiveHost()) {
+		log.Warn("system does not match [io] (appliance tune -c FILE shows the plan)", "warning", w)
 	}
 	if sigs == nil {
 		sigs = make(chan os.Signal, 4)
