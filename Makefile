@@ -135,6 +135,8 @@ install: build
 uninstall:
 	@set -e; for b in $(INSTALL_BINS); do rm -f $(DESTDIR)$(PREFIX)/bin/$${b##*:}; done
 	rm -f $(DESTDIR)$(UNITDIR)/sipedge.service $(ETCDIR)/config.toml.new
+	rm -f $(DESTDIR)/etc/systemd/system/sipedge.service.d/cores.conf # written by sipedge tune -apply
+	-rmdir $(DESTDIR)/etc/systemd/system/sipedge.service.d 2>/dev/null
 	-rmdir --ignore-fail-on-non-empty $(DESTDIR)$(UNITDIR) 2>/dev/null
 	@set -e; c=$(ETCDIR)/config.toml; \
 	if [ -e $$c ] && ! cmp -s $$c $(SHIPPED) 2>/dev/null; then echo "kept the edited $$c (remove it by hand)"; \

@@ -211,15 +211,25 @@ func TestDebInstallPurge(t *testing.T) {
 		t.Errorf("user nobody read the configuration:\n%s", out)
 	}
 
+	// The operator moves the worker to CPU 1: tune -apply gives the unit a
+	// drop-in with that CPUAffinity, which purge must take too.
 	const edit = "# edited on the box\n"
-	f, err := os.OpenFile("/etc/sipedge/config.toml", os.O_APPEND|os.O_WRONLY, 0)
+	conf, err := os.ReadFile("/etc/sipedge/config.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.WriteString(edit)
-	f.Close()
+	edited := strings.Replace(string(conf), "\ncores = [0]\n", "\ncores = [1]\n", 1) + edit
+	if err := os.WriteFile("/etc/sipedge/config.toml", []byte(edited), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if runtime.NumCPU() > 1 {
+		out, _ := exec.Command("/usr/bin/sipedge", "tune", "-c", "/etc/sipedge/config.toml", "-apply").CombinedOutput()
+		if b, err := os.ReadFile("/etc/systemd/system/sipedge.service.d/cores.conf"); err != nil || !strings.Contains(string(b), "\nCPUAffinity=1\n") {
+			t.Errorf("tune -apply wrote no CPUAffinity=1 drop-in (%v):\n%s\n%s", err, b, out)
+		}
+	}
 	run(t, nil, "dpkg", "-i", "--force-confold", deb)
-	if b, _ := os.ReadFile("/etc/sipedge/config.toml"); !strings.HasSuffix(string(b), edit) {
+	if b, _ := os.ReadFile("/etc/sipedge/config.toml"); string(b) != edited {
 		t.Error("reinstalling the package overwrote the edited conffile")
 	}
 	run(t, nil, "dpkg", "-r", "sipedge")
@@ -230,7 +240,7 @@ func TestDebInstallPurge(t *testing.T) {
 		t.Errorf("dpkg -r (not purge) removed the edited conffile: %v", err)
 	}
 	run(t, nil, "dpkg", "--purge", "sipedge")
-	for _, f := range append(shipped, "/etc/sipedge") {
+	for _, f := range append(shipped, "/etc/sipedge", "/etc/systemd/system/sipedge.service.d") {
 		if _, err := os.Lstat(f); err == nil {
 			t.Errorf("purge left %s", f)
 		}

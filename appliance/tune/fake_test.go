@@ -130,5 +130,5 @@ func fixture(t *testing.T, name string) (Host, *recorded) {
 		t.Fatal(err)
 	}
 	r := loadRecorded(t, dst)
-	return Host{Root: dst, Ethtool: r}, r
+	return Host{Root: dst, Ethtool: r, Unit: true}, r
 }

@@ -16,10 +16,14 @@ import (
 type Host struct {
 	Root    string
 	Ethtool Ethtool
+	// Unit includes the installed service's CPUAffinity in the plan (off
+	// in tests that tune a live interface, so they never write a drop-in
+	// for a unit another test installed meanwhile).
+	Unit bool
 }
 
 // LiveHost is this machine.
-func LiveHost() Host { return Host{Root: "/", Ethtool: Live()} }
+func LiveHost() Host { return Host{Root: "/", Ethtool: Live(), Unit: true} }
 
 func (h Host) path(p string) string { return filepath.Join(h.Root, p) }
 
@@ -177,6 +181,9 @@ func Make(h Host, io config.IO) *Plan {
 	}
 	p.busyPoll(h, io)
 	p.isolation(h, io)
+	if h.Unit {
+		p.unitAffinity(h, io)
+	}
 	return p
 }
 

@@ -108,6 +108,7 @@ func TestPlanIXGBE(t *testing.T) {
 		{"boot parameter isolcpus", OK, ""},
 		{"boot parameter nohz_full", OK, ""},
 		{"irqbalance", OK, ""},
+		{"CPUAffinity of sipedge.service", Change, "CPUAffinity=2 3"},
 	})
 	if got := item(t, p, "RSS hash of udp4").Is; got != "sd" {
 		t.Errorf("udp4 hash read as %q, want sd", got)
@@ -117,6 +118,9 @@ func TestPlanIXGBE(t *testing.T) {
 		var buf bytes.Buffer
 		after.Write(&buf)
 		t.Errorf("a box that isolates its worker cores should be fully tuned after Apply:\n%s", buf.String())
+	}
+	if got := readFile(t, h, dropIn); got != "[Service]\nCPUAffinity=\nCPUAffinity=2 3" {
+		t.Errorf("drop-in after Apply: %q", got)
 	}
 	if got := readFile(t, h, "/proc/irq/91/smp_affinity_list"); got != "3" {
 		t.Errorf("IRQ 91 affinity %q after Apply, want 3", got)
@@ -146,6 +150,8 @@ func TestPlanI40E(t *testing.T) {
 		{"LRO of ens1f0", OK, ""},
 		{"boot parameter isolcpus", Manual, "isolcpus=managed_irq,domain,1,2,3,4 nohz_full=1,2,3,4"},
 		{"boot parameter nohz_full", Manual, ""},
+		// the unit says 0, its drop-in resets that and lists 1 2 and 3-4
+		{"CPUAffinity of sipedge.service", OK, ""},
 	})
 	if it := item(t, p, "LRO of ens1f0"); it.Is != "not supported by this driver" {
 		t.Errorf("LRO: is %q, want not supported", it.Is)
