@@ -87,7 +87,8 @@ func TestUnitVerify(t *testing.T) {
 	caps := "CAP_NET_ADMIN CAP_NET_RAW CAP_BPF CAP_PERFMON CAP_IPC_LOCK"
 	for _, want := range []string{"User=sipedge\n", "AmbientCapabilities=" + caps + "\n", "CapabilityBoundingSet=" + caps + "\n",
 		"CPUAffinity=0 2\n", "LimitMEMLOCK=infinity\n", "Type=notify\n", "WatchdogSec=", "Restart=on-failure\n",
-		"ExecReload=/bin/kill -HUP $MAINPID\n", "NoNewPrivileges=yes\n", "ExecStart=" + bin + " run -c /etc/sipedge/config.toml\n"} {
+		"ExecReload=/bin/kill -HUP $MAINPID\n", "NoNewPrivileges=yes\n", "ExecStart=" + bin + " run -c /etc/sipedge/config.toml\n",
+		"ExecStartPre=-+" + bin + " tune -c /etc/sipedge/config.toml -apply\n"} {
 		if !strings.Contains(u, want) {
 			t.Errorf("unit lacks %q:\n%s", want, u)
 		}
