@@ -128,7 +128,8 @@ up_after = 1
 		t.Errorf("sipp uac exit %d:\n%s\nappliance:\n%s", code, errorsLog(shared, "uac"), a.log.String())
 	}
 	if st := sippStats(t, shared, "uac"); st["SuccessfulCall(C)"] != calls || st["FailedCall(C)"] != 0 {
-		t.Errorf("uac: %d successful, %d failed calls, want %d and 0", st["SuccessfulCall(C)"], st["FailedCall(C)"], calls)
+		t.Errorf("uac: %d successful, %d failed calls, want %d and 0\n%s\nappliance:\n%s", st["SuccessfulCall(C)"], st["FailedCall(C)"], calls,
+			errorsLog(shared, "uac"), a.log.String())
 	}
 	stopUAS(t, uas, shared, "uas")
 	code, ok := a.signalWait(t, syscall.SIGTERM, 5*time.Second)

@@ -4,10 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"sipedge/appliance/config"
 )
@@ -90,12 +94,17 @@ func TestSystemdWatchdog(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
 		}
-	}()
+	}
+	defer stop()
 	await(t, c, "READY=1", 10*time.Second)
 	for range 3 { // idle workers in block mode still count as alive
 		await(t, c, "WATCHDOG=1", 5*time.Second)
@@ -112,6 +121,18 @@ func TestSystemdWatchdog(t *testing.T) {
 		}
 		if strings.Contains(string(buf[:n]), "WATCHDOG=1") {
 			t.Fatal("the watchdog was fed with a worker stopped")
+		}
+	}
+	// The workers' threads go back to every CPU when they stop: the
+	// runtime reuses them, and a process started from one would inherit a
+	// one-core mask.
+	stop()
+	tasks, _ := os.ReadDir("/proc/self/task")
+	for _, task := range tasks {
+		tid, _ := strconv.Atoi(task.Name())
+		var set unix.CPUSet
+		if unix.SchedGetaffinity(tid, &set) == nil && set.Count() < len(cpus) {
+			t.Errorf("thread %d left on %d CPUs of %d after the daemon stopped", tid, set.Count(), len(cpus))
 		}
 	}
 }
