@@ -95,8 +95,6 @@ func packageInfo(bin, unit, conf, scripts, version, arch string) (*nfpm.Info, er
 		Priority:      "optional",
 		Maintainer:    "sipedge maintainers <sipedge@localhost>",
 		Description:   "SIP signaling edge appliance (AF_XDP, per-core pipelines)\nStateless SIP proxy for edge boxes: AF_XDP or kernel sockets, digest auth,\nCall-ID dispatching, flood guard. Installed, not started.",
-		Homepage:      "https://localhost/sipedge",
-		License:       "proprietary",
 		MTime:         time.Unix(0, 0).UTC(), // reproducible
 		Overridables: nfpm.Overridables{
 			// useradd and userdel in the maintainer scripts.
