@@ -3,6 +3,7 @@ package tune
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -114,6 +115,9 @@ func (p *Plan) isolation(h Host, io config.IO) {
 		}
 		it := Item{Name: "boot parameter " + param.key, Is: is, Should: "listing io.cores " + list, State: OK, Why: param.why}
 		if missing {
+			if slices.Contains(io.Cores, 0) {
+				it.Why += "; CPU 0 keeps the kernel's housekeeping and is never fully isolated: move the worker off it"
+			}
 			it.State = Manual
 			it.Command = fmt.Sprintf("add isolcpus=managed_irq,domain,%s nohz_full=%s rcu_nocbs=%s to GRUB_CMDLINE_LINUX in /etc/default/grub, update-grub, reboot", list, list, list)
 		}

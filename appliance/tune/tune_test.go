@@ -233,6 +233,10 @@ func TestPlanSocket(t *testing.T) {
 	}
 	io.Wait = "adaptive"
 	checkPlan(t, Make(h, io), []want{{"net.core.busy_poll", OK, ""}})
+	io.Cores = []int{0}
+	if it := item(t, Make(h, io), "boot parameter isolcpus"); it.State != Manual || !strings.Contains(it.Why, "CPU 0") {
+		t.Errorf("isolating CPU 0 is not warned against: %s, %q", it.State, it.Why)
+	}
 }
 
 // An interface the host does not have: one Unknown item, no panic.
