@@ -7,11 +7,13 @@ LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 20s
 # Debian packages the tests need, installed only when missing.
 TEST_DEBS := iproute2 ethtool redis-server sip-tester kamailio
+# install/uninstall and the .deb's tests: systemd-analyze, setpriv and prlimit.
+TEST_DEBS += systemd util-linux
 # Debian packages the benchmark harness needs (sipp, Kamailio 5.6 with its
 # dispatcher module, taskset), installed only when missing.
 BENCH_DEBS := sip-tester kamailio util-linux iproute2 ethtool
 
-.PHONY: all build run demo test test-deps lint bench bench-check bench-deps bench-parse fuzz clean
+.PHONY: all build run demo test test-deps lint bench bench-check bench-deps bench-parse fuzz clean install uninstall deb
 
 all: build
 
@@ -45,6 +47,7 @@ test-deps:
 test: test-deps lint
 	$(GO) test -count=1 ./...
 	cd bench && $(GO) test -count=1 ./...
+	cd tools/deb && $(GO) test -count=1 ./...
 	$(MAKE) bench-check
 	$(MAKE) fuzz
 
@@ -64,6 +67,7 @@ lint:
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	cd bench && $(GO) vet ./...
+	cd tools/deb && $(GO) vet ./...
 
 # Parser figures: sipcore against sipgo on the same messages, side by side.
 bench-parse:
@@ -92,6 +96,66 @@ bench: bench-deps build
 # proxy) so that it cannot rot; part of make test.
 bench-check: bench-deps build
 	cd bench && $(GO) run ./cmd/harness -check $(HARNESS_FLAGS) >/dev/null
+
+# Install on an edge box (README "Install on an edge box"): binaries in
+# PREFIX/bin (the appliance as sipedge), the configuration in
+# SYSCONFDIR/sipedge (an edited one is kept: the new default goes beside it
+# as config.toml.new), the systemd unit rendered for config.toml's [io]
+# cores, and the sipedge system user. DESTDIR stages it elsewhere (no user,
+# no chown). Nothing is started.
+PREFIX ?= /usr/local
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+# what make build writes to bin/ : its installed name
+INSTALL_BINS := appliance:sipedge sipedge-users:sipedge-users sipreplay:sipreplay sipgen:sipgen
+ETCDIR = $(DESTDIR)$(SYSCONFDIR)/sipedge
+# The default as installed, to tell an edited configuration from an old default.
+SHIPPED = $(DESTDIR)$(PREFIX)/share/sipedge/config.toml.default
+
+install: build
+	@set -e; for b in $(INSTALL_BINS); do install -D -m 0755 bin/$${b%%:*} $(DESTDIR)$(PREFIX)/bin/$${b##*:}; done
+	install -d $(DESTDIR)$(UNITDIR) $(ETCDIR) $(dir $(SHIPPED))
+	./bin/appliance unit -c config.toml -bin $(PREFIX)/bin/sipedge -config $(SYSCONFDIR)/sipedge/config.toml > $(DESTDIR)$(UNITDIR)/sipedge.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/sipedge.service
+	@set -e; c=$(ETCDIR)/config.toml; \
+	if [ -e $$c ] && ! cmp -s $$c config.toml && ! { [ -e $(SHIPPED) ] && cmp -s $$c $(SHIPPED); }; then \
+		install -m 0640 config.toml $$c.new; echo "kept the edited $$c; the new default is $$c.new"; \
+	else install -m 0640 config.toml $$c; rm -f $$c.new; fi
+	install -m 0644 config.toml $(SHIPPED)
+	@set -e; if [ -z "$(DESTDIR)" ]; then \
+		getent passwd sipedge >/dev/null || useradd --system --user-group --no-create-home --home-dir /nonexistent \
+			--shell /usr/sbin/nologin --comment "sipedge SIP edge appliance" sipedge; \
+		chown root:sipedge $(ETCDIR) $(ETCDIR)/config.toml; chmod 0750 $(ETCDIR); \
+		if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi; \
+	fi
+	@echo "installed, not started: edit $(SYSCONFDIR)/sipedge/config.toml, run sipedge tune -c $(SYSCONFDIR)/sipedge/config.toml, then systemctl enable --now sipedge"
+
+# Removes what install put there; an edited configuration stays (and with
+# it /etc/sipedge and the user), said so.
+uninstall:
+	@set -e; for b in $(INSTALL_BINS); do rm -f $(DESTDIR)$(PREFIX)/bin/$${b##*:}; done
+	rm -f $(DESTDIR)$(UNITDIR)/sipedge.service $(ETCDIR)/config.toml.new
+	rm -f $(DESTDIR)/etc/systemd/system/sipedge.service.d/cores.conf # written by sipedge tune -apply
+	-rmdir $(DESTDIR)/etc/systemd/system/sipedge.service.d 2>/dev/null
+	-rmdir --ignore-fail-on-non-empty $(DESTDIR)$(UNITDIR) 2>/dev/null
+	@set -e; c=$(ETCDIR)/config.toml; \
+	if [ -e $$c ] && ! cmp -s $$c $(SHIPPED) 2>/dev/null; then echo "kept the edited $$c (remove it by hand)"; \
+	else rm -f $$c; rmdir $(ETCDIR) 2>/dev/null || true; \
+		if [ -z "$(DESTDIR)" ] && [ ! -e $(ETCDIR) ] && getent passwd sipedge >/dev/null; then userdel sipedge; fi; \
+		if [ -z "$(DESTDIR)" ] && getent group sipedge >/dev/null; then groupdel sipedge; fi; fi
+	rm -f $(SHIPPED)
+	-rmdir $(dir $(SHIPPED)) 2>/dev/null
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+
+# The Debian package, built in Go with nfpm (tools/deb, its own module):
+# /usr/bin/sipedge..., /etc/sipedge/config.toml as a conffile, the unit,
+# and maintainer scripts that make the user and start nothing.
+DEB ?= bin/sipedge_$(VERSION)_amd64.deb
+deb: build
+	./bin/appliance unit -c config.toml -bin /usr/bin/sipedge -config /etc/sipedge/config.toml > bin/sipedge.service
+	cd tools/deb && $(GO) run . -bin $(CURDIR)/bin -unit $(CURDIR)/bin/sipedge.service -config $(CURDIR)/config.toml \
+		-scripts $(CURDIR)/dist/deb -version $(VERSION) -o $(abspath $(DEB))
+	@echo "built $(DEB)"
 
 clean:
 	rm -rf bin

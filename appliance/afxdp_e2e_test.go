@@ -20,18 +20,8 @@ import (
 func TestE2EAFXDPCalls(t *testing.T) {
 	requireSipp(t)
 	vethtest.Require(t)
-	pair := vethtest.New(t, vethtest.Options{})
-	b := pair.PeerV4.As4()
-	uacAddr := netip.AddrFrom4([4]byte{198, 18, b[2], b[3]})
-	pair.Exec(t, "ip", "addr", "add", uacAddr.String()+"/32", "dev", pair.Peer)
-	if out, err := pair.Command("ip", "route", "get", pair.HostV4.String()).CombinedOutput(); err != nil {
-		t.Fatalf("peer route to the host: %v %s", err, out)
-	}
-	hostRoute(t, uacAddr, pair.Host)
-
+	pair, uacAddr, ns, sip := afxdpPeer(t)
 	dir := t.TempDir()
-	ns := []string{"ip", "netns", "exec", pair.NS}
-	sip := netip.AddrPortFrom(pair.HostV4, 5060).String()
 	admin := freeTCP(t, "127.0.0.1")
 	uasAddrs := []string{pair.PeerV4.String() + ":5080", pair.PeerV4.String() + ":5081"}
 	var uas []*proc
@@ -114,6 +104,22 @@ up_after = 1
 	if !strings.Contains(log, "leaked=0") || !strings.Contains(log, "XDP program detached") {
 		t.Errorf("stop did not report every frame back and the program detached:\n%s", log)
 	}
+}
+
+// afxdpPeer makes the veth pair of the afxdp e2e tests: sipp runs in the
+// peer's namespace (ns wraps its command), the UAC from uacAddr, and the
+// appliance listens on sip on the host end.
+func afxdpPeer(t *testing.T) (pair *vethtest.Pair, uacAddr netip.Addr, ns []string, sip string) {
+	t.Helper()
+	pair = vethtest.New(t, vethtest.Options{})
+	b := pair.PeerV4.As4()
+	uacAddr = netip.AddrFrom4([4]byte{198, 18, b[2], b[3]})
+	pair.Exec(t, "ip", "addr", "add", uacAddr.String()+"/32", "dev", pair.Peer)
+	if out, err := pair.Command("ip", "route", "get", pair.HostV4.String()).CombinedOutput(); err != nil {
+		t.Fatalf("peer route to the host: %v %s", err, out)
+	}
+	hostRoute(t, uacAddr, pair.Host)
+	return pair, uacAddr, []string{"ip", "netns", "exec", pair.NS}, netip.AddrPortFrom(pair.HostV4, 5060).String()
 }
 
 // hostRoute routes dst to dev on the host; the route goes with the veth.

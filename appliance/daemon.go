@@ -351,6 +351,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 			errc <- err
 		}()
 	}
+	sdCtx, stopSD := context.WithCancel(ctx) // readiness and watchdog (sdnotify.go)
+	bgWG.Add(1)
+	go func() { defer bgWG.Done(); d.superviseSystemd(sdCtx) }()
 	var runErr error
 	finished := 0
 wait:
@@ -368,6 +371,7 @@ wait:
 		}
 	}
 	t0 := time.Now()
+	stopSD()
 	for _, w := range d.workers {
 		w.Stop()
 	}

@@ -202,12 +202,19 @@ type app struct {
 // every worker runs.
 func startApp(t *testing.T, dir string, prefix []string, cfg string, workers int) *app {
 	t.Helper()
+	return startAppBin(t, dir, prefix, applianceBinary(t), cfg, 0o600, workers)
+}
+
+// startAppBin is startApp with another binary and the configuration file's
+// mode (a binary run as another user must be able to read it).
+func startAppBin(t *testing.T, dir string, prefix []string, bin, cfg string, mode os.FileMode, workers int) *app {
+	t.Helper()
 	path := filepath.Join(dir, "appliance.toml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(cfg), mode); err != nil {
 		t.Fatal(err)
 	}
 	a := &app{cfgPath: path}
-	a.proc = start(t, dir, prefix, applianceBinary(t), "run", "-c", path)
+	a.proc = start(t, dir, prefix, bin, "run", "-c", path)
 	deadline := time.After(20 * time.Second)
 	for strings.Count(a.log.String(), "worker started") < workers {
 		select {

@@ -247,7 +247,10 @@ func (w *Worker) pinThread() error {
 		}
 		var set unix.CPUSet
 		set.Set(w.cfg.Core)
-		if e := unix.SchedSetaffinity(0, &set); e != nil {
+		// By tid, not 0: if the goroutine moved since Gettid, 0 would pin a
+		// thread that is never recorded, so never given back; the next
+		// followThread pins the new one.
+		if e := unix.SchedSetaffinity(tid, &set); e != nil {
 			return fmt.Errorf("pipeline: worker %d: pin to core %d: %w (check [io] cores against the CPUs present)", w.cfg.ID, w.cfg.Core, e)
 		}
 		if old != 0 && old != tid {
@@ -256,6 +259,16 @@ func (w *Worker) pinThread() error {
 	}
 	w.tid.Store(int32(tid))
 	return nil
+}
+
+// unpinThread gives the worker's last thread back to every CPU when Run
+// returns: the runtime reuses the thread for other goroutines, and a
+// process started from it would inherit the one-core mask (an in-process
+// daemon's tests then saw "this machine has CPUs 1").
+func (w *Worker) unpinThread() {
+	if tid := int(w.tid.Swap(0)); tid != 0 && w.cfg.Core >= 0 {
+		unix.SchedSetaffinity(tid, &w.allCPUs)
+	}
 }
 
 // ThreadStats are the kernel's counters of a worker's OS thread.

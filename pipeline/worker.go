@@ -198,7 +198,7 @@ func (w *Worker) Run(ctx context.Context) (err error) {
 	if err := w.pinThread(); err != nil {
 		return err
 	}
-	defer w.tid.Store(0)
+	defer w.unpinThread()
 	stopCtx := context.AfterFunc(ctx, func() {
 		w.stop.Store(true)
 		w.bell.ring()

@@ -15,6 +15,7 @@ import (
 	"sipedge"
 	"sipedge/appliance"
 	"sipedge/appliance/config"
+	"sipedge/appliance/tune"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -42,8 +43,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return check(args[1:], stdout, stderr, config.Host())
 	case "run":
 		return runDaemon(args[1:], stderr, config.Host(), nil)
+	case "tune":
+		return tuneCmd(args[1:], stdout, stderr, config.Host(), tune.LiveHost())
+	case "unit":
+		return unitCmd(args[1:], stdout, stderr, config.Host())
 	case "help", "-h", "-help", "--help":
-		usage(stdout)
+		help(stdout)
 		return 0
 	default:
 		fmt.Fprintf(stderr, "appliance: unknown command %q\n", args[0])
@@ -53,8 +58,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: appliance run [-c config.toml] | check [-c config.toml] | version\n"+
-		"  -c  configuration file (default: the embedded config.toml)")
+	fmt.Fprintln(w, "usage: appliance run [-c config.toml] | check [-c config.toml] | tune [-c config.toml] [-apply] |\n"+
+		"       unit [-c config.toml] [-bin PATH] [-config PATH] | version | help\n"+
+		"  -c  configuration file (default: the embedded config.toml); appliance help shows the manual")
 }
 
 // configFlag parses the -c flag every subcommand takes. When ok is false
@@ -100,6 +106,9 @@ func check(args []string, stdout, stderr io.Writer, sys config.System) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "%v\nappliance check: %s is not valid\n", err, source)
 		return 1
+	}
+	for _, w := range tuneWarnings(cfg, tune.LiveHost()) {
+		fmt.Fprintln(stderr, "warning:", w)
 	}
 	// The secret is never printed: this output ends up in tickets and logs.
 	shown := *cfg
@@ -157,6 +166,9 @@ func runDaemon(args []string, stderr io.Writer, sys config.System, sigs chan os.
 	for _, w := range warns {
 		log.Warn("configuration", "warning", w.String())
 	}
+	for _, w := range tuneWarnings(cfg, tune.LiveHost()) {
+		log.Warn("system does not match [io] (appliance tune -c FILE shows the plan)", "warning", w)
+	}
 	if sigs == nil {
 		sigs = make(chan os.Signal, 4)
 		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -183,10 +195,13 @@ func runDaemon(args []string, stderr io.Writer, sys config.System, sigs chan os.
 			return 0
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
+				appliance.NotifyReloading()
 				reload(d, path, sys, log)
+				appliance.Notify("READY=1")
 				continue
 			}
 			log.Info("stopping", "signal", sig.String())
+			appliance.Notify("STOPPING=1")
 			cancel()
 			select {
 			case err := <-done:
