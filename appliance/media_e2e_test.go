@@ -309,3 +309,62 @@ func TestE2EMediaBusyDeletes(t *testing.T) {
 		t.Errorf("offers %v, want %d", got, calls)
 	}
 }
+
+// One of two relays is killed mid-run: once its pings fail it is down, the
+// calls it carried are counted as orphaned, and every new call is
+// anchored on the other relay (the UAC fails a call whose SDP names
+// another range).
+func TestE2EMediaRelayKilled(t *testing.T) {
+	a, b := mediatest.Start(t), mediatest.Start(t)
+	r := newMediaRig(t, answer200, a, b)
+	const first = 16
+	uac1 := r.uac(t, "uac1", relayPortsRE(r.relays), 20, first, 6*time.Second, false)
+	waitRelayCalls(t, "calls established", first, a, b)
+	held, err := a.Calls()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(held) == 0 {
+		t.Fatalf("relay a got none of %d calls: rendezvous hashing should spread them", first)
+	}
+	a.Kill()
+	rs := r.waitRelays(t, "a down", func(m map[string]appliance.RelayJSON) bool { return m[a.NG.String()].State == "down" })
+	if got := rs[a.NG.String()]; got.Orphaned != uint64(len(held)) || got.Downs != 1 {
+		t.Errorf("relay a: %d orphaned calls, %d downs; want the %d calls it held, 1", got.Orphaned, got.Downs, len(held))
+	}
+	if !strings.Contains(r.app.log.String(), "media relay down") {
+		t.Errorf("no log line about the relay going down:\n%s", r.app.log.String())
+	}
+	const second = 10
+	uac2 := r.uac(t, "uac2", portRE(b), 10, second, 100*time.Millisecond, false)
+	r.checkUAC(t, uac2, "uac2", second)
+	r.checkUAC(t, uac1, "uac1", first) // SIP goes on; only a's calls' media is lost
+	waitRelayCalls(t, "after every BYE", 0, b)
+	var m string
+	r.app.get(t, "/metrics", &m)
+	if got := metric(t, m, `sipedge_media_relay_orphaned_calls_total{relay="`+a.NG.String()+`"}`); got != float64(len(held)) {
+		t.Errorf("orphaned calls metric %v, want %d", got, len(held))
+	}
+	if got := metric(t, m, `sipedge_media_ng_errors_total{reason="unknown-call"}`); got != float64(len(held)) {
+		t.Errorf("failed deletes %v, want the %d BYEs of a's calls (b does not know them)", got, len(held))
+	}
+	if got := metric(t, m, "sipedge_media_relays_up"); got != 1 {
+		t.Errorf("relays up %v, want 1", got)
+	}
+}
+
+// waitRelays polls /relays (bounded) until cond holds.
+func (r *mediaRig) waitRelays(t *testing.T, what string, cond func(map[string]appliance.RelayJSON) bool) map[string]appliance.RelayJSON {
+	t.Helper()
+	end := time.Now().Add(10 * time.Second)
+	for {
+		m := r.relaysJSON(t)
+		if cond(m) {
+			return m
+		}
+		if time.Now().After(end) {
+			t.Fatalf("relays never %s: %+v", what, m)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"bytes"
 	"encoding/binary"
 	"net/netip"
 	"strconv"
@@ -124,7 +125,7 @@ func (h *ngHelper) lookup(key []byte, a *pipeline.Answer) {
 		j.status = h.result(j)
 	}
 	if j.status != ansOK {
-		if j.op == opDelete {
+		if j.op == opDelete && j.status != ansUnknownCall {
 			st.Errors[whyDeleteFailed].Add(1)
 		} else {
 			st.Errors[whyOf(j.status)].Add(1)
@@ -153,6 +154,11 @@ func (h *ngHelper) result(j *job) int32 {
 		return ansRelayError
 	}
 	if j.op == opDelete {
+		// rtpengine says "ok" to a delete of a call it does not hold,
+		// with a warning: the call was on another relay (one that died).
+		if w := h.dec.Str(0, "warning"); isUnknownCall(w) || bytes.Contains(w, []byte("not found")) {
+			return ansUnknownCall
+		}
 		return ansOK
 	}
 	sdp := h.dec.Str(0, "sdp")
