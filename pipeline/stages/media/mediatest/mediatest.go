@@ -19,7 +19,9 @@ import (
 // Relay is one rtpengine started by a test.
 type Relay struct {
 	// NG is its ng control address; PortMin..PortMax its media ports.
-	NG               netip.AddrPort
+	NG netip.AddrPort
+	// Media is the address of its media ports.
+	Media            netip.Addr
 	PortMin, PortMax int
 	cmd              *exec.Cmd
 	done             chan struct{}
@@ -59,19 +61,27 @@ func freeUDP(t testing.TB) netip.AddrPort {
 // its pid when the test ends.
 func Start(t testing.TB) *Relay {
 	t.Helper()
+	return StartOn(t, netip.MustParseAddr("127.0.0.1"))
+}
+
+// StartOn is Start with the relay's media on ip (its ng socket stays on
+// loopback): a relay on the same box as an XDP program, on the address
+// of the interface the program is attached to.
+func StartOn(t testing.TB, ip netip.Addr) *Relay {
+	t.Helper()
 	bin := Require(t)
 	// A media range per relay: the pid and a counter spread concurrent
 	// test processes (other engineers' included) over 20000-59999.
 	n := ranges.Add(1)
 	base := 20000 + int((int64(os.Getpid())*7919+n*613)%390)*100
-	r := &Relay{NG: freeUDP(t), PortMin: base, PortMax: base + 99, done: make(chan struct{}), t: t}
+	r := &Relay{NG: freeUDP(t), Media: ip, PortMin: base, PortMax: base + 99, done: make(chan struct{}), t: t}
 	dir := t.TempDir()
 	r.log = filepath.Join(dir, "rtpengine.log")
 	lf, err := os.Create(r.log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.cmd = exec.Command(bin, "--config-file=none", "--table=-1", "--interface=127.0.0.1",
+	r.cmd = exec.Command(bin, "--config-file=none", "--table=-1", "--interface="+ip.String(),
 		"--listen-ng="+r.NG.String(), "--port-min="+strconv.Itoa(r.PortMin), "--port-max="+strconv.Itoa(r.PortMax),
 		"--delete-delay=0", "--foreground", "--log-stderr", "--log-level=5", "--pidfile="+filepath.Join(dir, "pid"))
 	r.cmd.Stdout, r.cmd.Stderr = lf, lf
