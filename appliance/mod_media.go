@@ -30,8 +30,7 @@ func openMedia(env *ModuleEnv) (Module, error) {
 		return m, nil
 	}
 	c := media.Config{
-		Key:     env.Key,
-		Sources: mc.SourcePrefixes(),
+		Key: env.Key,
 		Flags: media.Flags{
 			Replace: mc.Replace, ICE: mc.ICE, TransportProtocol: mc.TransportProtocol,
 			Direction: mc.Direction, ReceivedFrom: mc.ReceivedFrom, Other: mc.Flags,
@@ -46,6 +45,9 @@ func openMedia(env *ModuleEnv) (Module, error) {
 		Ping: media.Ping{Interval: mc.Ping.Interval.Std(), Timeout: mc.Ping.Timeout.Std(),
 			DownAfter: mc.Ping.DownAfter, UpAfter: mc.Ping.UpAfter},
 		Logf: func(msg string, args ...any) { env.Log.Warn(msg, args...) },
+	}
+	if mc.Anchor == "sources" { // "always" ignores the list
+		c.Sources = mc.SourcePrefixes()
 	}
 	if mc.LocalAddress != "" {
 		a, err := netip.ParseAddr(mc.LocalAddress)

@@ -282,11 +282,12 @@ func (s *stage) park(c *pipeline.Ctx, m *sipcore.Msg, op uint8) pipeline.Verdict
 func (s *stage) delete(c *pipeline.Ctx, m *sipcore.Msg) {
 	k := s.set.Pick(m.B(m.CallID))
 	if k < 0 || int(m.CallID.Len)+int(m.From.Tag.Len)+128 > reqMax {
+		s.m.stats.Errors[whyDeleteFailed].Add(1) // no relay up: the call stays on its relay until the relay's own timeout
 		return
 	}
 	i, j, ok := s.take(c.Now)
 	if !ok {
-		s.m.stats.Errors[whyDeleteFailed].Add(1) // not the hot path's usual case: only when every job is out
+		s.m.stats.Errors[whyDeleteFailed].Add(1) // every job is out: rare, and an atomic is cheap beside a lost delete
 		return
 	}
 	s.begin(c, m, j, opDelete, s.set.Backends[k].Addr)
