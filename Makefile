@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 20s
 # Debian packages the tests need, installed only when missing.
-TEST_DEBS := iproute2 ethtool redis-server sip-tester kamailio
+TEST_DEBS := iproute2 ethtool redis-server sip-tester kamailio rtpengine-daemon
 # Debian packages the benchmark harness needs (sipp, Kamailio 5.6 with its
 # dispatcher module, taskset), installed only when missing.
 BENCH_DEBS := sip-tester kamailio util-linux iproute2 ethtool
@@ -58,6 +58,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzNameAddr$$' -fuzztime 5s ./sipcore
 	$(GO) test -run '^$$' -fuzz '^FuzzViaList$$' -fuzztime 5s ./sipcore
 	$(GO) test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime 5s ./appliance/config
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 5s ./pipeline/stages/media/ng
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

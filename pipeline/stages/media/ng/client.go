@@ -2,6 +2,8 @@ package ng
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
@@ -23,7 +25,7 @@ var ErrReply = errors.New("ng: malformed reply")
 // next one starts.
 type Client struct {
 	conn   *net.UDPConn
-	prefix [16]byte // cookie prefix: unique per client, so two clients' cookies never collide at the relay
+	prefix [48]byte // cookie prefix: unique per client, so two clients' cookies never collide at the relay
 	np     int
 	seq    uint64
 	cookie []byte
@@ -48,8 +50,14 @@ func NewClient(local netip.AddrPort, id string) (*Client, error) {
 	}
 	c := &Client{conn: conn, rx: make([]byte, 65536), cookie: make([]byte, 0, 64), Retry: 100 * time.Millisecond}
 	// The pid and the local port make cookies unique across restarts and
-	// processes; id separates the clients of one process.
-	p := strconv.AppendInt(nil, int64(os.Getpid())%1000000, 36)
+	// processes; id separates the clients of one process; the random part
+	// keeps an off-path sender who spoofs the relay's address from
+	// guessing the cookie a reply must echo.
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	p := strconv.AppendUint(nil, binary.LittleEndian.Uint64(rnd[:]), 36)
+	p = append(p, '.')
+	p = strconv.AppendInt(p, int64(os.Getpid())%1000000, 36)
 	p = append(p, '.')
 	p = strconv.AppendUint(p, uint64(conn.LocalAddr().(*net.UDPAddr).Port), 36)
 	p = append(p, '.')
