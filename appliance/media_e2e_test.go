@@ -60,6 +60,36 @@ const (
 
     ]]>
   </send>`
+	// answerCancel rings and waits for the CANCEL: 200 to it, 487 to the
+	// INVITE (its CSeq written out: the last message is the CANCEL).
+	answerCancel = `<recv request="CANCEL"/>
+  <send>
+    <![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <send>
+    <![CDATA[
+
+      SIP/2.0 487 Request Terminated
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      CSeq: 1 INVITE
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="ACK" next="end"/>`
 	answer486 = `<send>
     <![CDATA[
 
@@ -295,7 +325,7 @@ func TestE2EMediaBusyDeletes(t *testing.T) {
 	relay := mediatest.Start(t)
 	r := newMediaRig(t, answer486, relay)
 	const calls = 5
-	xml := scenario(t, r.dir, "media_uac_fail.xml", "uac.xml")
+	xml := scenario(t, r.dir, "media_uac_fail.xml", "uac.xml", "CANCEL_OPTIONAL", "true", "CANCEL", "", "FINAL", "486")
 	uac := sipp(t, r.dir, nil, "uac", "-sf", xml, "-i", uacIP, "-p", portOf(freeUDP(t, uacIP)),
 		"-r", "10", "-m", fmt.Sprint(calls), "-recv_timeout", "10s", "-timeout", "60s", "-timeout_error", r.sip)
 	r.checkUAC(t, uac, "uac", calls)
@@ -366,5 +396,41 @@ func (r *mediaRig) waitRelays(t *testing.T, what string, cond func(map[string]ap
 			t.Fatalf("relays never %s: %+v", what, m)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A CANCEL deletes the call on the relay (and the 487 after it finds it
+// gone: counted as unknown-call, not as a failure of the relay).
+func TestE2EMediaCancelDeletes(t *testing.T) {
+	relay := mediatest.Start(t)
+	r := newMediaRig(t, answerCancel, relay)
+	const calls = 5
+	cancel := `<send>
+    <![CDATA[
+
+      CANCEL sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: [service] <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 CANCEL
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>`
+	xml := scenario(t, r.dir, "media_uac_fail.xml", "uac.xml", "CANCEL_OPTIONAL", "false", "CANCEL", cancel, "FINAL", "487")
+	uac := sipp(t, r.dir, nil, "uac", "-sf", xml, "-i", uacIP, "-p", portOf(freeUDP(t, uacIP)),
+		"-r", "10", "-m", fmt.Sprint(calls), "-recv_timeout", "10s", "-timeout", "60s", "-timeout_error", r.sip)
+	r.checkUAC(t, uac, "uac", calls)
+	waitRelayCalls(t, "after CANCEL", 0, relay)
+	var m string
+	r.app.get(t, "/metrics", &m)
+	if got := metric(t, m, "sipedge_media_request_deletes_total"); got != calls {
+		t.Errorf("deletes for CANCEL %v, want %d", got, calls)
+	}
+	if got := metric(t, m, `sipedge_media_ng_errors_total{reason="delete-failed"}`); got != 0 {
+		t.Errorf("failed deletes %v, want 0", got)
 	}
 }
