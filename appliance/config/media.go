@@ -81,7 +81,7 @@ func (m *Media) setDefaults() {
 		Retransmit:   Duration(50 * time.Millisecond),
 		Fallback:     "reject",
 		RetryAfter:   Duration(5 * time.Second),
-		Helpers:      4,
+		Helpers:      16,
 		Jobs:         256,
 		DeleteDelay:  -1,
 		Replace:      []string{"origin", "session-connection"},

@@ -33,6 +33,8 @@ func main() {
 	modes := flag.String("modes", "off,on", "media modes to run: off, on")
 	latCalls := flag.Int("latency-calls", 1000, "calls placed one at a time to measure call setup latency")
 	latRate := flag.Int("latency-rate", 100, "their rate (calls/s)")
+	flag.IntVar(&helpers, "helpers", 16, "media.helpers: ng clients per worker and side")
+	flag.IntVar(&relayThreads, "relay-threads", 2, "rtpengine --num-threads")
 	flag.Parse()
 	repo, err := filepath.Abs("..")
 	must(err)
@@ -61,6 +63,9 @@ func main() {
 			must(err)
 			r := st.sippRun(rate, *seconds)
 			rows = append(rows, fmt.Sprintf("| %s | %d | %d | %d | %d | %.0f | %.0f | %.0f | %.1f | %.0f |", mode, rate, r.calls, r.ok, r.failed, r.carried, r.p50, r.p99, r.usPerCall, r.cpuPct))
+			if r.notes != "" {
+				fmt.Printf("media %s at %d/s, cumulative: %s\n", mode, rate, r.notes)
+			}
 		}
 		st.g.KillAll()
 	}
@@ -73,18 +78,21 @@ func main() {
 	fmt.Printf("load after: %s", load)
 }
 
+var helpers, relayThreads int
+
 type result struct {
+	notes                                string
 	calls, ok, failed                    int
 	carried, p50, p99, usPerCall, cpuPct float64
 }
 
 // stack is the appliance, its UAS and (media on) its relay.
 type stack struct {
-	g        *harness.Group
-	dir, sip string
-	app      *harness.Proc
-	repo     string
-	runs     int
+	g               *harness.Group
+	dir, sip, admin string
+	app             *harness.Proc
+	repo            string
+	runs            int
 }
 
 func startStack(repo, work, bin string, media bool) *stack {
@@ -101,16 +109,16 @@ func startStack(repo, work, bin string, media bool) *stack {
 	if media {
 		ng := freeUDP()
 		_, err := g.Start(dir, "rtpengine", "rtpengine", "--config-file=none", "--table=-1", "--interface=127.0.0.1",
-			"--listen-ng="+ng, "--port-min=30000", "--port-max=39999", "--delete-delay=0", "--foreground", "--log-stderr",
-			"--log-level=3", "--num-threads=1", "--pidfile="+filepath.Join(dir, "rtpengine.pid"))
+			"--listen-ng="+ng, "--port-min=20000", "--port-max=59999", "--delete-delay=0", "--foreground", "--log-stderr",
+			"--log-level=3", "--num-threads="+strconv.Itoa(relayThreads), "--pidfile="+filepath.Join(dir, "rtpengine.pid"))
 		must(err)
-		cfg += fmt.Sprintf("[media]\nenabled = true\ndelete_delay = 0\nrelays = [{ address = %q }]\n", ng)
+		cfg += fmt.Sprintf("[media]\nenabled = true\ndelete_delay = 0\nhelpers = %d\nrelays = [{ address = %q }]\n", helpers, ng)
 	}
 	must(os.WriteFile(filepath.Join(dir, "appliance.toml"), []byte(cfg), 0o600))
 	app, err := g.Start(dir, "appliance", bin, "run", "-c", filepath.Join(dir, "appliance.toml"))
 	must(err)
 	waitUp(admin, media)
-	return &stack{g: g, dir: dir, sip: sip, app: app, repo: repo}
+	return &stack{g: g, dir: dir, sip: sip, admin: admin, app: app, repo: repo}
 }
 
 // sippRun offers rate calls/s for seconds with sipp's UAC.
@@ -143,6 +151,7 @@ func (s *stack) sippRun(rate, seconds int) result {
 	}
 	r.cpuPct = 100 * float64(d.CPUNs) / float64(el.Nanoseconds())
 	r.p50, r.p99 = rtts(dir)
+	r.notes = mediaNotes(s.admin)
 	return r
 }
 
@@ -229,4 +238,30 @@ func must(err error) {
 func fatalf(f string, a ...any) {
 	fmt.Fprintf(os.Stderr, "mediafig: "+f+"\n", a...)
 	os.Exit(1)
+}
+
+// mediaNotes lists the non-zero media fallbacks and ng errors (cumulative
+// since the appliance started): what limited a run.
+func mediaNotes(admin string) string {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + admin + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var out []string
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		l := sc.Text()
+		if !strings.HasPrefix(l, "sipedge_media_") || strings.HasSuffix(l, " 0") || strings.Contains(l, "latency") {
+			continue
+		}
+		if strings.Contains(l, "fallbacks") || strings.Contains(l, "errors") || strings.Contains(l, "ng_requests") || strings.Contains(l, "parked") {
+			out = append(out, strings.TrimPrefix(l, "sipedge_media_"))
+		}
+		if strings.HasPrefix(l, "sipedge_park") || strings.HasPrefix(l, "sipedge_fallback") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, ", ")
 }
