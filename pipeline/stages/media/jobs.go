@@ -130,7 +130,12 @@ func (h *ngHelper) lookup(key []byte, a *pipeline.Answer) {
 		} else {
 			st.Errors[whyOf(j.status)].Add(1)
 		}
-	} else if x := h.m.relays.Relay(j.relay); x != nil {
+	}
+	x := h.m.relays.Relay(j.relay)
+	if x != nil && err == nil {
+		x.lastOK.Store(time.Now().UnixNano()) // it answered: alive
+	}
+	if x != nil && j.status == ansOK {
 		switch {
 		case j.op == opDelete:
 			if x.Calls.Add(-1) < 0 {

@@ -36,6 +36,11 @@ type Relay struct {
 	// Downs counts the times it was marked down.
 	Downs atomic.Uint64
 	up    atomic.Bool
+	// lastOK is when (unix ns) the relay last answered an offer, answer
+	// or delete: a relay that answers calls is alive even when its pings
+	// are late behind them (marking an overloaded relay down would turn
+	// slowness into an outage).
+	lastOK atomic.Int64
 
 	pingsOK, pingsFailed atomic.Uint64
 	fails, oks           int // pinger goroutine only
@@ -151,6 +156,9 @@ func (r *Relays) observe(x *Relay, ok bool, p Ping, logf func(string, ...any)) {
 		return
 	}
 	x.pingsFailed.Add(1)
+	if time.Now().UnixNano()-x.lastOK.Load() < int64(p.Interval) {
+		return // late behind calls it answered: busy, not dead
+	}
 	x.oks = 0
 	x.fails++
 	if x.up.Load() && x.fails >= p.DownAfter {
