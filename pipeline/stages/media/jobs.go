@@ -132,8 +132,8 @@ func (h *ngHelper) lookup(key []byte, a *pipeline.Answer) {
 		}
 	}
 	x := h.m.relays.Relay(j.relay)
-	if x != nil && err == nil {
-		x.lastOK.Store(time.Now().UnixNano()) // it answered: alive
+	if x != nil && (err == nil || h.cl.Heard().After(t0)) {
+		x.lastOK.Store(time.Now().UnixNano()) // it answered, if only late replies: alive
 	}
 	if x != nil && j.status == ansOK {
 		switch {

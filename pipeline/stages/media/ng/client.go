@@ -32,7 +32,13 @@ type Client struct {
 	rx     []byte
 	// Retry is the retransmission interval (default 100ms).
 	Retry time.Duration
+	heard time.Time
 }
+
+// Heard is when a datagram last came from the relay of a Do, whatever
+// its cookie: a late reply to an earlier request still says the relay is
+// alive, only slow.
+func (c *Client) Heard() time.Time { return c.heard }
 
 var clientSeq struct{ n uint64 }
 
@@ -117,6 +123,7 @@ func (c *Client) Do(relay netip.AddrPort, req []byte, deadline time.Time, d *Dec
 		if from.Port() != relay.Port() || from.Addr().Unmap() != relay.Addr().Unmap() {
 			continue
 		}
+		c.heard = time.Now()
 		b := c.rx[:n]
 		sp := bytes.IndexByte(b, ' ')
 		if sp < 0 || !bytes.Equal(b[:sp], c.cookie) {

@@ -79,13 +79,36 @@ func TestClientRetransmitsAndMatchesCookie(t *testing.T) {
 	if res, _ := Result(d); string(res) != "pong" {
 		t.Errorf("result %q, want pong (the stray replies must be skipped)", res)
 	}
+	if time.Since(cl.Heard()) > 5*time.Second {
+		t.Errorf("Heard %v: the relay's replies were not noted", cl.Heard())
+	}
 	// A relay that never answers: ErrTimeout at the deadline.
 	silent := fakeRelay(t, func(int, []byte, []byte, func(*net.UDPConn, []byte)) {})
 	cl.Begin(&e)
 	e.Dict()
 	e.KS("command", "ping")
 	e.End()
+	before := cl.Heard()
 	if err := cl.Do(silent, e.B, time.Now().Add(100*time.Millisecond), d); err != ErrTimeout {
 		t.Errorf("silent relay: %v, want ErrTimeout", err)
+	}
+	if cl.Heard() != before {
+		t.Error("Heard moved though the relay said nothing")
+	}
+	// A relay that answers only with another request's cookie (a late
+	// reply): the request times out, but the relay was heard.
+	late := fakeRelay(t, func(_ int, _ []byte, _ []byte, reply func(*net.UDPConn, []byte)) {
+		reply(nil, []byte("earlier-cookie d6:result2:oke"))
+	})
+	t0 := time.Now()
+	cl.Begin(&e)
+	e.Dict()
+	e.KS("command", "ping")
+	e.End()
+	if err := cl.Do(late, e.B, time.Now().Add(100*time.Millisecond), d); err != ErrTimeout {
+		t.Errorf("late relay: %v, want ErrTimeout", err)
+	}
+	if !cl.Heard().After(t0) {
+		t.Error("a late reply from the relay was not noted in Heard")
 	}
 }
