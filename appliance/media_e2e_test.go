@@ -288,6 +288,22 @@ func TestE2EMediaRelay(t *testing.T) {
 	// sipp plays the pcap (g711a.pcap: about 6.8s of 20ms packets) beside
 	// the call; two seconds of it before the BYE are about 100 packets.
 	uac := r.uac(t, "uac", portRE(relay), 3, calls, 2*time.Second, true)
+	// While the first call holds, the admin server shows the relay's
+	// count of its RTP (ng query).
+	id := fmt.Sprintf("1-%d@%s", uac.cmd.Process.Pid, uacIP)
+	for end := time.Now().Add(5 * time.Second); ; {
+		var c appliance.CallJSON
+		if code := r.app.get(t, "/media/calls/"+id, &c); code == 200 && c.RTPPackets > 0 {
+			if c.Relay != relay.NG.String() {
+				t.Errorf("call %s on %s, want %v", id, c.Relay, relay.NG)
+			}
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("GET /media/calls/%s never showed RTP within 5s", id)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	r.checkUAC(t, uac, "uac", calls)
 	if n, out := r.rtp.n.Load(), r.rtp.fromOut.Load(); n < 25*calls || out != 0 {
 		t.Errorf("the UAS side got %d RTP datagrams (%d not from the relay's ports), want at least %d, all from the relay", n, out, 25*calls)

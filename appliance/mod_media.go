@@ -128,17 +128,49 @@ func (m *mediaModule) relays() []RelayJSON {
 
 func (m *mediaModule) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /relays", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		if m.md == nil {
-			w.WriteHeader(http.StatusNotFound)
-			fmt.Fprintln(w, `{"error": "[media] is disabled"}`)
+		if !m.jsonHead(w) {
 			return
 		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		enc.Encode(m.relays())
 	})
+	// The relay's view of one call (ng query to the call's relay).
+	mux.HandleFunc("GET /media/calls/{callid}", func(w http.ResponseWriter, r *http.Request) {
+		if !m.jsonHead(w) {
+			return
+		}
+		st, err := m.md.Query(r.PathValue("callid"), time.Second)
+		if err != nil {
+			w.WriteHeader(http.StatusNotFound)
+			json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+			return
+		}
+		json.NewEncoder(w).Encode(CallJSON{Relay: st.Relay.String(), Created: st.Created,
+			RTPPackets: st.RTPPackets, RTPBytes: st.RTPBytes, RTPErrors: st.RTPErrors})
+	})
+}
+
+// jsonHead starts a JSON answer, or answers 404 when [media] is
+// disabled (then false).
+func (m *mediaModule) jsonHead(w http.ResponseWriter) bool {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if m.md == nil {
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprintln(w, `{"error": "[media] is disabled"}`)
+		return false
+	}
+	return true
+}
+
+// CallJSON is one call as GET /media/calls/{callid} shows it.
+type CallJSON struct {
+	Relay      string `json:"relay"`
+	Created    int64  `json:"created"`
+	RTPPackets int64  `json:"rtp_packets"`
+	RTPBytes   int64  `json:"rtp_bytes"`
+	RTPErrors  int64  `json:"rtp_errors"`
 }
 
 // WriteMetrics writes the relays' state and the ng helpers' counts.

@@ -1,6 +1,7 @@
 package media_test
 
 import (
+	"net"
 	"net/netip"
 	"slices"
 	"testing"
@@ -70,10 +71,38 @@ func TestOfferAnswerBye(t *testing.T) {
 		t.Fatalf("the caller sees media at %s:%d, want the relay's other port", ip2, port2)
 	}
 
+	// The relay's view of the call, as the admin server asks it; RTP sent
+	// to the relay's port for the callee arrives in its totals.
+	rtp, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rtp.Close()
+	pkt := append([]byte{0x80, 0, 0, 1, 0, 0, 0, 160, 1, 2, 3, 4}, make([]byte, 160)...)
+	end := time.Now().Add(5 * time.Second)
+	for {
+		rtp.Write(pkt)
+		st, err := r.md.Query(id, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Relay != relay.NG || st.Created == 0 {
+			t.Fatalf("query: %+v, want relay %v and a creation time", st, relay.NG)
+		}
+		if st.RTPPackets > 0 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("the relay counted no RTP after 5s: %+v", st)
+		}
+	}
 	if _, bye := r.one(caller, inDialog("BYE", id, 2)); bye.Method != sipcore.MethodBYE {
 		t.Fatalf("forwarded %v, want the BYE", bye.Method)
 	}
 	waitCalls(t, relay, "BYE must delete the call", func(c []string) bool { return !slices.Contains(c, id) })
+	if _, err := r.md.Query(id, time.Second); err == nil {
+		t.Error("query of a deleted call: no error")
+	}
 	st := r.md.Stats()
 	if st.Requests[0].Load() != 1 || st.Requests[1].Load() != 1 || st.Requests[2].Load() != 1 {
 		t.Errorf("ng requests offer/answer/delete = %d/%d/%d, want 1/1/1", st.Requests[0].Load(), st.Requests[1].Load(), st.Requests[2].Load())
