@@ -12,8 +12,9 @@ type Media struct {
 	// Enabled turns the media stages on. Off by default: SDP passes
 	// through untouched.
 	Enabled bool `toml:"enabled"`
-	// Anchor says which calls are anchored: "always", or "sources" (the
-	// offer comes from, or the answer goes back to, one of Sources).
+	// Anchor says which calls are anchored: "always", or "sources" (calls
+	// with a party in Sources: the offer's source or Request-URI host, the
+	// answer's source or next hop).
 	Anchor string `toml:"anchor"`
 	// Sources are CIDRs for anchor = "sources".
 	Sources []string `toml:"sources"`

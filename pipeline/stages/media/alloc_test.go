@@ -175,3 +175,34 @@ func BenchmarkResumeRewrite(b *testing.B) {
 		s.Resume(c)
 	}
 }
+
+// anchor = "sources": a request is offered when its source or its
+// Request-URI host is in the set, and not otherwise.
+func TestAnchorSources(t *testing.T) {
+	key := sipcore.NewKey([]byte("media alloc test secret, 32 byte"))
+	m, err := New(Config{Key: &key, Relays: []pipeline.BackendSpec{{Addr: testRelay, Weight: 1}}, Helpers: 1, Jobs: 8,
+		Sources: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	so, err := pipeline.NewSolo(0, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, src, ruri string
+		park            bool
+	}{
+		{"neither", "203.0.113.9:5060", "sip:bob@192.0.2.1", false},
+		{"source in the set", "198.51.100.7:5060", "sip:bob@192.0.2.1", true},
+		{"Request-URI in the set", "203.0.113.9:5060", "sip:bob@198.51.100.20:5060", true},
+		{"Request-URI a name", "203.0.113.9:5060", "sip:bob@example.com", false},
+	} {
+		c := parsedCtx(t, strings.Replace(testInvite(), "sip:bob@192.0.2.1", tc.ruri, 1))
+		c.Src = netip.MustParseAddrPort(tc.src)
+		if got := so.Process(c) == pipeline.Park; got != tc.park {
+			t.Errorf("%s: parked %v, want %v", tc.name, got, tc.park)
+		}
+	}
+}

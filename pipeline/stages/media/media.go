@@ -48,8 +48,10 @@ type Config struct {
 	Key *sipcore.Key
 	// Relays are the rtpengine ng addresses and weights.
 	Relays []pipeline.BackendSpec
-	// Sources limits anchoring to calls whose offer comes from (and whose
-	// answer goes back to) these networks; empty anchors every call.
+	// Sources limits anchoring to calls with a party in these networks:
+	// an offer from one of them or whose Request-URI host is in one, an
+	// answer from one of them or going back to one; empty anchors every
+	// call.
 	Sources []netip.Prefix
 	// Flags are the ng options passed with every offer and answer.
 	Flags Flags
@@ -215,6 +217,20 @@ func (m *Media) Run(ctx context.Context) error {
 func (m *Media) Close() {
 	m.cancel()
 	m.wg.Wait()
+}
+
+// anchorsURI reports whether the request goes to an anchored network
+// (its Request-URI host is an address in Sources).
+func (m *Media) anchorsURI(msg *sipcore.Msg) bool {
+	if len(m.cfg.Sources) == 0 {
+		return true
+	}
+	u := &msg.RURI
+	if u.HostKind != sipcore.HostIPv4 && u.HostKind != sipcore.HostIPv6 {
+		return false
+	}
+	a, ok := sipcore.ParseIP(msg.B(u.Host))
+	return ok && m.anchors(a)
 }
 
 // anchors reports whether a call to or from a is anchored.

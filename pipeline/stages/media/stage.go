@@ -94,7 +94,7 @@ func (s *stage) Process(c *pipeline.Ctx) pipeline.Verdict {
 		if !hasSDP(m) {
 			return pipeline.Continue
 		}
-		if !s.m.anchors(c.Src.Addr()) {
+		if !s.m.anchors(c.Src.Addr()) && !s.m.anchorsURI(m) {
 			s.cnt.Inc(cNotAnchored)
 			return pipeline.Continue
 		}
@@ -123,7 +123,7 @@ func (s *stage) response(c *pipeline.Ctx, m *sipcore.Msg) pipeline.Verdict {
 		return pipeline.Continue
 	}
 	if len(s.m.cfg.Sources) > 0 {
-		if a, ok := nextHopAddr(m); !ok || !s.m.anchors(a) {
+		if a, ok := nextHopAddr(m); (!ok || !s.m.anchors(a)) && !s.m.anchors(c.Src.Addr()) {
 			s.cnt.Inc(cNotAnchored)
 			return pipeline.Continue
 		}
