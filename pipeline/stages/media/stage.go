@@ -19,9 +19,12 @@ const (
 )
 
 // reclaimGrace is how long after a parked message's deadline its job is
-// kept for an answer that could still resume it: the parker's timer wheel
-// fires late by a tick at most, far less than this.
-const reclaimGrace = int64(2e9)
+// kept for an answer that could still resume it. The parker times the
+// message out in the loop iteration that passes the deadline, and a
+// generation check in Resume refuses a job reused meanwhile, so this only
+// needs to cover a tick of the timer wheel; kept short so that a slow relay
+// does not also starve the stage of jobs.
+const reclaimGrace = int64(50e6)
 
 // stage is one worker's media stage: the request side (offers, deletes
 // on BYE and CANCEL) or, with answer set, the response side (answers,
