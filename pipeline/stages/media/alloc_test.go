@@ -206,3 +206,24 @@ func TestAnchorSources(t *testing.T) {
 		}
 	}
 }
+
+// A delete waiting in its helper's queue is never reclaimed: only the
+// helper frees it (done), whatever the clock says.
+func TestQueuedDeleteNotReclaimed(t *testing.T) {
+	_, s := solo(t, false)
+	i, j, _ := s.take(0)
+	j.answered, j.reclaimAt = false, 0
+	j.word.Store(1<<8 | jobQueued)
+	for len(s.free) > 0 { // empty the stack so that take reclaims
+		s.take(0)
+	}
+	s.reclaim(int64(time.Hour))
+	if j.word.Load() != 1<<8|jobQueued {
+		t.Fatalf("a queued delete was reclaimed (job %d)", i)
+	}
+	j.word.Store(1<<8 | jobDone)
+	s.reclaim(int64(time.Hour))
+	if j.word.Load()&0xff != jobFree {
+		t.Fatal("a done delete was not reclaimed")
+	}
+}

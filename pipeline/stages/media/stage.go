@@ -190,7 +190,10 @@ func (s *stage) reclaim(now int64) {
 			}
 			j.word.Store(g<<8 | jobFree)
 		case jobQueued:
-			if now < j.reclaimAt || !j.word.CompareAndSwap(w, g<<8|jobFree) {
+			// A delete is always handed to its helper, which will take
+			// it; only a parked message's job may never have been (the
+			// park pool was full), or be taken too late to matter.
+			if !j.answered || now < j.reclaimAt || !j.word.CompareAndSwap(w, g<<8|jobFree) {
 				continue
 			}
 		default:
