@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 20s
 # Debian packages the tests need, installed only when missing.
-TEST_DEBS := iproute2 ethtool redis-server sip-tester kamailio rtpengine-daemon
+TEST_DEBS := iproute2 ethtool redis-server sip-tester kamailio
 # Debian packages the benchmark harness needs (sipp, Kamailio 5.6 with its
 # dispatcher module, taskset), installed only when missing.
 BENCH_DEBS := sip-tester kamailio util-linux iproute2 ethtool
@@ -32,6 +32,9 @@ run: build
 # sipp UAC load through it, then a summary. Everything is stopped by pid.
 demo: build
 	./appliance/demo/demo.sh
+
+# The media tests' relay (rtpengine in userspace, started by the tests).
+TEST_DEBS += rtpengine-daemon
 
 test-deps:
 	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
