@@ -43,14 +43,16 @@ func (c *Client) Heard() time.Time { return c.heard }
 var clientSeq struct{ n uint64 }
 
 // NewClient opens a client on an ephemeral UDP port of local's address
-// family (local may be the zero AddrPort: any IPv4 address). id is
+// (local may be the zero AddrPort: any address of either family). id is
 // folded into every cookie (the worker and helper numbers), so that
 // relays shared by several clients and nodes cache replies per request.
 func NewClient(local netip.AddrPort, id string) (*Client, error) {
-	if !local.IsValid() {
-		local = netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
+	// No address: a dual-stack socket, so relays of either family work.
+	laddr := &net.UDPAddr{}
+	if local.IsValid() {
+		laddr = net.UDPAddrFromAddrPort(local)
 	}
-	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(local))
+	conn, err := net.ListenUDP("udp", laddr)
 	if err != nil {
 		return nil, err
 	}

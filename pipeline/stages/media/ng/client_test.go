@@ -68,10 +68,7 @@ func TestClientRetransmitsAndMatchesCookie(t *testing.T) {
 	defer cl.Close()
 	cl.Retry = 20 * time.Millisecond
 	var e Enc
-	cl.Begin(&e)
-	e.Dict()
-	e.KS("command", "ping")
-	e.End()
+	beginPing(cl, &e)
 	d := NewDecoded(16)
 	if err := cl.Do(relay, e.B, time.Now().Add(5*time.Second), d); err != nil {
 		t.Fatal(err)
@@ -84,10 +81,7 @@ func TestClientRetransmitsAndMatchesCookie(t *testing.T) {
 	}
 	// A relay that never answers: ErrTimeout at the deadline.
 	silent := fakeRelay(t, func(int, []byte, []byte, func(*net.UDPConn, []byte)) {})
-	cl.Begin(&e)
-	e.Dict()
-	e.KS("command", "ping")
-	e.End()
+	beginPing(cl, &e)
 	before := cl.Heard()
 	if err := cl.Do(silent, e.B, time.Now().Add(100*time.Millisecond), d); err != ErrTimeout {
 		t.Errorf("silent relay: %v, want ErrTimeout", err)
@@ -101,14 +95,52 @@ func TestClientRetransmitsAndMatchesCookie(t *testing.T) {
 		reply(nil, []byte("earlier-cookie d6:result2:oke"))
 	})
 	t0 := time.Now()
-	cl.Begin(&e)
-	e.Dict()
-	e.KS("command", "ping")
-	e.End()
+	beginPing(cl, &e)
 	if err := cl.Do(late, e.B, time.Now().Add(100*time.Millisecond), d); err != ErrTimeout {
 		t.Errorf("late relay: %v, want ErrTimeout", err)
 	}
 	if !cl.Heard().After(t0) {
 		t.Error("a late reply from the relay was not noted in Heard")
 	}
+}
+
+// The default client (no local address) reaches an IPv6 relay as well as
+// the IPv4 ones above.
+func TestClientIPv6(t *testing.T) {
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv6loopback})
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	defer c.Close()
+	go func() {
+		buf := make([]byte, 2048)
+		n, from, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return
+		}
+		sp := bytes.IndexByte(buf[:n], ' ')
+		c.WriteToUDPAddrPort(append(buf[:sp:sp], " d6:result4:ponge"...), from)
+	}()
+	cl, err := NewClient(netip.AddrPort{}, "6")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var e Enc
+	beginPing(cl, &e)
+	d := NewDecoded(16)
+	if err := cl.Do(c.LocalAddr().(*net.UDPAddr).AddrPort(), e.B, time.Now().Add(5*time.Second), d); err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := Result(d); string(res) != "pong" {
+		t.Errorf("result %q", res)
+	}
+}
+
+// beginPing encodes a ping request in e.
+func beginPing(cl *Client, e *Enc) {
+	cl.Begin(e)
+	e.Dict()
+	e.KS("command", "ping")
+	e.End()
 }
