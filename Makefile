@@ -35,6 +35,9 @@ run: build
 demo: build
 	./appliance/demo/demo.sh
 
+# The media tests' relay (rtpengine in userspace, started by the tests).
+TEST_DEBS += rtpengine-daemon
+
 test-deps:
 	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -61,6 +64,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzNameAddr$$' -fuzztime 5s ./sipcore
 	$(GO) test -run '^$$' -fuzz '^FuzzViaList$$' -fuzztime 5s ./sipcore
 	$(GO) test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime 5s ./appliance/config
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 5s ./pipeline/stages/media/ng
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -24,7 +24,9 @@ type helperReq struct {
 // hot path touches two atomics per parked message and nothing else.
 //
 // Lookup may block on I/O: it runs on the helper's goroutine, never on the
-// worker's. For concurrency, give the worker several helpers.
+// worker's. For concurrency, give the worker several helpers. A stage may
+// also call Request itself with the zero Handle for work that parks no
+// message (a fire-and-forget notice): Lookup runs and nothing is answered.
 type FuncHelper struct {
 	Lookup func(key []byte, a *Answer)
 
@@ -89,7 +91,7 @@ func (f *FuncHelper) Run(ctx context.Context) {
 		f.Lookup(r.key[:r.n], &a)
 		handle := r.h
 		f.reqs.Advance()
-		if !handle.Answer(&a) {
+		if handle.ring != nil && !handle.Answer(&a) {
 			f.Unanswered.Add(1)
 		}
 	}

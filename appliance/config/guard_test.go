@@ -43,20 +43,7 @@ func TestGuardErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		_, _, err := Check([]byte(tt.toml+oneBackend), tt.name, nil)
-		if err == nil {
-			t.Errorf("%s: no error", tt.name)
-			continue
-		}
-		lines := strings.Split(err.Error(), "\n")
-		if len(lines) != len(tt.want) {
-			t.Errorf("%s: %d problems, want %d:\n%v", tt.name, len(lines), len(tt.want), err)
-			continue
-		}
-		for i, w := range tt.want {
-			if !strings.HasPrefix(lines[i], w) {
-				t.Errorf("%s: problem %d\n  %s\nwant prefix\n  %s", tt.name, i, lines[i], w)
-			}
-		}
+		wantProblems(t, tt.name, err, tt.want)
 	}
 }
 

@@ -3,6 +3,8 @@ package chain
 import (
 	"sipedge/pipeline/stages/auth"
 	"sipedge/pipeline/stages/guard"
+	"sipedge/pipeline/stages/media"
+	"sipedge/pipeline/stages/mediaanswer"
 	"sipedge/pipeline/stages/response"
 	"sipedge/pipeline/stages/route"
 	"sipedge/pipeline/stages/sanity"
@@ -15,10 +17,12 @@ import (
 // section is disabled is left out where it stands. A new stage is its
 // package and one line here.
 var Default = Chain{
-	&guard.Def,    // before the parser: a flood costs as little as possible
-	&sanity.Def,   // parse; everything after sees a parsed message
-	&response.Def, // responses end here
-	&self.Def,     // requests to the node; before auth, so keepalive OPTIONS need no credentials
-	&auth.Def,     // initial requests from outside authenticate
-	&route.Def,    // the dispatcher: last, it forwards
+	&guard.Def,       // before the parser: a flood costs as little as possible
+	&sanity.Def,      // parse; everything after sees a parsed message
+	&mediaanswer.Def, // SDP answers: before response, where responses end
+	&response.Def,    // responses end here
+	&self.Def,        // requests to the node; before auth, so keepalive OPTIONS need no credentials
+	&auth.Def,        // initial requests from outside authenticate
+	&media.Def,       // SDP offers: after auth (only admitted calls take relay ports), before route forwards
+	&route.Def,       // the dispatcher: last, it forwards
 }

@@ -1,0 +1,227 @@
+package appliance
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"reflect"
+	"time"
+
+	"sipedge/appliance/config"
+	"sipedge/pipeline"
+	"sipedge/pipeline/stages/media"
+)
+
+// mediaModule is [media]: the media stages (offers on the request side,
+// answers on the response side), the relay set and its pinger, /relays.
+// md is nil when [media] is disabled.
+type mediaModule struct {
+	nop
+	env *ModuleEnv
+	md  *media.Media
+}
+
+func openMedia(env *ModuleEnv) (Module, error) {
+	m := &mediaModule{env: env}
+	mc := env.Cfg.Media
+	if !mc.Enabled {
+		return m, nil
+	}
+	c := media.Config{
+		Key: env.Key,
+		Flags: media.Flags{
+			Replace: mc.Replace, ICE: mc.ICE, TransportProtocol: mc.TransportProtocol,
+			Direction: mc.Direction, ReceivedFrom: mc.ReceivedFrom, Other: mc.Flags,
+		},
+		Deadline:      mc.Deadline.Std(),
+		Retry:         mc.Retransmit.Std(),
+		PassOnFailure: mc.Fallback == "pass",
+		RetryAfter:    int(mc.RetryAfter.Std() / time.Second),
+		Helpers:       mc.Helpers,
+		Jobs:          mc.Jobs,
+		DeleteDelay:   mc.DeleteDelay,
+		Ping: media.Ping{Interval: mc.Ping.Interval.Std(), Timeout: mc.Ping.Timeout.Std(),
+			DownAfter: mc.Ping.DownAfter, UpAfter: mc.Ping.UpAfter},
+		Logf: func(msg string, args ...any) { env.Log.Warn(msg, args...) },
+	}
+	if mc.Anchor == "sources" { // "always" ignores the list
+		c.Sources = mc.SourcePrefixes()
+	}
+	if mc.LocalAddress != "" {
+		a, err := netip.ParseAddr(mc.LocalAddress)
+		if err != nil {
+			return nil, fmt.Errorf("appliance: media.local_address %q: %v (want an IP address)", mc.LocalAddress, err)
+		}
+		c.Local = a
+	}
+	for i, r := range mc.Relays {
+		ap, err := netip.ParseAddrPort(r.Address)
+		if err != nil {
+			return nil, fmt.Errorf("appliance: media.relays[%d].address %q: %v (want IP:port)", i, r.Address, err)
+		}
+		c.Relays = append(c.Relays, pipeline.BackendSpec{Addr: ap, Weight: float64(r.W())})
+	}
+	md, err := media.New(c)
+	if err != nil {
+		return nil, fmt.Errorf("appliance: [media]: %w", err)
+	}
+	m.md = md
+	return m, nil
+}
+
+func (m *mediaModule) Stages() []pipeline.StageMaker {
+	if m.md == nil {
+		return nil
+	}
+	return []pipeline.StageMaker{m.md, m.md.Answer()}
+}
+
+// Start runs the relay pinger. Offline replays (no probing) count every
+// relay as up without pinging.
+func (m *mediaModule) Start(ctx context.Context, goFn func(func())) error {
+	if m.md == nil || !m.env.Probe {
+		return nil
+	}
+	goFn(func() {
+		if err := m.md.Run(ctx); err != nil {
+			m.env.Log.Error("media relay pinger stopped: relays stay as they were", "err", err)
+		}
+	})
+	return nil
+}
+
+// Reload: every [media] change needs a restart (the relays' jobs and
+// sockets are per worker).
+func (m *mediaModule) Reload(old, cfg *config.Config) []string {
+	if !reflect.DeepEqual(old.Media, cfg.Media) {
+		return []string{"[media]"}
+	}
+	return nil
+}
+
+// RelayJSON is one relay as /relays shows it.
+type RelayJSON struct {
+	Address     string `json:"address"`
+	State       string `json:"state"`
+	Calls       int64  `json:"calls"`
+	Orphaned    uint64 `json:"orphaned_calls"`
+	Downs       uint64 `json:"downs"`
+	PingsOK     uint64 `json:"pings_ok"`
+	PingsFailed uint64 `json:"pings_failed"`
+}
+
+func (m *mediaModule) relays() []RelayJSON {
+	var out []RelayJSON
+	for _, x := range m.md.Relays().List() {
+		ok, failed := x.Pings()
+		r := RelayJSON{Address: x.Addr.String(), State: "down", Calls: x.Calls.Load(), Orphaned: x.Orphaned.Load(),
+			Downs: x.Downs.Load(), PingsOK: ok, PingsFailed: failed}
+		if x.Up() {
+			r.State = "up"
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func (m *mediaModule) Routes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /relays", func(w http.ResponseWriter, _ *http.Request) {
+		if !m.jsonHead(w) {
+			return
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(m.relays())
+	})
+	// The relay's view of one call (ng query to the call's relay).
+	mux.HandleFunc("GET /media/calls/{callid}", func(w http.ResponseWriter, r *http.Request) {
+		if !m.jsonHead(w) {
+			return
+		}
+		st, err := m.md.Query(r.PathValue("callid"), time.Second)
+		if err != nil {
+			w.WriteHeader(http.StatusNotFound)
+			json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+			return
+		}
+		json.NewEncoder(w).Encode(CallJSON{Relay: st.Relay.String(), Created: st.Created,
+			RTPPackets: st.RTPPackets, RTPBytes: st.RTPBytes, RTPErrors: st.RTPErrors})
+	})
+}
+
+// jsonHead starts a JSON answer, or answers 404 when [media] is
+// disabled (then false).
+func (m *mediaModule) jsonHead(w http.ResponseWriter) bool {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if m.md == nil {
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprintln(w, `{"error": "[media] is disabled"}`)
+		return false
+	}
+	return true
+}
+
+// CallJSON is one call as GET /media/calls/{callid} shows it.
+type CallJSON struct {
+	Relay      string `json:"relay"`
+	Created    int64  `json:"created"`
+	RTPPackets int64  `json:"rtp_packets"`
+	RTPBytes   int64  `json:"rtp_bytes"`
+	RTPErrors  int64  `json:"rtp_errors"`
+}
+
+// WriteMetrics writes the relays' state and the ng helpers' counts.
+func (m *mediaModule) WriteMetrics(p promWriter) {
+	if m.md == nil {
+		return
+	}
+	rs := m.relays()
+	up := 0
+	p.family("sipedge_media_relay_up", "gauge", "1 when the relay answers pings, 0 when down.")
+	for _, r := range rs {
+		v := 0.0
+		if r.State == "up" {
+			v, up = 1, up+1
+		}
+		p.sample("sipedge_media_relay_up", v, "relay", r.Address)
+	}
+	p.gauge("sipedge_media_relays_up", "Relays up.", float64(up))
+	p.family("sipedge_media_relay_calls", "gauge", "Calls anchored on the relay (offers for new calls less confirmed deletes).")
+	for _, r := range rs {
+		p.sample("sipedge_media_relay_calls", float64(r.Calls), "relay", r.Address)
+	}
+	p.family("sipedge_media_relay_orphaned_calls_total", "counter", "Calls in progress on the relay when it went down.")
+	for _, r := range rs {
+		p.sample("sipedge_media_relay_orphaned_calls_total", float64(r.Orphaned), "relay", r.Address)
+	}
+	st := m.md.Stats()
+	p.family("sipedge_media_ng_requests_total", "counter", "ng requests sent to relays, by command.")
+	for i, name := range media.OpNames {
+		p.sample("sipedge_media_ng_requests_total", float64(st.Requests[i].Load()), "command", name)
+	}
+	p.family("sipedge_media_ng_errors_total", "counter", "ng requests that failed, by reason.")
+	for i, name := range media.WhyNames {
+		if name == "no-relay" || name == "jobs-full" {
+			continue // never sent: counted by the stages' fallbacks
+		}
+		p.sample("sipedge_media_ng_errors_total", float64(st.Errors[i].Load()), "reason", name)
+	}
+	p.family("sipedge_media_relay_latency_seconds", "histogram", "Relay answer latency (offer, answer, delete).")
+	for i, le := range media.LatencyBoundLabels {
+		p.sample("sipedge_media_relay_latency_seconds_bucket", float64(st.Buckets[i].Load()), "le", le)
+	}
+	p.sample("sipedge_media_relay_latency_seconds_bucket", float64(st.Count.Load()), "le", "+Inf")
+	p.sample("sipedge_media_relay_latency_seconds_sum", time.Duration(st.SumNs.Load()).Seconds())
+	p.sample("sipedge_media_relay_latency_seconds_count", float64(st.Count.Load()))
+}
+
+// Close stops the ng helpers; the workers have stopped.
+func (m *mediaModule) Close() {
+	if m.md != nil {
+		m.md.Close()
+		m.md = nil
+	}
+}

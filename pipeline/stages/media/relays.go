@@ -1,0 +1,227 @@
+package media
+
+import (
+	"context"
+	"net/netip"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"sipedge/pipeline"
+	"sipedge/pipeline/stages/media/ng"
+)
+
+// Relays is the set of media relays. A call's relay is picked from its
+// Call-ID by the dispatcher's weighted rendezvous hashing
+// (pipeline.BackendSet.Pick): every node of a cluster picks the same relay
+// for a call without sharing any state, and a relay that goes down moves
+// only its own calls. The set itself is a pipeline.Backends, so workers
+// read it as a lock-free snapshot once per batch.
+type Relays struct {
+	set    *pipeline.Backends
+	byAddr map[netip.AddrPort]*Relay
+	list   []*Relay
+	stats  *Stats
+}
+
+// Relay is one relay's state and counts.
+type Relay struct {
+	Addr netip.AddrPort
+	// Calls estimates the calls anchored on the relay: offers it
+	// anchored for a new call less deletes it confirmed.
+	Calls atomic.Int64
+	// Orphaned counts calls that were in progress on the relay when it
+	// went down (their media is lost unless it comes back).
+	Orphaned atomic.Uint64
+	// Downs counts the times it was marked down.
+	Downs atomic.Uint64
+	up    atomic.Bool
+	// lastOK is when (unix ns) the relay last answered an offer, answer
+	// or delete: a relay that answers calls is alive even when its pings
+	// are late behind them (marking an overloaded relay down would turn
+	// slowness into an outage).
+	lastOK atomic.Int64
+
+	pingsOK, pingsFailed atomic.Uint64
+	fails, oks           int // pinger goroutine only
+}
+
+func newRelays(specs []pipeline.BackendSpec, st *Stats) (*Relays, error) {
+	b, err := pipeline.NewBackends(specs)
+	if err != nil {
+		return nil, err
+	}
+	r := &Relays{set: b, byAddr: map[netip.AddrPort]*Relay{}, stats: st}
+	for _, s := range b.Load().Backends {
+		x := &Relay{Addr: s.Addr}
+		x.up.Store(true)
+		r.byAddr[s.Addr] = x
+		r.list = append(r.list, x)
+	}
+	return r, nil
+}
+
+// Load is the current snapshot, for workers.
+func (r *Relays) Load() *pipeline.BackendSet { return r.set.Load() }
+
+// List returns the relays in configuration order.
+func (r *Relays) List() []*Relay { return r.list }
+
+// Relay returns the relay at addr, nil when there is none.
+func (r *Relays) Relay(addr netip.AddrPort) *Relay { return r.byAddr[addr] }
+
+// Up reports whether the relay is up.
+func (x *Relay) Up() bool { return x.up.Load() }
+
+// Pings returns the pings answered and failed.
+func (x *Relay) Pings() (ok, failed uint64) { return x.pingsOK.Load(), x.pingsFailed.Load() }
+
+// UpCount is how many relays are up.
+func (r *Relays) UpCount() int {
+	n := 0
+	for _, x := range r.list {
+		if x.up.Load() {
+			n++
+		}
+	}
+	return n
+}
+
+// SetUp marks a relay up or down (pinger, operator, tests), reporting
+// the calls it carried when it goes down. It returns false for an
+// unknown address.
+func (r *Relays) SetUp(addr netip.AddrPort, up bool, logf func(string, ...any)) bool {
+	x := r.byAddr[addr]
+	if x == nil || !r.set.SetUp(addr, up) {
+		return false
+	}
+	if x.up.Swap(up) == up {
+		return true
+	}
+	if up {
+		logf("media relay up", "relay", addr.String())
+		return true
+	}
+	x.Downs.Add(1)
+	n := x.Calls.Swap(0)
+	if n > 0 {
+		x.Orphaned.Add(uint64(n))
+	}
+	logf("media relay down: new calls go to the other relays; calls in progress on it lose their media", "relay", addr.String(), "calls_in_progress", n)
+	return true
+}
+
+// run pings every relay each interval until ctx ends.
+func (r *Relays) run(ctx context.Context, p Ping, local netip.Addr, logf func(string, ...any)) error {
+	cl, err := ng.NewClient(netip.AddrPortFrom(local, 0), "p")
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	cl.Retry = p.Timeout
+	var enc ng.Enc
+	dec := ng.NewDecoded(64)
+	t := time.NewTicker(p.Interval)
+	defer t.Stop()
+	for {
+		for _, x := range r.list {
+			cl.Begin(&enc)
+			enc.Dict()
+			enc.KS("command", "ping")
+			enc.End()
+			err := cl.Do(x.Addr, enc.B, time.Now().Add(p.Timeout), dec)
+			ok := false
+			if err == nil {
+				res, _ := ng.Result(dec)
+				ok = string(res) == "pong"
+			}
+			r.observe(x, ok, p, logf)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (r *Relays) observe(x *Relay, ok bool, p Ping, logf func(string, ...any)) {
+	if ok {
+		x.pingsOK.Add(1)
+		x.fails = 0
+		x.oks++
+		if !x.up.Load() && x.oks >= p.UpAfter {
+			r.SetUp(x.Addr, true, logf)
+		}
+		return
+	}
+	x.pingsFailed.Add(1)
+	if time.Now().UnixNano()-x.lastOK.Load() < int64(p.Interval) {
+		return // late behind calls it answered: busy, not dead
+	}
+	x.oks = 0
+	x.fails++
+	if x.up.Load() && x.fails >= p.DownAfter {
+		r.SetUp(x.Addr, false, logf)
+	}
+}
+
+// Stats are the ng helpers' counts, shared by every worker's helpers
+// (atomics: the helpers are off the hot path).
+type Stats struct {
+	// Requests by ng command: offer, answer, delete.
+	Requests [numOps]atomic.Uint64
+	// Errors by reason (fallbackWhy, then "delete-failed").
+	Errors [numWhy]atomic.Uint64
+	// Latency of answered requests: cumulative buckets, sum (ns), count.
+	Buckets [len(LatencyBounds)]atomic.Uint64
+	SumNs   atomic.Uint64
+	Count   atomic.Uint64
+}
+
+// LatencyBounds are the relay latency histogram's upper bounds.
+var LatencyBounds = [...]time.Duration{100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond,
+	time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond, 10 * time.Millisecond,
+	25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond, time.Second}
+
+// LatencyBoundLabels are LatencyBounds in seconds, for the exporter.
+var LatencyBoundLabels = func() []string {
+	out := make([]string, len(LatencyBounds))
+	for i, b := range LatencyBounds {
+		out[i] = strconv.FormatFloat(b.Seconds(), 'g', -1, 64)
+	}
+	return out
+}()
+
+// Ops and error reasons as the exporter labels them.
+var (
+	OpNames  = [numOps]string{"offer", "answer", "delete"}
+	WhyNames = append(append([]string{}, fallbackWhy...), "delete-failed")
+)
+
+const (
+	opOffer = iota
+	opAnswer
+	opDelete
+	numOps
+)
+
+const (
+	whyDeleteFailed = len(fallbackWhyConst)
+	numWhy          = whyDeleteFailed + 1
+)
+
+// fallbackWhyConst has fallbackWhy's length as a constant.
+var fallbackWhyConst [whyUnknownCall + 1]struct{}
+
+func newStats() *Stats { return &Stats{} }
+
+func (s *Stats) latency(d time.Duration) {
+	for i, b := range LatencyBounds {
+		if d <= b {
+			s.Buckets[i].Add(1)
+		}
+	}
+	s.SumNs.Add(uint64(d))
+	s.Count.Add(1)
+}

@@ -1,0 +1,156 @@
+package media_test
+
+import (
+	"net"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"sipedge/pipeline"
+	"sipedge/pipeline/stages/media"
+	"sipedge/pipeline/stages/media/mediatest"
+	"sipedge/sipcore"
+)
+
+func relayConfig(relays ...*mediatest.Relay) media.Config {
+	c := media.Config{
+		Deadline: 500 * time.Millisecond, Retry: 100 * time.Millisecond, Helpers: 2, Jobs: 16, DeleteDelay: 0,
+		Flags: media.Flags{Replace: []string{"origin", "session-connection"}, ICE: "remove", ReceivedFrom: true},
+	}
+	for _, r := range relays {
+		c.Relays = append(c.Relays, pipeline.BackendSpec{Addr: r.NG, Weight: 1})
+	}
+	return c
+}
+
+// waitCalls polls the relay's list until cond holds (bounded: 5s): deletes
+// are sent after the message is forwarded, without waiting.
+func waitCalls(t *testing.T, r *mediatest.Relay, what string, cond func([]string) bool) {
+	t.Helper()
+	end := time.Now().Add(5 * time.Second)
+	for {
+		calls, err := r.Calls()
+		if err == nil && cond(calls) {
+			return
+		}
+		if time.Now().After(end) {
+			t.Fatalf("relay %v: %s: calls %q (err %v)", r.NG, what, calls, err)
+		}
+	}
+}
+
+// An offer and an answer go through the relay: each side sees the relay's
+// address and a port of its range; BYE deletes the call.
+func TestOfferAnswerBye(t *testing.T) {
+	relay := mediatest.Start(t)
+	r := newRig(t, relayConfig(relay))
+	const id = "call-offer-answer"
+	fwd, m := r.one(caller, invite(id, sdp("127.0.0.1", 40100)))
+	if fwd.Dst != backend {
+		t.Fatalf("INVITE went to %v, want %v", fwd.Dst, backend)
+	}
+	ip, port := mediaOf(t, m)
+	if ip != "127.0.0.1" || port < relay.PortMin || port > relay.PortMax || port == 40100 {
+		t.Fatalf("the backend sees media at %s:%d, want the relay's 127.0.0.1:%d-%d", ip, port, relay.PortMin, relay.PortMax)
+	}
+	if m.ContentLength != int(m.Body.Len) {
+		t.Fatalf("Content-Length %d, body %d bytes", m.ContentLength, m.Body.Len)
+	}
+	calls, err := relay.Calls()
+	if err != nil || !slices.Contains(calls, id) {
+		t.Fatalf("relay holds %q (err %v), want %s", calls, err, id)
+	}
+
+	back, rm := r.one(backend, reply(t, m, 200, sdp("127.0.0.2", 40200)))
+	if back.Dst != caller {
+		t.Fatalf("200 went to %v, want the caller %v", back.Dst, caller)
+	}
+	ip2, port2 := mediaOf(t, rm)
+	if ip2 != "127.0.0.1" || port2 < relay.PortMin || port2 > relay.PortMax || port2 == port {
+		t.Fatalf("the caller sees media at %s:%d, want the relay's other port", ip2, port2)
+	}
+
+	// The relay's view of the call, as the admin server asks it; RTP sent
+	// to the relay's port for the callee arrives in its totals.
+	rtp, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rtp.Close()
+	pkt := append([]byte{0x80, 0, 0, 1, 0, 0, 0, 160, 1, 2, 3, 4}, make([]byte, 160)...)
+	end := time.Now().Add(5 * time.Second)
+	for {
+		rtp.Write(pkt)
+		st, err := r.md.Query(id, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Relay != relay.NG || st.Created == 0 {
+			t.Fatalf("query: %+v, want relay %v and a creation time", st, relay.NG)
+		}
+		if st.RTPPackets > 0 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("the relay counted no RTP after 5s: %+v", st)
+		}
+	}
+	if _, bye := r.one(caller, inDialog("BYE", id, 2)); bye.Method != sipcore.MethodBYE {
+		t.Fatalf("forwarded %v, want the BYE", bye.Method)
+	}
+	waitCalls(t, relay, "BYE must delete the call", func(c []string) bool { return !slices.Contains(c, id) })
+	if _, err := r.md.Query(id, time.Second); err == nil {
+		t.Error("query of a deleted call: no error")
+	}
+	st := r.md.Stats()
+	if st.Requests[0].Load() != 1 || st.Requests[1].Load() != 1 || st.Requests[2].Load() != 1 {
+		t.Errorf("ng requests offer/answer/delete = %d/%d/%d, want 1/1/1", st.Requests[0].Load(), st.Requests[1].Load(), st.Requests[2].Load())
+	}
+}
+
+// CANCEL and a final failure (486) delete the call too.
+func TestCancelAndFailureDelete(t *testing.T) {
+	relay := mediatest.Start(t)
+	r := newRig(t, relayConfig(relay))
+	_, m := r.one(caller, invite("call-cancel", sdp("127.0.0.1", 40100)))
+	_ = m
+	cancel := "CANCEL sip:bob@127.0.0.2:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:40001;branch=z9hG4bK-call-cancel\r\n" +
+		"Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=from-call-cancel\r\nTo: <sip:bob@example.com>\r\n" +
+		"Call-ID: call-cancel\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n"
+	r.send(caller, cancel)
+	waitCalls(t, relay, "CANCEL must delete the call", func(c []string) bool { return !slices.Contains(c, "call-cancel") })
+
+	_, m = r.one(caller, invite("call-486", sdp("127.0.0.1", 40102)))
+	if calls, _ := relay.Calls(); !slices.Contains(calls, "call-486") {
+		t.Fatalf("relay holds %q, want call-486", calls)
+	}
+	if back, _ := r.one(backend, reply(t, m, 486, "")); back.Dst != caller {
+		t.Fatalf("486 went to %v", back.Dst)
+	}
+	waitCalls(t, relay, "486 must delete the call", func(c []string) bool { return !slices.Contains(c, "call-486") })
+}
+
+// With no relay answering, the fallback applies: 503, or the SDP
+// unchanged with fallback pass.
+func TestFallback(t *testing.T) {
+	dead := netip.MustParseAddrPort("127.0.0.1:9") // discard: nothing answers
+	for _, pass := range []bool{false, true} {
+		cfg := media.Config{Relays: []pipeline.BackendSpec{{Addr: dead, Weight: 1}}, Deadline: 60 * time.Millisecond,
+			Retry: 20 * time.Millisecond, Helpers: 1, Jobs: 8, PassOnFailure: pass, DeleteDelay: -1}
+		r := newRig(t, cfg)
+		out, m := r.one(caller, invite("call-fallback", sdp("127.0.0.1", 40100)))
+		if !pass {
+			if out.Dst != caller || m.StatusCode != 503 {
+				t.Fatalf("reject: got status %d to %v, want 503 to the caller", m.StatusCode, out.Dst)
+			}
+			continue
+		}
+		if out.Dst != backend {
+			t.Fatalf("pass: went to %v, want the backend", out.Dst)
+		}
+		if ip, port := mediaOf(t, m); ip != "127.0.0.1" || port != 40100 {
+			t.Fatalf("pass: SDP changed to %s:%d", ip, port)
+		}
+	}
+}
