@@ -13,6 +13,7 @@ require (
 )
 
 require (
+	github.com/miekg/dns v1.1.73 // indirect
 	github.com/vishvananda/netlink v1.1.0 // indirect
 	github.com/vishvananda/netns v0.0.0-20191106174202-0a2b9b5464df // indirect
 )
