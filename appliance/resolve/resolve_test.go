@@ -157,6 +157,7 @@ func TestResolveSkipsAndFallbacks(t *testing.T) {
 	check("srv.test:5090", "127.0.2.9:5090", map[uint16]int{dns.TypeNAPTR: 0, dns.TypeSRV: 0, dns.TypeA: 1, dns.TypeAAAA: 1})
 	check("sip:srv.test;transport=udp", "127.0.2.1:5070", map[uint16]int{dns.TypeNAPTR: 0, dns.TypeSRV: 1})
 	check("srv.test", "127.0.2.1:5070", map[uint16]int{dns.TypeNAPTR: 1, dns.TypeSRV: 1})
+	check("_sip._udp.srv.test", "127.0.2.1:5070", map[uint16]int{dns.TypeNAPTR: 0, dns.TypeSRV: 1})
 	check("plain.test", "127.0.2.2:5060", map[uint16]int{dns.TypeNAPTR: 1, dns.TypeSRV: 1, dns.TypeA: 1})
 	res, _ := r.Resolve(ctx, mustName(t, "plain.test"))
 	if res.TTL != time.Minute {

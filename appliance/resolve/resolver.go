@@ -133,6 +133,8 @@ func (r *Resolver) Resolve(ctx context.Context, n Name) (Result, error) {
 	switch {
 	case n.Port != 0:
 		targets, err = q.hosts(ctx, n.Host, n.Port, nil)
+	case strings.HasPrefix(n.Host, "_"): // an SRV name given directly
+		targets, err = q.srv(ctx, n.Host)
 	default:
 		srvName := ""
 		if n.Transport == "" {
