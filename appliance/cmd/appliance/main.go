@@ -42,6 +42,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return check(args[1:], stdout, stderr, config.Host())
 	case "run":
 		return runDaemon(args[1:], stderr, config.Host(), nil)
+	case "drain":
+		return drainCmd(args[1:], stdout, stderr, config.Host())
 	case "help", "-h", "-help", "--help":
 		usage(stdout)
 		return 0
@@ -53,7 +55,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: appliance run [-c config.toml] | check [-c config.toml] | version\n"+
+	fmt.Fprintln(w, "usage: appliance run [-c config.toml] | check [-c config.toml] | drain [-c config.toml] [-undrain] [-wait] | version\n"+
 		"  -c  configuration file (default: the embedded config.toml)")
 }
 
@@ -141,7 +143,9 @@ func loadConfig(path string, sys config.System) (*config.Config, []config.Warnin
 const stopWithin = 2 * time.Second
 
 // runDaemon is `appliance run`: it runs the daemon in the foreground until
-// SIGTERM or SIGINT (exit 0), reloading on SIGHUP. sigs, when not nil,
+// SIGTERM or SIGINT (exit 0), reloading on SIGHUP, draining on SIGUSR1 and
+// undraining on SIGUSR2. SIGTERM drains first while calls are under way
+// ([drain] on_sigterm; a second SIGTERM cuts it short). sigs, when not nil,
 // replaces the process's signals (tests).
 func runDaemon(args []string, stderr io.Writer, sys config.System, sigs chan os.Signal) int {
 	path, code, ok := configFlag("run", args, stderr)
@@ -159,7 +163,7 @@ func runDaemon(args []string, stderr io.Writer, sys config.System, sigs chan os.
 	}
 	if sigs == nil {
 		sigs = make(chan os.Signal, 4)
-		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 		defer signal.Stop(sigs)
 	}
 	d, err := appliance.New(cfg, appliance.Options{Logger: log, Level: level, Version: version})
@@ -182,9 +186,20 @@ func runDaemon(args []string, stderr io.Writer, sys config.System, sigs chan os.
 			}
 			return 0
 		case sig := <-sigs:
-			if sig == syscall.SIGHUP {
+			switch sig {
+			case syscall.SIGHUP:
 				reload(d, path, sys, log)
 				continue
+			case syscall.SIGUSR1:
+				d.Drain("SIGUSR1")
+				continue
+			case syscall.SIGUSR2:
+				d.Undrain()
+				continue
+			case syscall.SIGTERM:
+				if !drainBeforeStop(d, sigs, done, log) {
+					return exitAfterRun(done, log)
+				}
 			}
 			log.Info("stopping", "signal", sig.String())
 			cancel()
