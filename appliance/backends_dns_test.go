@@ -1,10 +1,13 @@
 package appliance
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -144,5 +147,38 @@ func TestNumericBackendsSkipDNS(t *testing.T) {
 	}
 	if s.Total() != 0 {
 		t.Errorf("%d DNS queries for numeric backends", s.Total())
+	}
+}
+
+// A backend that a DNS refresh adds joins the guard's allow-list
+// (allow_backends), and one it removes leaves it, without a reload.
+func TestDNSBackendsFollowGuardAllowList(t *testing.T) {
+	s := dnstest.Start(t, `_sip._udp.pbx.test. 1 IN SRV 10 1 5080 a.pbx.test.`, `a.pbx.test. 1 IN A 127.0.6.1`)
+	cfg := dnsConfig(s.Addr, config.Backend{Address: "sip:pbx.test;transport=udp", Weight: 1})
+	n, err := OpenNode(&ModuleEnv{Cfg: cfg, Self: netip.MustParseAddrPort("127.0.0.1:5060"), Workers: 1, Probe: false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	if err := n.Start(ctx, waitGroupGo(&wg)); err != nil {
+		t.Fatal(err)
+	}
+	g := n.guardOf()
+	allowed := func(ip string) bool {
+		return slices.Contains(g.AllowList(), netip.MustParsePrefix(ip+"/32"))
+	}
+	if !allowed("127.0.6.1") {
+		t.Fatalf("the first DNS backend is not allowed: %v", g.AllowList())
+	}
+	s.Set(t, `_sip._udp.pbx.test. 1 IN SRV 10 1 5080 b.pbx.test.`, `b.pbx.test. 1 IN A 127.0.6.2`)
+	deadline := time.Now().Add(5 * time.Second)
+	for !allowed("127.0.6.2") || allowed("127.0.6.1") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the allow-list did not follow the DNS change: %v", g.AllowList())
+		}
+		time.Sleep(20 * time.Millisecond) // the guard applies allow-list changes on its own goroutine
 	}
 }
