@@ -163,6 +163,10 @@ func (r *Resolver) Resolve(ctx context.Context, n Name) (Result, error) {
 	return Result{Targets: targets, TTL: max(q.ttl, r.cfg.TTLFloor)}, nil
 }
 
+// maxSRV bounds the SRV records one name contributes (each may cost two
+// address lookups).
+const maxSRV = 64
+
 // errNoRecords is a name with no records of the type asked (NXDOMAIN or
 // an empty answer): the next step of RFC 3263 applies.
 var errNoRecords = errors.New("no records")
@@ -256,6 +260,9 @@ func (q *query) srv(ctx context.Context, name string) ([]Target, error) {
 	}
 	var out []Target
 	var lastErr error
+	if len(ans) > maxSRV {
+		ans = ans[:maxSRV] // a refresh must stay a few lookups, whatever the zone holds
+	}
 	for _, rr := range ans {
 		s := rr.(*dns.SRV)
 		if s.Target == "." || s.Port == 0 {
