@@ -51,7 +51,7 @@ func newWatcher(cfg *config.Config, log *slog.Logger, publish func([]resolve.Mem
 	var r *resolve.Resolver
 	for _, e := range entries {
 		if !e.Name.Static() { // only names need a resolver (and resolv.conf)
-			r, err = resolve.New(resolve.Config{Servers: d.Servers, Timeout: d.Timeout.Std(), TTLFloor: d.TTLFloor.Std(), TTLCeiling: d.TTLCeiling.Std()})
+			r, err = resolve.New(resolve.Config{Servers: d.Servers, Timeout: d.Timeout.Std(), TTLFloor: d.TTLFloor.Std(), TTLCeiling: d.TTLCeiling.Std(), Linger: d.Linger.Std()})
 			if err != nil {
 				return nil, fmt.Errorf("appliance: [dispatcher.dns]: %w", err)
 			}

@@ -151,7 +151,8 @@ func TestErrors(t *testing.T) {
 			[]string{`config: dispatcher.backends[0].address "sip:pbx.example;transport=tcp": transport=tcp: the appliance sends SIP over UDP only`}},
 		{"backend priority", "[[dispatcher.backends]]\naddress = \"sip:pbx.example\"\npriority = 70000",
 			[]string{`config: dispatcher.backends[0].priority=70000: want 0 to 65535`}},
-		{"dns", "[dispatcher.dns]\nservers = [\"ns.example\"]\ntimeout = \"1m\"\nttl_floor = \"10ms\"\nttl_ceiling = \"48h\"", []string{
+		{"dns", "[dispatcher.dns]\nservers = [\"ns.example\"]\ntimeout = \"1m\"\nttl_floor = \"10ms\"\nttl_ceiling = \"48h\"\nlinger = \"-1s\"", []string{
+			`config: dispatcher.dns.linger=-1s: want 0 (forget at once) to 24h`,
 			`config: dispatcher.dns.servers[0] "ns.example": want an IP address or IP:port`,
 			`config: dispatcher.dns.timeout=1m0s: want 10ms to 30s`,
 			`config: dispatcher.dns.ttl_floor=10ms: want 100ms to 1h`,

@@ -19,11 +19,14 @@ type DNS struct {
 	// before they are asked again.
 	TTLFloor   Duration `toml:"ttl_floor"`
 	TTLCeiling Duration `toml:"ttl_ceiling"`
+	// Linger is how long a backend that left the DNS stays known, with
+	// no new calls, so the in-dialog requests of its calls are relayed.
+	Linger Duration `toml:"linger"`
 }
 
 func defaultDNS() DNS {
 	return DNS{Servers: []string{}, Timeout: Duration(2 * time.Second),
-		TTLFloor: Duration(5 * time.Second), TTLCeiling: Duration(5 * time.Minute)}
+		TTLFloor: Duration(5 * time.Second), TTLCeiling: Duration(5 * time.Minute), Linger: Duration(time.Hour)}
 }
 
 func (d *DNS) check(p *problems) {
@@ -43,6 +46,9 @@ func (d *DNS) check(p *problems) {
 	}
 	if c := d.TTLCeiling.Std(); c < d.TTLFloor.Std() || c > 24*time.Hour {
 		p.addv("dispatcher.dns.ttl_ceiling", d.TTLCeiling, "want from dispatcher.dns.ttl_floor (%v) to 24h", d.TTLFloor)
+	}
+	if l := d.Linger.Std(); l < 0 || l > 24*time.Hour {
+		p.addv("dispatcher.dns.linger", d.Linger, "want 0 (forget at once) to 24h; as long as the longest calls keeps their in-dialog requests relayed")
 	}
 }
 

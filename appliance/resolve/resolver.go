@@ -50,6 +50,11 @@ type Config struct {
 	// when 0): a floor so that a zero TTL does not turn into a lookup
 	// loop, a ceiling so that a day-long TTL still lets changes in.
 	TTLFloor, TTLCeiling time.Duration
+	// Linger is how long a Watcher keeps a target that left the DNS, with
+	// weight 0: no new calls, but still known as a backend, so the
+	// in-dialog requests of its calls under way are still relayed. 0
+	// drops it at once.
+	Linger time.Duration
 }
 
 // Resolver looks names up per RFC 3263 for UDP. It is safe for concurrent

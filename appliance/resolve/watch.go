@@ -32,6 +32,12 @@ type Member struct {
 	Entry int
 }
 
+// lingering is a member that left the DNS, kept with weight 0 until.
+type lingering struct {
+	m     Member
+	until time.Time
+}
+
 // zeroWeight is what an SRV weight of 0 counts as: RFC 2782 gives such a
 // record "a very small chance" beside records with a weight, and an equal
 // chance among records that all have 0.
@@ -62,6 +68,7 @@ type Watcher struct {
 	due     []time.Time
 	current []Member
 	pubOnce bool // current was published (an empty set is a set)
+	gone    map[netip.AddrPort]lingering
 	kick    chan struct{}
 
 	lookups, failures, empty, publishes atomic.Uint64
@@ -75,7 +82,8 @@ func NewWatcher(r *Resolver, entries []Entry, publish func([]Member) error, log 
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Watcher{r: r, entries: slices.Clone(entries), publish: publish, log: log,
-		last: make([][]Target, len(entries)), due: make([]time.Time, len(entries)), kick: make(chan struct{}, 1)}
+		last: make([][]Target, len(entries)), due: make([]time.Time, len(entries)), kick: make(chan struct{}, 1),
+		gone: map[netip.AddrPort]lingering{}}
 }
 
 // Stats returns the counts so far.
@@ -110,7 +118,7 @@ func (w *Watcher) ResolveAll(ctx context.Context) []Member {
 	for i := range w.entries {
 		w.resolveLocked(ctx, i, now)
 	}
-	w.publishLocked()
+	w.publishLocked(now)
 	return slices.Clone(w.current)
 }
 
@@ -144,13 +152,18 @@ func (w *Watcher) Run(ctx context.Context) {
 				changed = w.resolveLocked(ctx, i, now) || changed
 			}
 		}
-		if changed {
-			w.publishLocked()
+		if changed || w.lingerDueLocked(now) {
+			w.publishLocked(now)
 		}
 		next := time.Time{}
 		for i, d := range w.due {
 			if !w.entries[i].Name.Static() && (next.IsZero() || d.Before(next)) {
 				next = d
+			}
+		}
+		for _, g := range w.gone {
+			if g.until.Before(next) {
+				next = g.until
 			}
 		}
 		w.mu.Unlock()
@@ -230,8 +243,46 @@ func (w *Watcher) merged() []Member {
 	return out
 }
 
-func (w *Watcher) publishLocked() {
-	next := w.merged()
+// lingerDueLocked reports whether a lingering member's time is up.
+func (w *Watcher) lingerDueLocked(now time.Time) bool {
+	for _, g := range w.gone {
+		if !now.Before(g.until) {
+			return true
+		}
+	}
+	return false
+}
+
+// withLingering adds to fresh the members that left the DNS less than
+// Linger ago, with weight 0, and notes those leaving now.
+func (w *Watcher) withLingering(fresh []Member, now time.Time) []Member {
+	in := make(map[netip.AddrPort]bool, len(fresh))
+	for _, m := range fresh {
+		in[m.Addr] = true
+	}
+	if linger := w.r.cfg.Linger; linger > 0 {
+		for _, m := range w.current {
+			if !in[m.Addr] && m.Weight > 0 {
+				w.log.Info("backend left the DNS: kept for the in-dialog requests of its calls, no new calls", "backend", m.Addr.String(), "for", linger.String())
+				m.Weight = 0
+				w.gone[m.Addr] = lingering{m: m, until: now.Add(linger)}
+			}
+		}
+	}
+	var kept []Member
+	for a, g := range w.gone {
+		if in[a] || !now.Before(g.until) {
+			delete(w.gone, a)
+			continue
+		}
+		kept = append(kept, g.m)
+	}
+	slices.SortFunc(kept, func(a, b Member) int { return a.Addr.Compare(b.Addr) })
+	return append(fresh, kept...)
+}
+
+func (w *Watcher) publishLocked(now time.Time) {
+	next := w.withLingering(w.merged(), now)
 	if w.pubOnce && slices.Equal(next, w.current) {
 		return
 	}

@@ -154,3 +154,41 @@ func TestWatcherStartsWithDNSDown(t *testing.T) {
 		return slices.Equal(addrs(m), []string{"127.0.4.1:5060"})
 	})
 }
+
+// A target that leaves the DNS stays in the set with weight 0 for Linger
+// (its calls' in-dialog requests still come from a known backend; no new
+// call goes to it), then goes; one that comes back returns at once.
+func TestWatcherLinger(t *testing.T) {
+	s := dnstest.Start(t, `a.test. 1 IN A 127.0.7.1`, `a.test. 1 IN A 127.0.7.2`)
+	r, err := resolve.New(resolve.Config{Servers: []string{s.Addr}, Timeout: 300 * time.Millisecond,
+		TTLFloor: 100 * time.Millisecond, TTLCeiling: time.Minute, Linger: 700 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubs := make(publications, 16)
+	w := resolve.NewWatcher(r, []resolve.Entry{{Name: mustName(t, "a.test:5060"), Weight: 2}}, pubs.publish, nil)
+	w.ResolveAll(context.Background())
+	<-pubs
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	s.Set(t, `a.test. 1 IN A 127.0.7.1`)
+	left := time.Now()
+	got := pubs.next(t, "with the departed target at weight 0", 5*time.Second, func(m []resolve.Member) bool { return len(m) == 2 && m[1].Weight == 0 })
+	if got[0].Addr.String() != "127.0.7.1:5060" || got[0].Weight != 2 || got[1].Addr.String() != "127.0.7.2:5060" {
+		t.Errorf("lingering set %+v", got)
+	}
+	pubs.next(t, "without it once Linger passed", 5*time.Second, func(m []resolve.Member) bool { return len(m) == 1 })
+	if d := time.Since(left); d < 700*time.Millisecond {
+		t.Errorf("the departed target went after %v, before Linger (700ms)", d)
+	}
+
+	s.Set(t, `a.test. 1 IN A 127.0.7.3`)
+	pubs.next(t, "lingering .1 and the new .3", 5*time.Second, func(m []resolve.Member) bool { return len(m) == 2 && m[0].Addr.String() == "127.0.7.3:5060" })
+	s.Set(t, `a.test. 1 IN A 127.0.7.3`, `a.test. 1 IN A 127.0.7.1`)
+	pubs.next(t, ".1 back at full weight", 5*time.Second, func(m []resolve.Member) bool {
+		return len(m) == 2 && m[0].Weight == 2 && m[1].Weight == 2
+	})
+}
