@@ -104,9 +104,8 @@ func (d *backendDNS) replace(cfg *config.Config) error {
 		return err
 	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	running := d.cancel != nil
-	d.stopLocked()
+	d.stopLocked() // first: the old watcher must not publish after the new one
 	if d.w != nil {
 		st := d.w.Stats()
 		d.prior.Lookups += st.Lookups
@@ -115,11 +114,14 @@ func (d *backendDNS) replace(cfg *config.Config) error {
 		d.prior.Publishes += st.Publishes
 	}
 	d.w = w
+	d.mu.Unlock()
+	// Outside the lock: /metrics and /backends readers do not wait on the
+	// lookups. Reloads are serialised by the daemon.
 	if len(w.ResolveAll(context.Background())) == 0 {
 		d.log.Warn("no backend resolved yet: calls get 503 until one does", "backends", len(cfg.Dispatcher.Backends))
 	}
 	if running {
-		d.startLocked()
+		d.start()
 	}
 	return nil
 }

@@ -166,8 +166,11 @@ func BenchmarkWorkerDNSRefresh(b *testing.B) {
 // After every DNS refresh that swaps the backend set, the worker's next
 // batches (which load the new set) allocate nothing and forward every
 // INVITE. The refresh runs between measurements: allocation counts are
-// process-wide, and the resolver allocates on its own goroutine.
+// process-wide, and the resolver and the test's DNS server allocate on
+// their own goroutines, so the test runs on one P and yields to them
+// before each measurement until they are back waiting.
 func TestWorkerAllocsAfterDNSSwaps(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	dw := newDNSWorker(t)
 	dw.poll(t, 1024)
 	var ms runtime.MemStats
@@ -177,6 +180,9 @@ func TestWorkerAllocsAfterDNSSwaps(t *testing.T) {
 		dw.dns.w.ResolveAll(context.Background())
 		if dw.dns.backends.Load() == set {
 			t.Fatalf("refresh %d did not swap the backend set", gen)
+		}
+		for range 3 {
+			runtime.Gosched()
 		}
 		runtime.ReadMemStats(&ms)
 		before := ms.Mallocs

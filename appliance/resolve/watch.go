@@ -63,11 +63,13 @@ type Watcher struct {
 	publish func([]Member) error
 	log     *slog.Logger
 
-	mu      sync.Mutex // state below; Run and Refresh
+	mu      sync.Mutex // state below; held across lookups by Run and ResolveAll
 	last    [][]Target // by entry: last good targets (nil: never resolved)
 	due     []time.Time
-	current []Member
 	pubOnce bool // current was published (an empty set is a set)
+
+	curMu   sync.Mutex // current alone, so that readers never wait on a lookup
+	current []Member
 	gone    map[netip.AddrPort]lingering
 	kick    chan struct{}
 
@@ -93,8 +95,8 @@ func (w *Watcher) Stats() Stats {
 
 // Current is the set published last.
 func (w *Watcher) Current() []Member {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	w.curMu.Lock()
+	defer w.curMu.Unlock()
 	return slices.Clone(w.current)
 }
 
@@ -119,7 +121,7 @@ func (w *Watcher) ResolveAll(ctx context.Context) []Member {
 		w.resolveLocked(ctx, i, now)
 	}
 	w.publishLocked(now)
-	return slices.Clone(w.current)
+	return w.Current()
 }
 
 // Refresh makes Run look every DNS name up again now (an operator's
@@ -290,6 +292,8 @@ func (w *Watcher) publishLocked(now time.Time) {
 		w.log.Error("resolved set refused: the running one stays", "err", err.Error())
 		return
 	}
+	w.curMu.Lock()
 	w.current, w.pubOnce = next, true
+	w.curMu.Unlock()
 	w.publishes.Add(1)
 }
