@@ -126,8 +126,10 @@ func TestResolveNAPTRSRV(t *testing.T) {
 // no NAPTR the SRV of _sip._udp is asked, with no SRV the host on 5060.
 func TestResolveSkipsAndFallbacks(t *testing.T) {
 	s := dnstest.Start(t,
-		`_sip._udp.srv.test. 60 IN SRV 0 1 5070 host.srv.test.`,
+		`_sip._udp.srv.test. 60 IN SRV 0 1 5070 alias.srv.test.`,
+		`alias.srv.test. 60 IN CNAME host.srv.test.`,
 		`host.srv.test. 60 IN A 127.0.2.1`,
+		`loop.test. 60 IN CNAME loop.test.`,
 		`srv.test. 60 IN A 127.0.2.9`,
 		`plain.test. 3600 IN A 127.0.2.2`,
 	)
@@ -159,6 +161,9 @@ func TestResolveSkipsAndFallbacks(t *testing.T) {
 	check("srv.test", "127.0.2.1:5070", map[uint16]int{dns.TypeNAPTR: 1, dns.TypeSRV: 1})
 	check("_sip._udp.srv.test", "127.0.2.1:5070", map[uint16]int{dns.TypeNAPTR: 0, dns.TypeSRV: 1})
 	check("plain.test", "127.0.2.2:5060", map[uint16]int{dns.TypeNAPTR: 1, dns.TypeSRV: 1, dns.TypeA: 1})
+	if _, err := r.Resolve(ctx, mustName(t, "loop.test:5060")); err == nil || !strings.Contains(err.Error(), "CNAMEs in a row") {
+		t.Errorf("a CNAME loop: %v, want an error saying so", err)
+	}
 	res, _ := r.Resolve(ctx, mustName(t, "plain.test"))
 	if res.TTL != time.Minute {
 		t.Errorf("a 3600s TTL gave %v, want the 1m ceiling", res.TTL)

@@ -190,6 +190,25 @@ func (q *query) seen(rr dns.RR) {
 // TCP when the UDP answer was truncated. It returns the answer and
 // additional sections; errNoRecords when the name has no record of qtype.
 func (q *query) ask(ctx context.Context, name string, qtype uint16) (ans, extra []dns.RR, err error) {
+	// An authoritative server answers a CNAME alone (a recursive one
+	// follows it): follow a few hops ourselves.
+	for range maxCNAME {
+		var alias string
+		ans, extra, alias, err = q.askOnce(ctx, name, qtype)
+		if alias == "" {
+			return ans, extra, err
+		}
+		name = alias
+	}
+	return nil, nil, fmt.Errorf("%s %s: more than %d CNAMEs in a row", dns.TypeToString[qtype], name, maxCNAME)
+}
+
+// maxCNAME bounds a chain of aliases.
+const maxCNAME = 8
+
+// askOnce is one question; alias is the CNAME target when the answer
+// holds only an alias of name.
+func (q *query) askOnce(ctx context.Context, name string, qtype uint16) (ans, extra []dns.RR, alias string, err error) {
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(name), qtype)
 	m.RecursionDesired = true
@@ -203,14 +222,14 @@ func (q *query) ask(ctx context.Context, name string, qtype uint16) (ans, extra 
 		if err != nil {
 			last = fmt.Errorf("%s %s to %s: %w", dns.TypeToString[qtype], name, s, err)
 			if ctx.Err() != nil {
-				return nil, nil, last
+				return nil, nil, "", last
 			}
 			continue
 		}
 		switch resp.Rcode {
 		case dns.RcodeSuccess:
 		case dns.RcodeNameError:
-			return nil, nil, errNoRecords
+			return nil, nil, "", errNoRecords
 		default:
 			last = fmt.Errorf("%s %s: server %s answered %s", dns.TypeToString[qtype], name, s, dns.RcodeToString[resp.Rcode])
 			continue
@@ -222,11 +241,17 @@ func (q *query) ask(ctx context.Context, name string, qtype uint16) (ans, extra 
 			}
 		}
 		if len(ans) == 0 {
-			return nil, nil, errNoRecords
+			for _, rr := range resp.Answer {
+				if c, ok := rr.(*dns.CNAME); ok && strings.EqualFold(c.Hdr.Name, dns.Fqdn(name)) {
+					q.seen(rr)
+					return nil, nil, c.Target, nil
+				}
+			}
+			return nil, nil, "", errNoRecords
 		}
-		return ans, resp.Extra, nil
+		return ans, resp.Extra, "", nil
 	}
-	return nil, nil, last
+	return nil, nil, "", last
 }
 
 // naptr returns the SRV name of the most preferred SIP+D2U NAPTR record

@@ -195,6 +195,9 @@ func (w *Watcher) resolveLocked(ctx context.Context, i int, now time.Time) bool 
 	qctx, cancel := context.WithTimeout(ctx, 4*w.r.cfg.Timeout)
 	res, err := w.r.Resolve(qctx, e.Name)
 	cancel()
+	if err != nil && ctx.Err() != nil {
+		return false // stopping: not the DNS's failure
+	}
 	if err != nil {
 		w.due[i] = now.Add(w.r.cfg.TTLFloor)
 		kept := len(w.last[i])

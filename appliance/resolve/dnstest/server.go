@@ -103,7 +103,7 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 			continue
 		}
 		known = true
-		if h.Rrtype == q.Qtype {
+		if h.Rrtype == q.Qtype || h.Rrtype == dns.TypeCNAME { // an alias answers every type, as in a real zone
 			m.Answer = append(m.Answer, dns.Copy(rr))
 		}
 	}
