@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 
 	"sipedge/appliance/config"
@@ -20,6 +21,7 @@ import (
 type backendDNS struct {
 	log      *slog.Logger
 	backends *pipeline.Backends
+	family   resolve.Family
 
 	mu     sync.Mutex // w and its goroutine across reloads
 	w      *resolve.Watcher
@@ -42,7 +44,7 @@ func backendEntries(cfg *config.Config) ([]resolve.Entry, error) {
 }
 
 // newWatcher makes the watcher of cfg's backends publishing with publish.
-func newWatcher(cfg *config.Config, log *slog.Logger, publish func([]resolve.Member) error) (*resolve.Watcher, error) {
+func newWatcher(cfg *config.Config, fam resolve.Family, log *slog.Logger, publish func([]resolve.Member) error) (*resolve.Watcher, error) {
 	entries, err := backendEntries(cfg)
 	if err != nil {
 		return nil, err
@@ -51,7 +53,7 @@ func newWatcher(cfg *config.Config, log *slog.Logger, publish func([]resolve.Mem
 	var r *resolve.Resolver
 	for _, e := range entries {
 		if !e.Name.Static() { // only names need a resolver (and resolv.conf)
-			r, err = resolve.New(resolve.Config{Servers: d.Servers, Timeout: d.Timeout.Std(), TTLFloor: d.TTLFloor.Std(), TTLCeiling: d.TTLCeiling.Std(), Linger: d.Linger.Std()})
+			r, err = resolve.New(resolve.Config{Servers: d.Servers, Timeout: d.Timeout.Std(), TTLFloor: d.TTLFloor.Std(), TTLCeiling: d.TTLCeiling.Std(), Linger: d.Linger.Std(), Family: fam})
 			if err != nil {
 				return nil, fmt.Errorf("appliance: [dispatcher.dns]: %w", err)
 			}
@@ -77,7 +79,7 @@ func memberSpecs(ms []resolve.Member) []pipeline.BackendSpec {
 // left out (logged); it does not refuse the reload, as the running
 // watcher keeps last good sets rather than none.
 func backendSpecs(cfg *config.Config) ([]pipeline.BackendSpec, error) {
-	w, err := newWatcher(cfg, nil, func([]resolve.Member) error { return nil })
+	w, err := newWatcher(cfg, resolve.AnyFamily, nil, func([]resolve.Member) error { return nil })
 	if err != nil {
 		return nil, err
 	}
@@ -85,9 +87,10 @@ func backendSpecs(cfg *config.Config) ([]pipeline.BackendSpec, error) {
 }
 
 // openBackendDNS resolves cfg's backends into bk (an empty set when none
-// resolves yet: calls get 503 until one does).
-func openBackendDNS(cfg *config.Config, log *slog.Logger, bk *pipeline.Backends) (*backendDNS, error) {
-	d := &backendDNS{log: log, backends: bk}
+// resolves yet: calls get 503 until one does). Names give only addresses
+// of self's family: the node sends from one address (AnyFamily: both).
+func openBackendDNS(cfg *config.Config, log *slog.Logger, bk *pipeline.Backends, self netip.Addr) (*backendDNS, error) {
+	d := &backendDNS{log: log, backends: bk, family: resolve.FamilyOf(self)}
 	if err := d.replace(cfg); err != nil {
 		return nil, err
 	}
@@ -97,7 +100,7 @@ func openBackendDNS(cfg *config.Config, log *slog.Logger, bk *pipeline.Backends)
 // replace makes a watcher for cfg, resolves it and publishes; a running
 // refresh loop moves to the new watcher.
 func (d *backendDNS) replace(cfg *config.Config) error {
-	w, err := newWatcher(cfg, d.log, func(ms []resolve.Member) error {
+	w, err := newWatcher(cfg, d.family, d.log, func(ms []resolve.Member) error {
 		return d.backends.Replace(memberSpecs(ms))
 	})
 	if err != nil {

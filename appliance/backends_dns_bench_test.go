@@ -42,7 +42,7 @@ func newDNSWorker(tb testing.TB) *dnsWorker {
 	tb.Helper()
 	srv := dnstest.Start(tb, srvRecords(0)...)
 	bk, _ := pipeline.NewBackends(nil)
-	d, err := openBackendDNS(dnsConfig(srv.Addr, config.Backend{Address: "sip:pbx.test", Weight: 1}), nil, bk)
+	d, err := openBackendDNS(dnsConfig(srv.Addr, config.Backend{Address: "sip:pbx.test", Weight: 1}), nil, bk, netip.Addr{})
 	if err != nil {
 		tb.Fatal(err)
 	}

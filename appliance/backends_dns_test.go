@@ -79,7 +79,7 @@ func TestBackendsFromDNS(t *testing.T) {
 	)
 	cfg := dnsConfig(s.Addr, config.Backend{Address: "sip:pbx.test", Weight: 1})
 	bk, _ := pipeline.NewBackends(nil)
-	d, err := openBackendDNS(cfg, nil, bk)
+	d, err := openBackendDNS(cfg, nil, bk, netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestNumericBackendsSkipDNS(t *testing.T) {
 	s := dnstest.Start(t)
 	cfg := dnsConfig(s.Addr, config.Backend{Address: "127.0.0.7", Weight: 1, Priority: 5}, config.Backend{Address: "sip:127.0.0.8:5070", Weight: 2})
 	bk, _ := pipeline.NewBackends(nil)
-	d, err := openBackendDNS(cfg, nil, bk)
+	d, err := openBackendDNS(cfg, nil, bk, netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ func openProxy(env *ModuleEnv) (Module, error) {
 	if m.backends, err = pipeline.NewBackends(nil); err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)
 	}
-	if m.dns, err = openBackendDNS(cfg, env.Log, m.backends); err != nil {
+	if m.dns, err = openBackendDNS(cfg, env.Log, m.backends, env.Self.Addr()); err != nil {
 		return nil, err
 	}
 	m.specs = m.dns.Specs()

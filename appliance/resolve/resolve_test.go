@@ -197,3 +197,31 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		t.Error("a ceiling below the floor was accepted")
 	}
 }
+
+// A node that sends from IPv4 asks only A records and keeps only IPv4
+// targets (an IPv6 backend would be unreachable from its socket); IPv6
+// the other way round.
+func TestResolveFamily(t *testing.T) {
+	s := dnstest.Start(t, `dual.test. 60 IN A 127.0.8.1`, `dual.test. 60 IN AAAA 2001:db8::8`)
+	for _, c := range []struct {
+		fam  resolve.Family
+		want string
+		asks uint16
+	}{{resolve.IPv4, "127.0.8.1:5060", dns.TypeA}, {resolve.IPv6, "[2001:db8::8]:5060", dns.TypeAAAA}} {
+		r, err := resolve.New(resolve.Config{Servers: []string{s.Addr}, Family: c.fam})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, aaaa := s.Queries(dns.TypeA), s.Queries(dns.TypeAAAA)
+		res, err := r.Resolve(context.Background(), mustName(t, "dual.test:5060"))
+		if err != nil || len(res.Targets) != 1 || res.Targets[0].Addr.String() != c.want {
+			t.Errorf("family %d: %+v %v, want only %s", c.fam, res.Targets, err, c.want)
+		}
+		if got := s.Queries(dns.TypeA) - a + s.Queries(dns.TypeAAAA) - aaaa; got != 1 || s.Queries(c.asks) == 0 {
+			t.Errorf("family %d: %d address queries, want one %s", c.fam, got, dns.TypeToString[c.asks])
+		}
+	}
+	if resolve.FamilyOf(netip.MustParseAddr("::ffff:10.0.0.1")) != resolve.IPv4 || resolve.FamilyOf(netip.Addr{}) != resolve.AnyFamily {
+		t.Error("FamilyOf: a v4-mapped address is IPv4, none is any")
+	}
+}

@@ -55,6 +55,41 @@ type Config struct {
 	// in-dialog requests of its calls under way are still relayed. 0
 	// drops it at once.
 	Linger time.Duration
+	// Family limits host lookups to the addresses the node can send to:
+	// AnyFamily asks A and AAAA, IPv4 only A, IPv6 only AAAA.
+	Family Family
+}
+
+// Family is which address records a Resolver asks for.
+type Family uint8
+
+// Families.
+const (
+	AnyFamily Family = iota
+	IPv4
+	IPv6
+)
+
+// FamilyOf is the family of the node's own address a (AnyFamily when a is
+// not valid).
+func FamilyOf(a netip.Addr) Family {
+	switch {
+	case !a.IsValid():
+		return AnyFamily
+	case a.Unmap().Is4():
+		return IPv4
+	}
+	return IPv6
+}
+
+func (f Family) types() []uint16 {
+	switch f {
+	case IPv4:
+		return []uint16{dns.TypeA}
+	case IPv6:
+		return []uint16{dns.TypeAAAA}
+	}
+	return []uint16{dns.TypeA, dns.TypeAAAA}
 }
 
 // Resolver looks names up per RFC 3263 for UDP. It is safe for concurrent
@@ -327,7 +362,7 @@ func (q *query) hosts(ctx context.Context, host string, port uint16, extra []dns
 		case *dns.AAAA:
 			ip, _ = netip.AddrFromSlice(a.AAAA)
 		}
-		if ip.IsValid() && !ip.IsUnspecified() {
+		if ip.IsValid() && !ip.IsUnspecified() && (q.r.cfg.Family == AnyFamily || FamilyOf(ip) == q.r.cfg.Family) {
 			out = append(out, Target{Addr: netip.AddrPortFrom(ip.Unmap(), port), Host: host})
 		}
 	}
@@ -342,7 +377,7 @@ func (q *query) hosts(ctx context.Context, host string, port uint16, extra []dns
 		return out, nil
 	}
 	var errs [2]error
-	for i, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
+	for i, t := range q.r.cfg.Family.types() {
 		ans, _, err := q.ask(ctx, host, t)
 		errs[i] = err
 		for _, rr := range ans {
