@@ -1,14 +1,10 @@
 package appliance_test
 
 import (
-	"encoding/csv"
 	"encoding/json"
 	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,45 +13,30 @@ import (
 	"sipedge/appliance"
 )
 
-// drainSection is the [drain] of the drain tests: a short idle so that a
-// drain ends soon after the last call message.
-const drainSection = "[drain]\nretry_after = \"7s\"\nidle = \"500ms\"\ntimeout = \"30s\"\non_sigterm = \"10s\"\n"
+// drainSection is the [drain] of the drain tests. A held call sends
+// nothing: idle must outlast the calls' hold (2.5s here), or the node
+// would call itself idle while calls still wait for their BYE.
+const drainSection = "[drain]\nretry_after = \"7s\"\nidle = \"3s\"\ntimeout = \"30s\"\non_sigterm = \"10s\"\n"
 
-// waitOutgoing waits (bounded) until sipp name has started calls calls,
-// as its statistics file (dumped every second) says.
-func waitOutgoing(t *testing.T, dir, name string, calls int, within time.Duration) {
+// callHold is how long the drain tests' calls last, longer than their 1 to
+// 2s of starts (so no BYE is counted while waiting for them to be set up)
+// and shorter than the UAS's 4s receive timeout.
+const callHold = 2500 * time.Millisecond
+
+// waitSetUp waits (bounded) until the backends have been sent an INVITE
+// and an ACK for each of calls calls: every call is then set up before
+// what the test does next. The calls' hold must outlast their start, so
+// that no BYE is counted yet; an INVITE retransmission could stand in for
+// a missing ACK, never for a missing INVITE.
+func waitSetUp(t *testing.T, r *loopRig, calls int) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		if outgoing(dir, name) >= calls {
-			return
+	r.app.waitBackends(t, "sent every call's INVITE and ACK", 30*time.Second, func(b map[string]appliance.BackendJSON) bool {
+		var n uint64
+		for _, x := range b {
+			n += x.Requests
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sipp %s did not start %d calls within %v", name, calls, within)
-		}
-		time.Sleep(100 * time.Millisecond) // sipp writes the file once a second
-	}
-}
-
-func outgoing(dir, name string) int {
-	f, err := os.Open(filepath.Join(dir, name+".csv"))
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	r := csv.NewReader(f)
-	r.Comma, r.FieldsPerRecord = ';', -1
-	rows, err := r.ReadAll()
-	if err != nil || len(rows) < 2 {
-		return 0
-	}
-	for i, k := range rows[0] {
-		if k == "OutgoingCall(C)" && i < len(rows[len(rows)-1]) {
-			n, _ := strconv.Atoi(rows[len(rows)-1][i])
-			return n
-		}
-	}
-	return 0
+		return n >= uint64(2*calls)
+	})
 }
 
 // drainCommand runs `appliance drain` against the rig's configuration.
@@ -109,8 +90,8 @@ func inviteOnce(t *testing.T, to string) string {
 func TestE2EDrainUnderLoad(t *testing.T) {
 	r := newLoopRigWith(t, 2, e2eGuard+drainSection)
 	const calls = 100
-	up := r.uac(t, "uac_up", 50, calls, 2*time.Second)
-	waitOutgoing(t, r.dir, "uac_up", calls, 30*time.Second)
+	up := r.uac(t, "uac_up", 50, calls, callHold)
+	waitSetUp(t, r, calls)
 	if code := r.app.get(t, "/healthz", nil); code != 200 {
 		t.Fatalf("/healthz %d before the drain, want 200", code)
 	}
@@ -147,8 +128,8 @@ func TestE2EDrainUnderLoad(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond) // the admin API has no push channel
 	}
-	t.Logf("drain figure: last call message %d ms after the drain began; drained %v after it (idle 500ms, %d calls held 2s at 50/s)",
-		ds.LastCallMessageMs, time.Since(t0).Round(time.Millisecond), calls)
+	t.Logf("drain figure: last call message %d ms after the drain began; drained %v after it (idle 3s, %d calls held %v at 50/s)",
+		ds.LastCallMessageMs, time.Since(t0).Round(time.Millisecond), calls, callHold)
 	var m string
 	r.app.get(t, "/metrics", &m)
 	if metric(t, m, "sipedge_drain_state") != 2 || metric(t, m, "sipedge_drain_refused_total") < refused+1 {
@@ -184,10 +165,9 @@ var lastAfter = regexp.MustCompile(`last_call_message_after=(\S+)`)
 // and exits 0 once idle, well before on_sigterm.
 func TestE2ESigtermDrainsCallsInFlight(t *testing.T) {
 	r := newLoopRigWith(t, 2, e2eGuard+drainSection)
-	const calls = 100
-	hold := 1500 * time.Millisecond
-	uac := r.uac(t, "uac", 50, calls, hold)
-	waitOutgoing(t, r.dir, "uac", calls, 30*time.Second)
+	const calls = 50
+	uac := r.uac(t, "uac", 50, calls, callHold)
+	waitSetUp(t, r, calls)
 	t0 := time.Now()
 	code, ok := r.app.signalWait(t, syscall.SIGTERM, 15*time.Second)
 	took := time.Since(t0)
@@ -207,9 +187,9 @@ func TestE2ESigtermDrainsCallsInFlight(t *testing.T) {
 	if la == nil {
 		t.Fatalf("no last_call_message_after in the log:\n%s", log)
 	}
-	t.Logf("drain figure: SIGTERM to exit %v, last call message %s after SIGTERM (%d calls held %v at 50/s, idle 500ms)",
-		took.Round(time.Millisecond), la[1], calls, hold)
-	if took > 8*time.Second {
-		t.Errorf("SIGTERM took %v: the drain should end once idle, well before on_sigterm (10s)", took)
+	t.Logf("drain figure: SIGTERM to exit %v, last call message %s after SIGTERM (%d calls held %v at 50/s, idle 3s)",
+		took.Round(time.Millisecond), la[1], calls, callHold)
+	if took > 9*time.Second {
+		t.Errorf("SIGTERM took %v: the drain should end once idle (the last BYE + 3s), before on_sigterm (10s)", took)
 	}
 }
