@@ -21,8 +21,7 @@ type proxyModule struct {
 	nop
 	env      *ModuleEnv
 	backends *pipeline.Backends
-	specs    []pipeline.BackendSpec // as configured, for the guard's allow-list
-	dns      *backendDNS            // resolves and refreshes them (backends_dns.go)
+	dns      *backendDNS // resolves and refreshes the backends (backends_dns.go); the guard's allow-list reads it
 	makers   []pipeline.StageMaker
 
 	mu           sync.Mutex // the prober across reloads
@@ -44,7 +43,6 @@ func openProxy(env *ModuleEnv) (Module, error) {
 	if m.dns, err = openBackendDNS(cfg, env.Log, m.backends, env.Self.Addr()); err != nil {
 		return nil, err
 	}
-	m.specs = m.dns.Specs()
 	sentBy := env.Self.String()
 	pc := chain.ProxyConfig{
 		Key:        env.Key,
@@ -155,7 +153,6 @@ func (m *proxyModule) Reload(old, cfg *config.Config) []string {
 		m.env.Log.Error("reload: backend list refused, the running one stays", "err", err)
 		return restart
 	}
-	m.specs = m.dns.Specs()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if pc := probeConfig(cfg); pc != m.proberCfg {
