@@ -193,3 +193,25 @@ func TestE2ESigtermDrainsCallsInFlight(t *testing.T) {
 		t.Errorf("SIGTERM took %v: the drain should end once idle (the last BYE + 3s), before on_sigterm (10s)", took)
 	}
 }
+
+// With answer = 302 a draining node sends new callers to its peer; SIGUSR1
+// drains and SIGUSR2 undrains, as `appliance drain` does.
+func TestE2EDrainRedirectBySignal(t *testing.T) {
+	r := newLoopRigWith(t, 1, e2eGuard+"[drain]\nanswer = 302\npeer = \"sip:192.0.2.7:5060\"\n")
+	r.app.cmd.Process.Signal(syscall.SIGUSR1)
+	r.app.log.waitLog(t, "reason=SIGUSR1", 5*time.Second)
+	if code := r.app.get(t, "/healthz", nil); code != 503 {
+		t.Errorf("/healthz %d after SIGUSR1, want 503", code)
+	}
+	if ans := inviteOnce(t, r.sip); !strings.HasPrefix(ans, "SIP/2.0 302 ") || !strings.Contains(ans, "\r\nContact: <sip:192.0.2.7:5060>\r\n") {
+		t.Errorf("a new INVITE while draining got:\n%s\nwant 302 to the peer", ans)
+	}
+	r.app.cmd.Process.Signal(syscall.SIGUSR2)
+	r.app.log.waitLog(t, "undrained", 5*time.Second)
+	if code := r.app.get(t, "/healthz", nil); code != 200 {
+		t.Errorf("/healthz %d after SIGUSR2, want 200", code)
+	}
+	if ans := inviteOnce(t, r.sip); strings.HasPrefix(ans, "SIP/2.0 302 ") {
+		t.Errorf("a new INVITE after undrain got:\n%s\nwant it routed to the backend", ans)
+	}
+}
