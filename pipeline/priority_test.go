@@ -89,3 +89,22 @@ func TestPickWithPrioritiesAllocatesNothing(t *testing.T) {
 		t.Errorf("Pick allocates %v times per call", n)
 	}
 }
+
+// Two nodes given the same records in another order pick the same backend
+// for every Call-ID: the scores depend on the address, not the position.
+func TestPickSameOnEveryNode(t *testing.T) {
+	specs := []BackendSpec{
+		{Addr: netip.MustParseAddrPort("10.0.0.1:5060"), Weight: 60, Priority: 10},
+		{Addr: netip.MustParseAddrPort("10.0.0.2:5060"), Weight: 40, Priority: 10},
+		{Addr: netip.MustParseAddrPort("10.0.0.3:5060"), Weight: 1, Priority: 20},
+	}
+	a, _ := NewBackends(specs)
+	b, _ := NewBackends([]BackendSpec{specs[2], specs[1], specs[0]})
+	sa, sb := a.Load(), b.Load()
+	for i := 0; i < 10000; i++ {
+		id := fmt.Appendf(nil, "node-%d", i)
+		if x, y := sa.Backends[sa.Pick(id)].Addr, sb.Backends[sb.Pick(id)].Addr; x != y {
+			t.Fatalf("Call-ID %s: one node picks %v, the other %v", id, x, y)
+		}
+	}
+}
