@@ -53,6 +53,8 @@ func (d *Daemon) HealthNow() Health {
 		}
 	}
 	switch {
+	case d.draining(): // first: the load balancer or BGP speaker must withdraw the node
+		h.Reason = "draining: " + d.DrainStatus().State
 	case h.Running < h.Workers:
 		h.Reason = fmt.Sprintf("%d of %d workers running", h.Running, h.Workers)
 	case h.BackendsUp == 0:

@@ -487,6 +487,8 @@ func (d *Daemon) Reload(cfg *config.Config) error {
 	next := *old
 	next.Dispatcher.Backends = cfg.Dispatcher.Backends
 	next.Dispatcher.Probe = cfg.Dispatcher.Probe
+	next.Dispatcher.DNS = cfg.Dispatcher.DNS
+	next.Drain.Idle, next.Drain.Timeout, next.Drain.OnSigterm = cfg.Drain.Idle, cfg.Drain.Timeout, cfg.Drain.OnSigterm
 	next.Log.Level = cfg.Log.Level
 	next.Guard.Allow, next.Guard.AllowBackends = cfg.Guard.Allow, cfg.Guard.AllowBackends
 	d.cfg = &next

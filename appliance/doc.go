@@ -1,7 +1,7 @@
 // Package appliance owns the daemon: the appliance binary, the TOML
 // configuration, core pinning, lifecycle (start, reload, stop), the admin
 // HTTP listener (metrics, health, pprof) and the modules (module.go): each
-// capability (proxy, guard, auth) opens from its section, gives its
+// capability (proxy, guard, auth, drain) opens from its section, gives its
 // stages to the chain file, runs its goroutines, reloads what it can, and
 // adds its admin routes and metrics. metrics.go is the one exporter.
 //

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"sipedge/appliance/config"
@@ -23,6 +25,8 @@ type guardModule struct {
 	env     *ModuleEnv
 	g       *guard.Guard
 	applied []netip.Prefix // the allow-list the configuration asked for
+	allowMu sync.Mutex     // applied: reloads and DNS backend changes (guard_dns.go)
+	live    atomic.Pointer[config.Config]
 }
 
 func openGuard(env *ModuleEnv) (Module, error) {
@@ -41,7 +45,7 @@ func openGuard(env *ModuleEnv) (Module, error) {
 
 func proxySpecs(env *ModuleEnv) []pipeline.BackendSpec {
 	if p, ok := env.Module("proxy").(*proxyModule); ok {
-		return p.specs
+		return p.dns.Specs() // as DNS has them now
 	}
 	return nil
 }
@@ -123,6 +127,8 @@ func (m *guardModule) workerSink(i int) *guard.WorkerSink {
 func (m *guardModule) Start(ctx context.Context, goFn func(func())) error {
 	if m.g != nil {
 		goFn(func() { m.g.Run(ctx) })
+		m.live.Store(m.env.Cfg)
+		goFn(func() { m.followBackends(ctx) })
 	}
 	return nil
 }
@@ -143,7 +149,16 @@ func (m *guardModule) Reload(old, cfg *config.Config) []string {
 	if m.g == nil || !cfg.Guard.Enabled {
 		return restart
 	}
-	now := configAllow(cfg, proxySpecs(m.env))
+	m.live.Store(cfg)
+	m.applyAllow(configAllow(cfg, proxySpecs(m.env)))
+	return restart
+}
+
+// applyAllow makes the configured allow-list now (the operator's own
+// entries stay): what a reload or a DNS change of the backends asks for.
+func (m *guardModule) applyAllow(now []netip.Prefix) {
+	m.allowMu.Lock()
+	defer m.allowMu.Unlock()
 	for _, p := range m.applied {
 		if !slices.Contains(now, p) && m.g.Disallow(p) {
 			m.env.Log.Info("reload: allow-list entry removed", "prefix", p.String())
@@ -159,7 +174,6 @@ func (m *guardModule) Reload(old, cfg *config.Config) []string {
 		}
 	}
 	m.applied = now
-	return restart
 }
 
 // WriteMetrics writes what the guard counts outside the workers: the XDP

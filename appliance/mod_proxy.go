@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -22,7 +21,7 @@ type proxyModule struct {
 	nop
 	env      *ModuleEnv
 	backends *pipeline.Backends
-	specs    []pipeline.BackendSpec // as configured, for the guard's allow-list
+	dns      *backendDNS // resolves and refreshes the backends (backends_dns.go); the guard's allow-list reads it
 	makers   []pipeline.StageMaker
 
 	mu           sync.Mutex // the prober across reloads
@@ -36,13 +35,13 @@ func openProxy(env *ModuleEnv) (Module, error) {
 		return nil, errNoSelf
 	}
 	cfg := env.Cfg
-	specs, err := backendSpecs(cfg)
-	if err != nil {
-		return nil, err
-	}
-	m := &proxyModule{env: env, specs: specs, proberCfg: probeConfig(cfg)}
-	if m.backends, err = pipeline.NewBackends(specs); err != nil {
+	m := &proxyModule{env: env, proberCfg: probeConfig(cfg)}
+	var err error
+	if m.backends, err = pipeline.NewBackends(nil); err != nil {
 		return nil, fmt.Errorf("appliance: %w", err)
+	}
+	if m.dns, err = openBackendDNS(cfg, env.Log, m.backends, env.Self.Addr()); err != nil {
+		return nil, err
 	}
 	sentBy := env.Self.String()
 	pc := chain.ProxyConfig{
@@ -60,24 +59,6 @@ func openProxy(env *ModuleEnv) (Module, error) {
 		return nil, fmt.Errorf("appliance: %w", err)
 	}
 	return m, nil
-}
-
-// backendSpecs resolves [dispatcher] backends once, off the hot path (host
-// names are looked up here, never per packet).
-func backendSpecs(cfg *config.Config) ([]pipeline.BackendSpec, error) {
-	specs := make([]pipeline.BackendSpec, 0, len(cfg.Dispatcher.Backends))
-	for i, b := range cfg.Dispatcher.Backends {
-		ap, err := netip.ParseAddrPort(b.Address)
-		if err != nil {
-			ua, rerr := net.ResolveUDPAddr("udp", b.Address)
-			if rerr != nil {
-				return nil, fmt.Errorf("appliance: dispatcher.backends[%d].address %q: %v (use an IP:port, or a host name that resolves)", i, b.Address, rerr)
-			}
-			ap = ua.AddrPort()
-		}
-		specs = append(specs, pipeline.BackendSpec{Addr: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), Weight: float64(b.Weight)})
-	}
-	return specs, nil
 }
 
 func probeConfig(cfg *config.Config) pipeline.ProbeConfig {
@@ -99,6 +80,7 @@ func (m *proxyModule) Start(ctx context.Context, goFn func(func())) error {
 		m.env.Log.Info("backends are not probed (offline replay): all count as up")
 	}
 	goFn(func() { m.watchBackends(ctx) })
+	m.dns.start()
 	return nil
 }
 
@@ -167,15 +149,10 @@ func (m *proxyModule) Reload(old, cfg *config.Config) []string {
 		old.Dispatcher.RetryAfter != cfg.Dispatcher.RetryAfter {
 		restart = append(restart, "dispatcher.hashing, record_route, retry_after")
 	}
-	specs, err := backendSpecs(cfg)
-	if err == nil {
-		err = m.backends.Replace(specs)
-	}
-	if err != nil {
+	if err := m.dns.replace(cfg); err != nil {
 		m.env.Log.Error("reload: backend list refused, the running one stays", "err", err)
 		return restart
 	}
-	m.specs = specs
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if pc := probeConfig(cfg); pc != m.proberCfg {
@@ -199,6 +176,7 @@ type BackendJSON struct {
 	ProbesOK     uint64  `json:"probes_ok"`
 	ProbesFailed uint64  `json:"probes_failed"`
 	Requests     uint64  `json:"requests"`
+	Priority     uint16  `json:"priority"`
 }
 
 func (m *proxyModule) Routes(mux *http.ServeMux) {
@@ -207,7 +185,7 @@ func (m *proxyModule) Routes(mux *http.ServeMux) {
 		out := make([]BackendJSON, len(st))
 		for i, b := range st {
 			out[i] = BackendJSON{Address: b.Addr.String(), Weight: b.Weight, State: "down",
-				ProbesOK: b.ProbesOK, ProbesFailed: b.ProbesFailed, Requests: b.Requests}
+				ProbesOK: b.ProbesOK, ProbesFailed: b.ProbesFailed, Requests: b.Requests, Priority: b.Priority}
 			if b.Up {
 				out[i].State = "up"
 			}
@@ -221,6 +199,7 @@ func (m *proxyModule) Routes(mux *http.ServeMux) {
 }
 
 func (m *proxyModule) WriteMetrics(p promWriter) {
+	m.dns.writeMetrics(p)
 	bs := m.backends.Status()
 	p.family("sipedge_backend_up", "gauge", "1 when the backend is up (probes answered), 0 when down.")
 	for _, b := range bs {
@@ -246,6 +225,7 @@ func (m *proxyModule) WriteMetrics(p promWriter) {
 }
 
 func (m *proxyModule) Close() {
+	m.dns.stop()
 	m.mu.Lock()
 	m.stopProberLocked()
 	m.mu.Unlock()

@@ -16,6 +16,10 @@ type BackendSpec struct {
 	// Weight is the backend's relative share of calls; 0 drains it (no
 	// new calls) while keeping it a known source for in-dialog requests.
 	Weight float64
+	// Priority is the RFC 2782 priority: backends of a higher value are a
+	// standby set, given calls only when every one of a lower value is
+	// down.
+	Priority uint16
 }
 
 // Backend is one backend as workers see it in a snapshot.
@@ -25,6 +29,8 @@ type Backend struct {
 	Up     bool
 	seed   uint64 // from the address, so a backend's scores survive reloads
 	ctr    *backendCounters
+
+	Priority uint16 // BackendSpec.Priority
 }
 
 // MaxWorkerSlots is how many workers get their own per-backend request
@@ -101,19 +107,22 @@ func (s *BackendSet) Up(addr netip.AddrPort) bool {
 // that a backend wins with probability weight/sum(weights) (the scores are
 // exponential races), every message of a call picks the same backend with
 // no state, and removing a backend moves only the calls it was winning.
-// It returns -1 when no backend can take a call.
+// Only the lowest Priority value with a backend up and weighted takes
+// part (RFC 2782 standby sets): the same single pass, a better priority
+// replacing the best so far whatever its score. It returns -1 when no
+// backend can take a call.
 func (s *BackendSet) Pick(callID []byte) int {
 	h := hashBytes(callID)
 	best, bestScore := -1, 0.0
 	for i := range s.Backends {
 		b := &s.Backends[i]
-		if !b.Up || !(b.Weight > 0) {
-			continue
+		if !b.Up || !(b.Weight > 0) || (best >= 0 && b.Priority > s.Backends[best].Priority) {
+			continue // a standby set's backend loses to any up one of a better priority
 		}
 		x := mix64(h ^ b.seed)
 		u := (float64(x>>11) + 0.5) / (1 << 53) // strictly inside (0,1)
 		score := -b.Weight / math.Log(u)
-		if best < 0 || score > bestScore {
+		if best < 0 || score > bestScore || b.Priority < s.Backends[best].Priority {
 			best, bestScore = i, score
 		}
 	}
@@ -173,6 +182,8 @@ type BackendStatus struct {
 	// Requests counts requests the dispatcher sent to it (summed over
 	// workers at the time of the call).
 	Requests uint64
+
+	Priority uint16 // BackendSpec.Priority
 }
 
 // Status returns every configured backend's state and counters, in
@@ -183,7 +194,7 @@ func (b *Backends) Status() []BackendStatus {
 	out := make([]BackendStatus, len(b.specs))
 	for i, sp := range b.specs {
 		h := b.health[sp.Addr]
-		out[i] = BackendStatus{Addr: sp.Addr, Weight: sp.Weight, Up: h.up,
+		out[i] = BackendStatus{Addr: sp.Addr, Weight: sp.Weight, Priority: sp.Priority, Up: h.up,
 			ProbesOK: h.probesOK, ProbesFailed: h.probesFailed, Requests: h.ctr.total()}
 	}
 	return out
@@ -266,7 +277,7 @@ func (b *Backends) publishLocked() {
 	}
 	for i, sp := range b.specs {
 		h := b.health[sp.Addr]
-		s.Backends[i] = Backend{Addr: sp.Addr, Weight: sp.Weight, Up: h.up, seed: addrSeed(sp.Addr), ctr: h.ctr}
+		s.Backends[i] = Backend{Addr: sp.Addr, Weight: sp.Weight, Priority: sp.Priority, Up: h.up, seed: addrSeed(sp.Addr), ctr: h.ctr}
 		s.byAddr[sp.Addr.Addr()] = struct{}{}
 	}
 	old := b.cur.Swap(s)

@@ -23,6 +23,7 @@ type Config struct {
 	Guard      Guard      `toml:"guard"`
 	Auth       Auth       `toml:"auth"`
 	Media      Media      `toml:"media"`
+	Drain      Drain      `toml:"drain"`
 	Log        Log        `toml:"log"`
 }
 

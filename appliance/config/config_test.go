@@ -68,7 +68,7 @@ func TestEmbeddedDefaultValidatesOnThisMachine(t *testing.T) {
 	if c.IO.Listen != "127.0.0.1:5060" || c.Admin.Listen != "127.0.0.1:9060" {
 		t.Errorf("listen %q admin %q, want the laptop defaults", c.IO.Listen, c.Admin.Listen)
 	}
-	want := []Backend{{"127.0.0.1:5080", 1}, {"127.0.0.1:5081", 1}}
+	want := []Backend{{Address: "127.0.0.1:5080", Weight: 1}, {Address: "127.0.0.1:5081", Weight: 1}}
 	if !reflect.DeepEqual(c.Dispatcher.Backends, want) {
 		t.Errorf("backends = %+v, want %+v", c.Dispatcher.Backends, want)
 	}
@@ -143,8 +143,20 @@ func TestErrors(t *testing.T) {
 			[]string{`config: io.cores[2]=7: this machine has CPUs 0-1`}},
 		{"no such interface", "[io]\nport = \"afxdp\"\ninterface = \"eth9\"\nqueues = [0]",
 			[]string{`config: io.interface "eth9": no such interface (ip link shows the names)`}},
-		{"backend without port", "[[dispatcher.backends]]\naddress = \"127.0.0.1\"",
-			[]string{`config: dispatcher.backends[0].address "127.0.0.1": want host:port`}},
+		{"backend not an address", "[[dispatcher.backends]]\naddress = \"http://127.0.0.1\"",
+			[]string{`config: dispatcher.backends[0].address "http://127.0.0.1": want an IP, host:port, a domain or a sip: URI`}},
+		{"backend sips", "[[dispatcher.backends]]\naddress = \"sips:pbx.example\"",
+			[]string{`config: dispatcher.backends[0].address "sips:pbx.example": sips needs TLS`}},
+		{"backend tcp", "[[dispatcher.backends]]\naddress = \"sip:pbx.example;transport=tcp\"",
+			[]string{`config: dispatcher.backends[0].address "sip:pbx.example;transport=tcp": transport=tcp: the appliance sends SIP over UDP only`}},
+		{"backend priority", "[[dispatcher.backends]]\naddress = \"sip:pbx.example\"\npriority = 70000",
+			[]string{`config: dispatcher.backends[0].priority=70000: want 0 to 65535`}},
+		{"dns", "[dispatcher.dns]\nservers = [\"ns.example\"]\ntimeout = \"1m\"\nttl_floor = \"10ms\"\nttl_ceiling = \"48h\"\nlinger = \"-1s\"", []string{
+			`config: dispatcher.dns.linger=-1s: want 0 (forget at once) to 24h`,
+			`config: dispatcher.dns.servers[0] "ns.example": want an IP address or IP:port`,
+			`config: dispatcher.dns.timeout=1m0s: want 10ms to 30s`,
+			`config: dispatcher.dns.ttl_floor=10ms: want 100ms to 1h`,
+			`config: dispatcher.dns.ttl_ceiling=48h0m0s: want from dispatcher.dns.ttl_floor (10ms) to 24h`}},
 		{"queues and cores differ", "[io]\nport = \"afxdp\"\ninterface = \"eth0\"\nqueues = [0, 1]\ncores = [0]",
 			[]string{`config: io.queues: 2 queues for 1 cores:`}},
 		{"afxdp without interface or queues", "[io]\nport = \"afxdp\"",
@@ -203,7 +215,7 @@ func TestErrors(t *testing.T) {
 		{"backend is us", "[[dispatcher.backends]]\naddress = \"127.0.0.1:5060\"", []string{
 			`config: dispatcher.backends[0].address "127.0.0.1:5060": is io.listen`}},
 		{"backend bad port", "[[dispatcher.backends]]\naddress = \"10.0.0.2:99999\"", []string{
-			`config: dispatcher.backends[0].address "10.0.0.2:99999": want host:port`}},
+			`config: dispatcher.backends[0].address "10.0.0.2:99999": want an IP, host:port`}},
 		{"probe", "[dispatcher.probe]\ninterval = \"1s\"\ntimeout = \"1s\"\ndown_after = 0\nup_after = 101", []string{
 			`config: dispatcher.probe.timeout=1s: not shorter than dispatcher.probe.interval (1s)`,
 			`config: dispatcher.probe.down_after=0: want 1 to 100 failed probes`,
@@ -289,7 +301,7 @@ colour = true
 func TestUnknownKeys(t *testing.T) {
 	c := Default()
 	tests := []struct{ toml, want string }{
-		{"[registrar]\nrealm = \"x\"", "config: [registrar]: unknown section (the sections are [node], [io], [admin], [dispatcher], [guard], [auth], [media], [log];"},
+		{"[registrar]\nrealm = \"x\"", "config: [registrar]: unknown section (the sections are [node], [io], [admin], [dispatcher], [guard], [auth],"},
 		{"realm = \"x\"", "config: realm: unknown key outside any section"},
 		{"[io]\nbatchsize = 3", "config: io.batchsize: unknown key (did you mean batch?"},
 		{"[io]\nBatch = 3", "config: io.Batch: unknown key (keys are case-sensitive: write batch)"},

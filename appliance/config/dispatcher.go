@@ -21,15 +21,23 @@ type Dispatcher struct {
 	Backends []Backend `toml:"backends"`
 	// Probe is how backends are health-checked.
 	Probe Probe `toml:"probe"`
+	// DNS is how backends given by name are looked up (dispatcher_dns.go).
+	DNS DNS `toml:"dns"`
 }
 
 // Backend is one entry of dispatcher.backends.
 type Backend struct {
-	// Address is the backend's SIP host:port.
+	// Address is the backend's SIP host:port, an IP, a domain or a SIP
+	// URI; names are resolved per RFC 3263 ([dispatcher.dns]).
 	Address string `toml:"address"`
 	// Weight is its relative share of new calls, 1 to maxWeight; 1 when
-	// left out.
+	// left out. For a name resolved by SRV it multiplies the records'
+	// weights.
 	Weight int `toml:"weight"`
+	// Priority is the RFC 2782 priority of the targets that do not come
+	// from SRV (which carry their record's): a higher value is a standby
+	// set, used only when every backend of a lower one is down.
+	Priority int `toml:"priority"`
 }
 
 // Probe is [dispatcher.probe]: SIP OPTIONS health checks.
@@ -63,6 +71,7 @@ func (d *Dispatcher) setDefaults() {
 			DownAfter: 3,
 			UpAfter:   2,
 		},
+		DNS: defaultDNS(),
 	}
 }
 
@@ -106,8 +115,8 @@ func (d *Dispatcher) check(p *problems, c *Config, _ System) {
 	seen := map[string]int{}
 	for i, b := range d.Backends {
 		key := fmt.Sprintf("dispatcher.backends[%d]", i)
-		if !isHostPort(b.Address) {
-			p.addv(key+".address", b.Address, "want host:port")
+		if why := backendAddressProblem(b.Address); why != "" {
+			p.addv(key+".address", b.Address, "%s", why)
 		} else if j, dup := seen[b.Address]; dup {
 			p.addv(key+".address", b.Address, "already listed as dispatcher.backends[%d]: merge them and raise its weight instead", j)
 		} else if ap, err := netip.ParseAddrPort(b.Address); err == nil && listenOK && ap == listen {
@@ -117,7 +126,11 @@ func (d *Dispatcher) check(p *problems, c *Config, _ System) {
 		if b.Weight < 1 || b.Weight > maxWeight {
 			p.addv(key+".weight", b.Weight, "want 1 to %d (to drain a backend, remove it)", maxWeight)
 		}
+		if b.Priority < 0 || b.Priority > 65535 {
+			p.addv(key+".priority", b.Priority, "want 0 to 65535 (RFC 2782: lower is preferred)")
+		}
 	}
+	d.DNS.check(p)
 	pr := d.Probe
 	if pr.Interval.Std() <= 0 {
 		p.addv("dispatcher.probe.interval", pr.Interval, "want a positive duration such as \"2s\"")

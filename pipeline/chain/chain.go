@@ -2,6 +2,7 @@ package chain
 
 import (
 	"sipedge/pipeline/stages/auth"
+	"sipedge/pipeline/stages/drain"
 	"sipedge/pipeline/stages/guard"
 	"sipedge/pipeline/stages/media"
 	"sipedge/pipeline/stages/mediaanswer"
@@ -19,6 +20,7 @@ import (
 var Default = Chain{
 	&guard.Def,       // before the parser: a flood costs as little as possible
 	&sanity.Def,      // parse; everything after sees a parsed message
+	&drain.Def,       // while draining, new INVITEs are refused; before response, so a call's responses count as its traffic
 	&mediaanswer.Def, // SDP answers: before response, where responses end
 	&response.Def,    // responses end here
 	&self.Def,        // requests to the node; before auth, so keepalive OPTIONS need no credentials

@@ -15,6 +15,7 @@ SYNOPSIS
     sipedge run     [-c FILE]
     sipedge check   [-c FILE]
     sipedge tune    [-c FILE] [-apply]
+    sipedge drain   [-c FILE] [-undrain] [-wait] [-admin HOST:PORT]
     sipedge unit    [-c FILE] [-bin PATH] [-config PATH]
     sipedge version
     sipedge help
@@ -25,8 +26,8 @@ SYNOPSIS
 DESCRIPTION
     A stateless SIP proxy for edge boxes: each worker, pinned to one core,
     takes datagrams from its NIC queue (AF_XDP) or socket and runs each to
-    completion through the stages (guard, sanity, response, self, auth,
-    route). The configuration is one TOML file; every key is documented in
+    completion through the stages of the chain (README: Architecture).
+    The configuration is one TOML file; every key is documented in
     the shipped config.toml.
 
 COMMANDS
@@ -42,6 +43,11 @@ COMMANDS
             (busy-poll sysctls, CPU isolation, irqbalance) and print a plan:
             what is, what should be, and the command. With -apply, apply
             every change it can (idempotent: a second run changes nothing).
+    drain   Take the running node out of service without dropping calls
+            (POST /drain on its admin server): /healthz answers 503 so the
+            load balancer or BGP speaker withdraws it, new INVITEs get
+            [drain] answer, calls under way flow on until the node is idle.
+            -undrain takes new calls again; -wait returns once drained.
     unit    Print the systemd unit for this configuration (CPUAffinity from
             [io] cores).
     version Print the version.
@@ -49,6 +55,9 @@ COMMANDS
 OPTIONS
     -c FILE      configuration file (default: the embedded config.toml)
     -apply       tune: apply the plan instead of only printing it
+    -undrain     drain: take new calls again
+    -wait        drain: wait until the node is drained, at most drain.timeout
+    -admin ADDR  drain: the admin server (default: admin.listen)
     -bin PATH    unit: the installed binary (default /usr/bin/sipedge)
     -config PATH unit: the installed configuration (default
                  /etc/sipedge/config.toml)
@@ -64,7 +73,10 @@ FILES
 SIGNALS
     SIGHUP           re-read the configuration; a file that does not check
                      keeps the running one (systemctl reload sipedge)
-    SIGTERM, SIGINT  stop: transmit what was built, detach the XDP program
+    SIGUSR1          drain (as sipedge drain); SIGUSR2 undrain
+    SIGTERM          drain first for at most [drain] on_sigterm while calls
+                     are under way (a second SIGTERM stops at once), then stop
+    SIGINT           stop: transmit what was built, detach the XDP program
 
 PRIVILEGES
     The service runs as user sipedge with exactly CAP_NET_ADMIN, CAP_NET_RAW,

@@ -47,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return tuneCmd(args[1:], stdout, stderr, config.Host(), tune.LiveHost())
 	case "unit":
 		return unitCmd(args[1:], stdout, stderr, config.Host())
+	case "drain":
+		return drainCmd(args[1:], stdout, stderr, config.Host())
 	case "help", "-h", "-help", "--help":
 		help(stdout)
 		return 0
@@ -59,7 +61,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: appliance run [-c config.toml] | check [-c config.toml] | tune [-c config.toml] [-apply] |\n"+
-		"       unit [-c config.toml] [-bin PATH] [-config PATH] | version | help\n"+
+		"       drain [-c config.toml] [-undrain] [-wait] | unit [-c config.toml] [-bin PATH] [-config PATH] | version | help\n"+
 		"  -c  configuration file (default: the embedded config.toml); appliance help shows the manual")
 }
 
@@ -150,7 +152,9 @@ func loadConfig(path string, sys config.System) (*config.Config, []config.Warnin
 const stopWithin = 2 * time.Second
 
 // runDaemon is `appliance run`: it runs the daemon in the foreground until
-// SIGTERM or SIGINT (exit 0), reloading on SIGHUP. sigs, when not nil,
+// SIGTERM or SIGINT (exit 0), reloading on SIGHUP, draining on SIGUSR1 and
+// undraining on SIGUSR2. SIGTERM drains first while calls are under way
+// ([drain] on_sigterm; a second SIGTERM cuts it short). sigs, when not nil,
 // replaces the process's signals (tests).
 func runDaemon(args []string, stderr io.Writer, sys config.System, sigs chan os.Signal) int {
 	path, code, ok := configFlag("run", args, stderr)
@@ -171,7 +175,7 @@ func runDaemon(args []string, stderr io.Writer, sys config.System, sigs chan os.
 	}
 	if sigs == nil {
 		sigs = make(chan os.Signal, 4)
-		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 		defer signal.Stop(sigs)
 	}
 	d, err := appliance.New(cfg, appliance.Options{Logger: log, Level: level, Version: version})
@@ -194,11 +198,25 @@ func runDaemon(args []string, stderr io.Writer, sys config.System, sigs chan os.
 			}
 			return 0
 		case sig := <-sigs:
-			if sig == syscall.SIGHUP {
+			switch sig {
+			case syscall.SIGHUP:
 				appliance.NotifyReloading()
 				reload(d, path, sys, log)
 				appliance.Notify("READY=1")
 				continue
+			case syscall.SIGUSR1:
+				d.Drain("SIGUSR1")
+				continue
+			case syscall.SIGUSR2:
+				d.Undrain()
+				continue
+			case syscall.SIGTERM:
+				// systemd hears of the stop before the drain, which may
+				// take [drain] on_sigterm.
+				appliance.Notify("STOPPING=1")
+				if !drainBeforeStop(d, sigs, done, log) {
+					return exitAfterRun(done, log)
+				}
 			}
 			log.Info("stopping", "signal", sig.String())
 			appliance.Notify("STOPPING=1")
