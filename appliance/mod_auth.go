@@ -69,6 +69,8 @@ func openAuth(env *ModuleEnv) (Module, error) {
 		NonceKey:         sipcore.NewNonceKey([]byte(env.Cfg.Node.Secret)),
 		NonceMaxAge:      ac.NonceMaxAge.Std(),
 		IgnoreURI:        !ac.CheckURI,
+		AllowNoQop:       !ac.RequireQop,
+		FromMustMatch:    ac.FromMustMatch,
 		Store:            store,
 		Workers:          env.Workers,
 		CacheSize:        ac.CacheSize,

@@ -54,7 +54,7 @@ func uacAuthScenario(t *testing.T) string {
 // dialog, and the UAS would count a BYE it cannot place as its own failure.
 func (r *loopRig) uacAuth(t *testing.T, name, ip, user, password string, rate, calls int) *proc {
 	t.Helper()
-	return sipp(t, r.dir, nil, name, "-sf", uacAuthScenario(t), "-au", user, "-ap", password, "-s", "bob",
+	return sipp(t, r.dir, nil, name, "-sf", uacAuthScenario(t), "-au", user, "-ap", password, "-key", "user", user, "-s", "bob",
 		"-i", ip, "-p", portOf(freeUDP(t, ip)), "-r", fmt.Sprint(rate), "-m", fmt.Sprint(calls),
 		"-trace_logs", "-log_file", name+"_logs.log", "-default_behaviors", "all,-bye",
 		"-recv_timeout", "4s", "-timeout", "60s", "-timeout_error", r.sip)

@@ -23,6 +23,12 @@ type Auth struct {
 	NonceMaxAge Duration `toml:"nonce_max_age"`
 	// CheckURI requires the credentials' uri to be the Request-URI.
 	CheckURI bool `toml:"check_uri"`
+	// RequireQop refuses RFC 2069 credentials (no qop=auth, so no
+	// nonce-count to stop a replay): they are challenged again.
+	RequireQop bool `toml:"require_qop"`
+	// FromMustMatch refuses (403) a request whose From user is not the
+	// authenticated user.
+	FromMustMatch bool `toml:"from_must_match"`
 	// Store is "file" or "redis".
 	Store string `toml:"store"`
 	// UsersFile is the users file of the file store.
@@ -60,20 +66,22 @@ var authMethods = []string{"INVITE", "REGISTER", "MESSAGE", "SUBSCRIBE", "NOTIFY
 
 func (a *Auth) setDefaults() {
 	*a = Auth{
-		Realm:       "",
-		Methods:     []string{"INVITE", "REGISTER", "MESSAGE", "SUBSCRIBE"},
-		Trusted:     []string{},
-		Algorithms:  []string{"SHA-256", "MD5"},
-		NonceMaxAge: Duration(5 * time.Minute),
-		CheckURI:    true,
-		Store:       "file",
-		UsersFile:   "",
-		CacheSize:   16384,
-		CacheTTL:    Duration(10 * time.Minute),
-		NegativeTTL: Duration(30 * time.Second),
-		Deadline:    Duration(50 * time.Millisecond),
-		Fallback:    "reject",
-		RetryAfter:  Duration(5 * time.Second),
+		Realm:         "",
+		Methods:       []string{"INVITE", "REGISTER", "MESSAGE", "SUBSCRIBE"},
+		Trusted:       []string{},
+		Algorithms:    []string{"SHA-256", "MD5"},
+		NonceMaxAge:   Duration(5 * time.Minute),
+		CheckURI:      true,
+		RequireQop:    true,
+		FromMustMatch: true,
+		Store:         "file",
+		UsersFile:     "",
+		CacheSize:     16384,
+		CacheTTL:      Duration(10 * time.Minute),
+		NegativeTTL:   Duration(30 * time.Second),
+		Deadline:      Duration(50 * time.Millisecond),
+		Fallback:      "reject",
+		RetryAfter:    Duration(5 * time.Second),
 		Redis: AuthRedis{
 			Addresses: []string{"127.0.0.1:6379"},
 			Prefix:    "sipedge:user:",

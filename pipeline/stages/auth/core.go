@@ -25,6 +25,10 @@ const (
 	cFlushes
 	cEvictions
 	cEntries // gauge: cache.live
+	cReplays
+	cInvalidNonces
+	cRechallenged
+	cFromMismatch
 	numCounters
 )
 
@@ -35,6 +39,7 @@ type core struct {
 	id     int
 	staged bool
 	cache  *cache
+	nc     *ncTable // nonce-counts of the nonces this worker verified
 
 	cnt pipeline.Counters // Env.Counters of the worker's stage
 
@@ -55,7 +60,7 @@ type core struct {
 const invRingSize = 1024
 
 func newCore(a *Auth, id int) *core {
-	c := &core{a: a, id: id, inv: spsc.New[invEntry](invRingSize)}
+	c := &core{a: a, id: id, inv: spsc.New[invEntry](invRingSize), nc: newNCTable(a.cfg.NonceCounts)}
 	if a.peek == nil {
 		c.cache = newCache(a.cfg.CacheSize)
 	}

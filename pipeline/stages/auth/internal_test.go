@@ -85,7 +85,8 @@ func newHitRig(t testing.TB, alg sipcore.Algorithm) *hitRig {
 	r.st.core.cache.put(a.hash.key([]byte("alice")), &e, 1, 0)
 	r.st.StartBatch(0, 0)
 
-	nonce := string(a.cfg.NonceKey.Append(nil, wall, []byte("example.com")))
+	bind := sipcore.NonceBinding{Src: netip.MustParseAddr("203.0.113.9"), CallID: []byte("a84b4c76e66710@pc33")}
+	nonce := string(a.cfg.NonceKey.Append(nil, wall, []byte("example.com"), bind))
 	uri := "sip:bob@example.com"
 	ha1 := sipcore.HA1(alg, "alice", "example.com", "pw")
 	hx := func(s string) string { return digestHex(alg, s) }

@@ -16,6 +16,13 @@ type Metrics struct {
 	// Stale counts right answers to expired nonces (challenged again with
 	// stale=true).
 	Stale uint64
+	// Replays counts right answers whose nonce-count was used before;
+	// InvalidNonces nonces that are forged, foreign or bound to another
+	// source or call; Rechallenged answers without qop=auth or with an
+	// algorithm not configured. All three are challenged again and none
+	// is a failure. FromMismatch counts 403s for a From user that is not
+	// the authenticated one.
+	Replays, InvalidNonces, Rechallenged, FromMismatch uint64
 	// CacheHits, NegativeHits and CacheMisses count cache lookups: found,
 	// found as known-absent, not found (then parked).
 	CacheHits, NegativeHits, CacheMisses uint64
@@ -74,6 +81,10 @@ func (a *Auth) Metrics() Metrics {
 		m.Successes += g(cSuccesses)
 		m.Failures += g(cFailures)
 		m.Stale += g(cStale)
+		m.Replays += g(cReplays)
+		m.InvalidNonces += g(cInvalidNonces)
+		m.Rechallenged += g(cRechallenged)
+		m.FromMismatch += g(cFromMismatch)
 		m.CacheHits += g(cCacheHits)
 		m.NegativeHits += g(cNegativeHits)
 		m.CacheMisses += g(cCacheMisses)

@@ -178,7 +178,8 @@ func TestRedisStore(t *testing.T) {
 	setUser(t, rc, "bob", "pw")
 	await(t, invs, time.Second, "bob's invalidation")
 	bob := &authtest.Client{User: "bob", Password: "pw"}
-	r.Expect(0, bob.Request("INVITE", nonce))
+	bobNonce := authtest.Nonce(t, r.Expect(407, bob.Request("INVITE", "")))
+	r.Expect(0, bob.Request("INVITE", bobNonce))
 	if len(invs) != 0 {
 		t.Errorf("%d more invalidations than changes: each must be pushed once", len(invs))
 	}
@@ -187,11 +188,12 @@ func TestRedisStore(t *testing.T) {
 		t.Fatal("state after the stop is connected")
 	}
 	for i := 0; i < 3; i++ {
-		r.Expect(0, bob.Request("INVITE", nonce))
+		r.Expect(0, bob.Request("INVITE", bobNonce))
 		r.Expect(0, alice.Request("INVITE", nonce))
 	}
 	carol := &authtest.Client{User: "carol", Password: "pw"}
-	r.Expect(503, carol.Request("INVITE", nonce))
+	carolNonce := authtest.Nonce(t, r.Expect(407, carol.Request("INVITE", "")))
+	r.Expect(503, carol.Request("INVITE", carolNonce))
 	if m := r.A.Metrics(); m.StoreErrors == 0 || m.StoreErrorAnswers != 1 {
 		t.Fatalf("metrics %+v: want the store error counted", m)
 	}
@@ -204,8 +206,8 @@ func TestRedisStore(t *testing.T) {
 	if !await(t, states, 10*time.Second, "reconnecting") {
 		t.Fatal("state after the restart is not connected")
 	}
-	r.Expect(0, carol.Request("INVITE", nonce))
-	r.Expect(403, bob.Request("INVITE", nonce)) // gone with the old server
+	r.Expect(0, carol.Request("INVITE", carolNonce))
+	r.Expect(403, bob.Request("INVITE", bobNonce)) // gone with the old server
 
 	if st.Reconnections() != 1 {
 		t.Errorf("reconnections %d, want 1", st.Reconnections())
@@ -215,7 +217,7 @@ func TestRedisStore(t *testing.T) {
 	for u := ""; u != "bob"; {
 		u = await(t, invs, time.Second, "bob's invalidation after the restart")
 	}
-	r.Expect(0, bob.Request("INVITE", nonce))
+	r.Expect(0, bob.Request("INVITE", bobNonce))
 }
 
 func TestRedisStoreRejectsBadOptions(t *testing.T) {
