@@ -201,6 +201,9 @@ const (
 	// DropHelperError: the helper answered that it failed (a credential
 	// store error) and the stage's fallback is to drop.
 	DropHelperError
+	// DropPanic: a stage panicked on the message (a bug, logged once a
+	// minute with a hash of the datagram); the worker went on.
+	DropPanic
 	numDropReasons
 )
 
@@ -208,7 +211,7 @@ var dropNames = [numDropReasons]string{
 	"none", "unparsable", "no-answer", "ack-to-self", "response-not-ours",
 	"response-no-next-via", "next-hop-unresolved", "no-backend", "no-tx-buffer",
 	"build-failed", "park-full", "park-timeout", "park-too-large", "stopping",
-	"no-verdict", "policy", "helper-error",
+	"no-verdict", "policy", "helper-error", "panic",
 }
 
 func (r DropReason) String() string {
