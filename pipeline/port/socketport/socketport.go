@@ -15,6 +15,10 @@ import (
 	"sipedge/pipeline/port"
 )
 
+// BufHeadroom is how much larger than the largest message served the
+// buffers are by default: room for what forwarding adds.
+const BufHeadroom = 1024
+
 // Config sizes and places a socket port.
 type Config struct {
 	// Listen is the local address. Port 0 picks one (see LocalAddr). An
@@ -26,9 +30,16 @@ type Config struct {
 	// Received packets not yet released and allocated transmit buffers
 	// both hold one.
 	Buffers int
+	// MaxMessage is the largest datagram the node serves ([guard]
+	// max_message_size; default 8192). It sizes the buffers.
+	MaxMessage int
 	// BufSize is the size of each buffer, the largest datagram received or
-	// sent (default 2048, at most 65535). Longer datagrams are dropped and
-	// counted as truncated.
+	// sent (default MaxMessage + BufHeadroom, at most 65535, more than
+	// MaxMessage). The headroom is what forwarding adds (a Via, a
+	// Record-Route), and it makes a datagram over MaxMessage visible as
+	// one: a longer datagram is delivered cut to BufSize (counted as
+	// truncated), so that the stages see it is over the limit and answer
+	// 513 when they can read its Via, instead of it vanishing here.
 	BufSize int
 	// Batch is the most datagrams one recvmmsg or sendmmsg moves (default 64).
 	Batch int
@@ -43,7 +54,7 @@ type Stats struct {
 	Received  uint64 // datagrams delivered by Receive
 	Sent      uint64 // datagrams the kernel accepted
 	Unsent    uint64 // datagrams given to Transmit and not sent (bad destination, send error, full socket buffer)
-	Truncated uint64 // datagrams longer than BufSize, dropped
+	Truncated uint64 // datagrams longer than BufSize, delivered cut to BufSize
 	NoBuffer  uint64 // Receive calls that found the pool empty
 	BadHandle uint64 // packets given back that were not out of this port's pool
 }
@@ -104,8 +115,11 @@ func Open(cfg Config) (*Port, error) {
 	if cfg.Buffers == 0 {
 		cfg.Buffers = 1024
 	}
+	if cfg.MaxMessage == 0 {
+		cfg.MaxMessage = 8192
+	}
 	if cfg.BufSize == 0 {
-		cfg.BufSize = 2048
+		cfg.BufSize = min(cfg.MaxMessage+BufHeadroom, 65535)
 	}
 	if cfg.Batch == 0 {
 		cfg.Batch = 64
@@ -115,6 +129,8 @@ func Open(cfg Config) (*Port, error) {
 		return nil, errors.New("socketport: no listen address; set [io] listen to an IP:port such as 0.0.0.0:5060")
 	case cfg.BufSize < 512 || cfg.BufSize > 65535:
 		return nil, fmt.Errorf("socketport: buffer size %d out of range; use 512..65535 bytes", cfg.BufSize)
+	case cfg.MaxMessage < 0 || cfg.MaxMessage >= cfg.BufSize:
+		return nil, fmt.Errorf("socketport: largest message %d with buffers of %d bytes: buffers must be larger than the largest message (leave BufSize 0 to size them from it)", cfg.MaxMessage, cfg.BufSize)
 	case cfg.Buffers < 1 || cfg.Batch < 1 || cfg.RecvBuffer < 0:
 		return nil, fmt.Errorf("socketport: buffers %d, batch %d, receive buffer %d: all must be positive",
 			cfg.Buffers, cfg.Batch, cfg.RecvBuffer)
@@ -357,13 +373,15 @@ func (p *Port) Receive(rx []port.Packet) (int, error) {
 	out := 0
 	for k := range got {
 		m := &p.rmsgs[k]
+		n := int(m.Len)
 		if m.Hdr.Flags&unix.MSG_TRUNC != 0 {
+			// Delivered cut, longer than any message served: the stages
+			// answer 513 or count the drop.
 			p.stats.truncated.Add(1)
-			p.put(uint64(p.rbuf[k]) + 1)
-			continue
+			n = p.bufSize
 		}
 		pk := &rx[out]
-		pk.Payload = p.buf(p.rbuf[k])[:m.Len]
+		pk.Payload = p.buf(p.rbuf[k])[:min(n, p.bufSize)]
 		pk.Src = sockaddrToAddrPort(&p.rnames[k])
 		pk.Dst = p.local
 		if p.pktinfo {

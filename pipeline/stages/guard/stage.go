@@ -245,7 +245,7 @@ func (s *Stage) Process(c *pipeline.Ctx) pipeline.Verdict {
 	b := c.Buf
 	g := s.g
 	if len(b) > g.cfg.MaxMessageSize {
-		return s.drop(c, ReasonOversize)
+		return s.oversize(c)
 	}
 	now := c.Now
 	src := c.Src.Addr().Unmap()
