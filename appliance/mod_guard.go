@@ -60,6 +60,7 @@ func guardConfig(cfg *config.Config, allow []netip.Prefix, banner guard.Banner) 
 	}
 	gc := guard.Config{
 		MaxMessageSize: g.MaxMessageSize,
+		IPv6Prefix:     g.IPv6SourcePrefix,
 		MaxHeaders:     g.MaxHeaders,
 		MaxVias:        g.MaxVias,
 		All:            guard.Limit{Rate: float64(g.Rate), Burst: g.Burst},

@@ -15,6 +15,9 @@ type Guard struct {
 	Enabled bool `toml:"enabled"`
 	// MaxMessageSize drops larger datagrams unread, in bytes.
 	MaxMessageSize int `toml:"max_message_size"`
+	// IPv6SourcePrefix is the IPv6 prefix length counted as one source by
+	// per-source limits and bans (and auth's parked lookups).
+	IPv6SourcePrefix int `toml:"ipv6_source_prefix"`
 	// MaxHeaders and MaxVias drop messages with more header lines or Via
 	// values.
 	MaxHeaders int `toml:"max_headers"`
@@ -66,30 +69,31 @@ var (
 
 func (g *Guard) setDefaults() {
 	*g = Guard{
-		Enabled:         true,
-		MaxMessageSize:  8192,
-		MaxHeaders:      100,
-		MaxVias:         40,
-		Rate:            200,
-		Burst:           400,
-		InviteRate:      20,
-		InviteBurst:     50,
-		RegisterRate:    10,
-		RegisterBurst:   50,
-		OverLimit:       "reject",
-		RetryAfter:      Duration(5 * time.Second),
-		BanAfter:        Duration(10 * time.Second),
-		BanTTL:          Duration(10 * time.Minute),
-		UserAgents:      append([]string(nil), DefaultScannerUserAgents...),
-		FromTo:          append([]string(nil), DefaultScannerFromTo...),
-		AuthFailures:    10,
-		AuthWindow:      Duration(time.Minute),
-		Allow:           []string{},
-		AllowBackends:   true,
-		TableSize:       65536,
-		MaxBans:         4096,
-		OverloadBatches: 8,
-		OverloadFill:    100,
+		Enabled:          true,
+		MaxMessageSize:   8192,
+		IPv6SourcePrefix: 64,
+		MaxHeaders:       100,
+		MaxVias:          40,
+		Rate:             200,
+		Burst:            400,
+		InviteRate:       20,
+		InviteBurst:      50,
+		RegisterRate:     10,
+		RegisterBurst:    50,
+		OverLimit:        "reject",
+		RetryAfter:       Duration(5 * time.Second),
+		BanAfter:         Duration(10 * time.Second),
+		BanTTL:           Duration(10 * time.Minute),
+		UserAgents:       append([]string(nil), DefaultScannerUserAgents...),
+		FromTo:           append([]string(nil), DefaultScannerFromTo...),
+		AuthFailures:     10,
+		AuthWindow:       Duration(time.Minute),
+		Allow:            []string{},
+		AllowBackends:    true,
+		TableSize:        65536,
+		MaxBans:          4096,
+		OverloadBatches:  8,
+		OverloadFill:     100,
 	}
 }
 
@@ -120,6 +124,9 @@ func parseAllow(s string) (netip.Prefix, bool) {
 func (g *Guard) check(p *problems, c *Config, _ System) {
 	if g.MaxMessageSize < 512 || g.MaxMessageSize > 65535 {
 		p.addv("guard.max_message_size", g.MaxMessageSize, "want 512 to 65535 bytes")
+	}
+	if g.IPv6SourcePrefix < 32 || g.IPv6SourcePrefix > 128 {
+		p.addv("guard.ipv6_source_prefix", g.IPv6SourcePrefix, "want 32 to 128 (64, a site's LAN, unless your subscribers get longer prefixes)")
 	}
 	if g.MaxHeaders < 10 || g.MaxHeaders > 128 {
 		p.addv("guard.max_headers", g.MaxHeaders, "want 10 to 128 (the parser's own limit)")

@@ -36,17 +36,44 @@ func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
 			t.Errorf("entry %v evicted instead of the LRU one", k)
 		}
 	}
-	// Expired entries are reused before any live one is evicted.
-	c.put(keys[1], nil, 104, 105)
+	// A negative entry never evicts a found user...
+	if c.put(keys[1], nil, 104, 105) {
+		t.Fatalf("a negative entry evicted a found user")
+	}
+	// ...but takes a free way.
 	c.remove(keys[0])
 	if c.live != ways-1 {
 		t.Fatalf("live %d after remove, want %d", c.live, ways-1)
+	}
+	if !c.put(keys[1], nil, 104, 105) || c.live != ways {
+		t.Fatalf("negative entry not stored in a free way (live %d)", c.live)
 	}
 	if _, neg, ok := c.get(keys[1], 104); !ok || !neg {
 		t.Fatalf("negative entry not found before expiry")
 	}
 	if _, _, ok := c.get(keys[1], 106); ok {
 		t.Fatalf("negative entry found after expiry")
+	}
+	// Once a set holds negative entries, a new negative one replaces the
+	// least recently used of them, never a found user.
+	c.clear()
+	for i := 0; i < ways; i++ {
+		var ei *Entry
+		if i%2 == 0 {
+			ei = e
+		}
+		c.put(keys[i], ei, int64(i+1), 0)
+	}
+	if !c.put(keys[ways], nil, 200, 0) {
+		t.Fatal("a negative entry could not replace another")
+	}
+	if _, _, ok := c.get(keys[1], 201); ok {
+		t.Error("the least recently used negative entry survived")
+	}
+	for i := 0; i < ways; i += 2 {
+		if _, neg, ok := c.get(keys[i], 201); !ok || neg {
+			t.Errorf("found user %d evicted by a negative entry", i)
+		}
 	}
 	c.clear()
 	if c.live != 0 || c.size() != 0 {

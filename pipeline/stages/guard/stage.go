@@ -179,7 +179,7 @@ func (g *Guard) newStage(env *pipeline.Env) *Stage {
 	now := g.now()
 	for a, r := range g.registry {
 		if r.reason == ReasonOperator && r.until > now {
-			s.bans.put(keyOf(a), r.until, ReasonOperator, now)
+			s.bans.put(g.sourceKey(a), r.until, ReasonOperator, now)
 		}
 	}
 	list := append(append([]*Stage(nil), old...), s)
@@ -250,7 +250,7 @@ func (s *Stage) Process(c *pipeline.Ctx) pipeline.Verdict {
 	now := c.Now
 	src := c.Src.Addr().Unmap()
 	allowed := s.allowed(src)
-	k := keyOf(src)
+	k := s.g.sourceKey(src)
 	if !allowed {
 		if bs := s.bans.check(k, now); bs != nil {
 			bs.dropped.Add(1)
@@ -401,7 +401,7 @@ func (s *Stage) AuthFailed(src netip.Addr, now int64) {
 	if s.allowed(src) {
 		return
 	}
-	k := keyOf(src)
+	k := s.g.sourceKey(src)
 	e := s.tab.get(k, now)
 	if e.hits == 0 {
 		e.hits = 1
