@@ -140,6 +140,8 @@ func workerConfig(cfg *config.Config, i int) pipeline.Config {
 		ID: i, Core: cfg.IO.Cores[i],
 		Wait: mode, Spin: cfg.IO.Spin.Std(), BatchDelay: cfg.IO.BatchDelay.Std(),
 		MaxSleep: cfg.IO.PollInterval.Std(),
+		// A parked message is copied whole: as large as any served.
+		ParkSlotSize: max(4096, cfg.Guard.MaxMessageSize),
 	}
 }
 

@@ -42,6 +42,9 @@ type Auth struct {
 	NegativeTTL Duration `toml:"negative_ttl"`
 	// Deadline is how long a request waits for the store.
 	Deadline Duration `toml:"deadline"`
+	// MaxParkedPerSource bounds the store lookups one source starts per
+	// worker per deadline.
+	MaxParkedPerSource int `toml:"max_parked_per_source"`
 	// Fallback is what a request whose lookup failed or was late gets:
 	// "reject" (503 with Retry-After) or "drop".
 	Fallback string `toml:"fallback"`
@@ -66,22 +69,23 @@ var authMethods = []string{"INVITE", "REGISTER", "MESSAGE", "SUBSCRIBE", "NOTIFY
 
 func (a *Auth) setDefaults() {
 	*a = Auth{
-		Realm:         "",
-		Methods:       []string{"INVITE", "REGISTER", "MESSAGE", "SUBSCRIBE"},
-		Trusted:       []string{},
-		Algorithms:    []string{"SHA-256", "MD5"},
-		NonceMaxAge:   Duration(5 * time.Minute),
-		CheckURI:      true,
-		RequireQop:    true,
-		FromMustMatch: true,
-		Store:         "file",
-		UsersFile:     "",
-		CacheSize:     16384,
-		CacheTTL:      Duration(10 * time.Minute),
-		NegativeTTL:   Duration(30 * time.Second),
-		Deadline:      Duration(50 * time.Millisecond),
-		Fallback:      "reject",
-		RetryAfter:    Duration(5 * time.Second),
+		Realm:              "",
+		Methods:            []string{"INVITE", "REGISTER", "MESSAGE", "SUBSCRIBE"},
+		Trusted:            []string{},
+		Algorithms:         []string{"SHA-256", "MD5"},
+		NonceMaxAge:        Duration(5 * time.Minute),
+		CheckURI:           true,
+		RequireQop:         true,
+		FromMustMatch:      true,
+		Store:              "file",
+		UsersFile:          "",
+		CacheSize:          16384,
+		CacheTTL:           Duration(10 * time.Minute),
+		NegativeTTL:        Duration(30 * time.Second),
+		Deadline:           Duration(50 * time.Millisecond),
+		MaxParkedPerSource: 16,
+		Fallback:           "reject",
+		RetryAfter:         Duration(5 * time.Second),
 		Redis: AuthRedis{
 			Addresses: []string{"127.0.0.1:6379"},
 			Prefix:    "sipedge:user:",
@@ -151,6 +155,9 @@ func (a *Auth) check(p *problems, _ *Config, _ System) {
 	}
 	if d := a.Deadline.Std(); d < time.Millisecond || d > 10*time.Second {
 		p.addv("auth.deadline", a.Deadline, "want 1ms to 10s (SIP retransmits after 500ms)")
+	}
+	if a.MaxParkedPerSource < 1 || a.MaxParkedPerSource > 1<<15 {
+		p.addv("auth.max_parked_per_source", a.MaxParkedPerSource, "want 1 to %d lookups per source per worker", 1<<15)
 	}
 	if !oneOf(a.Fallback, "reject", "drop") {
 		p.addv("auth.fallback", a.Fallback, `want "reject" (503 with Retry-After) or "drop"`)

@@ -42,6 +42,13 @@ type Config struct {
 	// NonceCounts bounds the nonces whose nonce-count each worker
 	// remembers (65536); under more, older nonces are challenged again.
 	NonceCounts int
+	// MaxParkedPerSource bounds the store lookups one source (an IPv4
+	// address, an IPv6 prefix of IPv6Prefix bits) starts per worker per
+	// Deadline (16): beyond it a request gets the store-error fallback
+	// instead of a lookup.
+	MaxParkedPerSource int
+	// IPv6Prefix is the prefix length of an IPv6 source (0: /64).
+	IPv6Prefix int
 	// NonceKey issues and checks the stateless nonces (required:
 	// sipcore.NewNonceKey of the cluster secret).
 	NonceKey *sipcore.NonceKey
@@ -171,6 +178,12 @@ func New(cfg Config) (*Auth, error) {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
+	}
+	if cfg.MaxParkedPerSource <= 0 {
+		cfg.MaxParkedPerSource = 16
+	}
+	if cfg.MaxParkedPerSource > 1<<15 {
+		return nil, fmt.Errorf("auth: %d parked lookups per source: use at most %d", cfg.MaxParkedPerSource, 1<<15)
 	}
 	if cfg.NonceCounts <= 0 {
 		cfg.NonceCounts = 65536

@@ -23,6 +23,11 @@ type Metrics struct {
 	// is a failure. FromMismatch counts 403s for a From user that is not
 	// the authenticated one.
 	Replays, InvalidNonces, Rechallenged, FromMismatch uint64
+	// SourceParkLimit counts lookups refused because their source had
+	// MaxParkedPerSource under way; Merged lookups that joined one of the
+	// same user already under way; FillsLost store answers the worker's
+	// fill ring could not take.
+	SourceParkLimit, Merged, FillsLost uint64
 	// CacheHits, NegativeHits and CacheMisses count cache lookups: found,
 	// found as known-absent, not found (then parked).
 	CacheHits, NegativeHits, CacheMisses uint64
@@ -85,6 +90,7 @@ func (a *Auth) Metrics() Metrics {
 		m.InvalidNonces += g(cInvalidNonces)
 		m.Rechallenged += g(cRechallenged)
 		m.FromMismatch += g(cFromMismatch)
+		m.SourceParkLimit += g(cSourceParkLimit)
 		m.CacheHits += g(cCacheHits)
 		m.NegativeHits += g(cNegativeHits)
 		m.CacheMisses += g(cCacheMisses)
@@ -105,6 +111,8 @@ func (a *Auth) Metrics() Metrics {
 			m.StoreErrors += h.errs.Load()
 			m.LateAnswers += h.late.Load()
 			m.QueueFull += h.queueFull.Load()
+			m.Merged += h.merged.Load()
+			m.FillsLost += h.fillsLost.Load()
 			m.RingFull += h.ringFull.Load()
 			for i := range buckets {
 				buckets[i] += h.latency.buckets[i].Load()

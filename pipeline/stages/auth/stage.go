@@ -45,6 +45,7 @@ var Def = pipeline.StageDef{
 		{Name: "sipedge_auth_invalid_nonces_total", Help: "Nonces forged, foreign (another secret, source or call) or mangled: challenged again, not counted as failures."},
 		{Name: "sipedge_auth_rechallenged_total", Help: "Credentials without qop=auth or with an algorithm not configured: challenged again."},
 		{Name: "sipedge_auth_from_mismatch_total", Help: "Authenticated requests refused (403) because the From user is not the authenticated user."},
+		{Name: "sipedge_auth_source_park_limit_total", Help: "Lookups refused (store-error fallback) because their source already had max_parked_per_source parked."},
 	},
 }
 
@@ -72,7 +73,7 @@ type stage struct {
 }
 
 // StartBatch applies invalidations and reads the wall clock once per loop.
-func (s *stage) StartBatch(int64, int) { s.core.startBatch() }
+func (s *stage) StartBatch(now int64, _ int) { s.core.startBatch(now) }
 
 // A changed contract must fail the build, not silently stop the per-batch
 // work (draining invalidations) or the resumption of parked messages.
@@ -116,6 +117,13 @@ func (s *stage) Process(c *pipeline.Ctx) pipeline.Verdict {
 		return s.decide(c, e, nres)
 	}
 	co.cnt.Inc(cCacheMisses)
+	if !co.parks.take(c.Src.Addr(), a.cfg.IPv6Prefix, c.Now, int64(a.cfg.Deadline)) {
+		co.cnt.Inc(cSourceParkLimit)
+		if a.cfg.DropOnStoreError {
+			return c.Drop(pipeline.DropParkFull)
+		}
+		return c.Respond(503, "Service Unavailable (too many lookups from this source)", a.retry)
+	}
 	co.cnt.Inc(cParked)
 	return c.Park(s.helper, user, a.cfg.Deadline)
 }

@@ -275,12 +275,7 @@ func TestStoreErrorDropCountedAsHelperError(t *testing.T) {
 }
 
 func TestDeadlineGivesParkFallback(t *testing.T) {
-	st := newFakeStore(t, map[string]string{"slow": "pw"})
-	release := make(chan struct{})
-	st.hang["slow"] = release
-	r := rigWith(t, st, nil)
-	c := &authtest.Client{User: "slow", Password: "pw"}
-	nonce := authtest.Nonce(t, r.Expect(407, c.Request("INVITE", "")))
+	_, r, c, nonce, release := slowUser(t)
 	if out := r.SendNoWait(authtest.Caller, c.Request("INVITE", nonce)); len(out) != 0 {
 		t.Fatalf("a parked message produced %d datagrams", len(out))
 	}
