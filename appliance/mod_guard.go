@@ -23,10 +23,11 @@ type guardModule struct {
 	env     *ModuleEnv
 	g       *guard.Guard
 	applied []netip.Prefix // the allow-list the configuration asked for
+	admin   config.Admin   // [admin] as opened (a change needs a restart): /allow's minimum prefixes
 }
 
 func openGuard(env *ModuleEnv) (Module, error) {
-	m := &guardModule{env: env}
+	m := &guardModule{env: env, admin: env.Cfg.Admin}
 	if !env.Cfg.Guard.Enabled {
 		return m, nil
 	}
@@ -283,6 +284,10 @@ func (m *guardModule) addAllow(w http.ResponseWriter, r *http.Request) {
 	p, err := parseCIDR(req.CIDR)
 	if err != nil {
 		apiError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	if why, ok := checkAllowPrefix(p, &m.admin); !ok {
+		apiError(w, http.StatusForbidden, "%v: %s", p, why)
 		return
 	}
 	if err := m.g.Allow(p); err != nil {
