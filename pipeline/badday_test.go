@@ -2,12 +2,15 @@ package pipeline_test
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"strings"
+	"syscall"
 	"testing"
 
 	"sipedge/pipeline"
 	"sipedge/pipeline/memport"
+	"sipedge/pipeline/port"
 )
 
 // A request of another SIP version with a readable Via is answered 505
@@ -76,5 +79,53 @@ func TestStagePanicDropsOneMessage(t *testing.T) {
 	}
 	if n := r.port.FramesInUse(); n > 1 {
 		t.Errorf("%d frames in use after the panics", n)
+	}
+}
+
+// flakyPort fails its first Receive with err, then is the memport.
+type flakyPort struct {
+	*memport.Port
+	err error
+}
+
+func (p *flakyPort) Receive(rx []port.Packet) (int, error) {
+	if err := p.err; err != nil {
+		p.err = nil
+		return 0, err
+	}
+	return p.Port.Receive(rx)
+}
+
+// A transient receive error (an ICMP error queued on a socket, a memory
+// shortage) is counted and the worker goes on; any other error still ends
+// Run, as a closed port does.
+func TestTransientReceiveErrorCounted(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		fail bool
+	}{
+		{fmt.Errorf("recvmmsg: %w (%w)", syscall.ECONNREFUSED, port.ErrTransient), false},
+		{fmt.Errorf("recvmmsg: %w", syscall.EBADF), true},
+	} {
+		fp := &flakyPort{Port: memport.New(64, 4096), err: tc.err}
+		w, err := pipeline.NewWorker(fp, pipeline.Config{Key: &testKey, Core: -1}, newProxy(t, newBackends(t, backendA)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fp.In = append(fp.In, memport.Datagram{Payload: []byte(newCall(1).request("INVITE", false)), Src: caller, Dst: edgeAddr})
+		_, err = w.Poll()
+		if (err != nil) != tc.fail {
+			t.Fatalf("%v: Poll returned %v", tc.err, err)
+		}
+		if got := w.Stats().RxErrors; got != 1 {
+			t.Errorf("%v: receive errors %d, want 1", tc.err, got)
+		}
+		if tc.fail {
+			continue
+		}
+		w.Poll()
+		if len(fp.Sent) != 1 {
+			t.Errorf("after a transient error: %d forwarded, want 1", len(fp.Sent))
+		}
 	}
 }

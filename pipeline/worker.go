@@ -284,6 +284,10 @@ func (w *Worker) Poll() (int, error) {
 	}
 	w.lastRx = n
 	cnt[cRx] += uint64(n)
+	rxFailed := rerr != nil && !errors.Is(rerr, io.EOF) && !errors.Is(rerr, port.ErrClosed)
+	if rxFailed {
+		cnt[cRxErrors]++ // before Publish below, so this Poll's stats show it
+	}
 	for i := 0; i < n; i++ {
 		p := &w.rx[i]
 		w.ctx.reset(p.Payload, p.Src, p.Dst, p.HW)
@@ -305,10 +309,12 @@ func (w *Worker) Poll() (int, error) {
 	}
 	w.cnt.Publish()
 	if rerr != nil {
-		if errors.Is(rerr, io.EOF) || errors.Is(rerr, port.ErrClosed) {
+		if !rxFailed {
 			return n, rerr
 		}
-		cnt[cRxErrors]++
+		if errors.Is(rerr, port.ErrTransient) {
+			return n, nil // counted; one socket error must not stop a core
+		}
 		return n, fmt.Errorf("pipeline: worker %d: receive on %s: %w", w.cfg.ID, w.port.Name(), rerr)
 	}
 	if terr != nil {

@@ -9,6 +9,11 @@ import (
 // ErrClosed is returned by Receive and Transmit once the port is closed.
 var ErrClosed = errors.New("port: closed")
 
+// ErrTransient wraps a receive or transmit error that does not make the
+// port unusable (an ICMP error queued on a socket, a memory shortage): the
+// worker counts it and goes on instead of stopping.
+var ErrTransient = errors.New("transient, the port goes on")
+
 // Packet is one UDP datagram moving through a Port. Its memory is owned by
 // the port: a received packet is valid until it is released; a transmit
 // buffer from Alloc belongs to the worker until it is passed to Transmit.

@@ -396,9 +396,22 @@ func (p *Port) Receive(rx []port.Packet) (int, error) {
 		p.stats.received.Add(uint64(out))
 	}
 	if errno != 0 {
+		if transient(errno) {
+			return out, fmt.Errorf("socketport %v: recvmmsg: %w (%w)", p.local, errno, port.ErrTransient)
+		}
 		return out, fmt.Errorf("socketport %v: recvmmsg: %w", p.local, errno)
 	}
 	return out, nil
+}
+
+// transient reports whether errno leaves the socket usable: everything but
+// a socket that is gone or a call that is wrong.
+func transient(errno unix.Errno) bool {
+	switch errno {
+	case unix.EBADF, unix.ENOTSOCK, unix.EINVAL, unix.EFAULT, unix.EOPNOTSUPP:
+		return false
+	}
+	return true
 }
 
 // Wait implements port.Port: ppoll on the socket and the close eventfd
