@@ -189,6 +189,7 @@ func (d *Daemon) openSockets(cfg *config.Config, listen netip.AddrPort) (netip.A
 		p, err := socketport.Open(socketport.Config{
 			Listen:     listen,
 			MaxMessage: cfg.Guard.MaxMessageSize, // buffers sized from it
+			Steer:      len(cfg.IO.Cores),        // one source, one worker
 			Buffers:    max(1024, 4*cfg.IO.Batch),
 			Batch:      cfg.IO.Batch,
 			RecvBuffer: 4 << 20, // absorbs a burst while a worker is descheduled

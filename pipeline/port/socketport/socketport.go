@@ -43,6 +43,13 @@ type Config struct {
 	BufSize int
 	// Batch is the most datagrams one recvmmsg or sendmmsg moves (default 64).
 	Batch int
+	// Steer is the number of sockets that will share Listen (one per
+	// worker): at 2 or more, a reuseport BPF program picks a datagram's
+	// socket from its source address alone (an IPv6 source by its /64),
+	// so that one source always lands on one worker (see steer.go). Every
+	// socket of the group must be opened with the same Steer, in worker
+	// order. 0 or 1 leaves the kernel's 4-tuple hash.
+	Steer int
 	// RecvBuffer is the socket receive buffer in bytes (SO_RCVBUFFORCE as
 	// root, else SO_RCVBUF capped by net.core.rmem_max); 0 leaves the
 	// kernel default.
@@ -150,6 +157,12 @@ func Open(cfg Config) (*Port, error) {
 	if err := p.open(laddr, cfg.RecvBuffer); err != nil {
 		p.closeFDs()
 		return nil, err
+	}
+	if cfg.Steer > 1 {
+		if err := steer(p.fd, cfg.Steer); err != nil {
+			p.closeFDs()
+			return nil, fmt.Errorf("socketport: %v: steering one source to one worker: %w", laddr, err)
+		}
 	}
 
 	p.arena = make([]byte, cfg.Buffers*cfg.BufSize)
