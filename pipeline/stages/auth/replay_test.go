@@ -54,12 +54,21 @@ func TestReplayRefused(t *testing.T) {
 			if _, code := authtest.Status(t, out[0]); code != challenge {
 				t.Fatalf("replay from elsewhere: status %d, want %d", code, challenge)
 			}
+			// The captured datagram as is, from the caller's address but
+			// another port: not a retransmission of the caller's.
+			out = r.Send(netip.MustParseAddrPort("203.0.113.9:40999"), captured)
+			if len(out) != 1 {
+				t.Fatalf("replay from another port: %d datagrams", len(out))
+			}
+			if _, code := authtest.Status(t, out[0]); code != challenge {
+				t.Fatalf("replay from another port: status %d, want %d", code, challenge)
+			}
 			// The honest client goes on with the next nonce-count.
 			r.Expect(0, c.Request(method, nonce))
 
 			m := r.A.Metrics()
-			if m.Successes != 3 || m.Replays != 1 || m.InvalidNonces != 2 {
-				t.Errorf("metrics %+v: want 3 successes (one a retransmission), 1 replay, 2 invalid nonces", m)
+			if m.Successes != 3 || m.Replays != 2 || m.InvalidNonces != 2 {
+				t.Errorf("metrics %+v: want 3 successes (one a retransmission), 2 replays, 2 invalid nonces", m)
 			}
 			if n := r.Sink.Count.Load(); n != 0 {
 				t.Errorf("%d failures reported: replays and foreign nonces must not count (their source can be forged)", n)

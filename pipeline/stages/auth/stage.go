@@ -241,7 +241,7 @@ func (s *checker) decide(c *pipeline.Ctx, e *Entry, nres sipcore.NonceResult) pi
 	}
 	a := s.core.a
 	wall := s.wall().UnixNano()
-	if s.core.nc.use(s.nonceRaw, sipcore.NonceIssued(s.nonceRaw), cr.NCValue, s.txKey(m), c.Now, wall-int64(a.cfg.NonceMaxAge)) == ncReplay {
+	if s.core.nc.use(s.nonceRaw, sipcore.NonceIssued(s.nonceRaw), cr.NCValue, s.txKey(c), c.Now, wall-int64(a.cfg.NonceMaxAge)) == ncReplay {
 		// Right credentials with a nonce-count already used: a captured
 		// request played again (or a nonce this worker had to forget). A
 		// new nonce lets an honest client go on without asking its user;
@@ -258,13 +258,15 @@ func (s *checker) decide(c *pipeline.Ctx, e *Entry, nres sipcore.NonceResult) pi
 }
 
 // txKey identifies the request's transaction for the retransmission
-// exception of the nonce-count check: top Via branch and CSeq.
-func (s *checker) txKey(m *sipcore.Msg) uint64 {
+// exception of the nonce-count check: top Via branch, CSeq and the source
+// port (a retransmission leaves from the port the request left from).
+func (s *checker) txKey(c *pipeline.Ctx) uint64 {
+	m := c.Msg
 	var br []byte
 	if m.NVia > 0 {
 		br = m.B(m.Vias[0].Branch)
 	}
-	return maphash.Bytes(s.core.a.txSeed, br) ^ uint64(m.CSeq)*0x9e3779b97f4a7c15
+	return maphash.Bytes(s.core.a.txSeed, br) ^ (uint64(m.CSeq)<<16|uint64(c.Src.Port()))*0x9e3779b97f4a7c15
 }
 
 // fromIsUser reports whether the user part of the From URI is the
