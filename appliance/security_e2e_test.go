@@ -56,7 +56,7 @@ func (r *loopRig) uacAuth(t *testing.T, name, ip, user, password string, rate, c
 	t.Helper()
 	args := []string{"-sf", uacAuthScenario(t), "-au", user, "-ap", password, "-key", "user", user, "-s", "bob",
 		"-i", ip, "-p", portOf(freeUDP(t, ip)), "-r", fmt.Sprint(rate), "-m", fmt.Sprint(calls),
-		"-trace_logs", "-log_file", name+"_logs.log", "-default_behaviors", "all,-bye",
+		"-trace_logs", "-log_file", name + "_logs.log", "-default_behaviors", "all,-bye",
 		"-recv_timeout", "4s", "-timeout", "60s", "-timeout_error"}
 	return sipp(t, r.dir, nil, name, append(append(args, extra...), r.sip)...)
 }
