@@ -37,7 +37,8 @@ func steerProgram(group int) ([]bpf.RawInstruction, error) {
 		bpf.RetA{},
 	}
 	v4 := append([]bpf.Instruction{bpf.LoadAbsolute{Off: net + 12, Size: 4}}, hash...) // saddr
-	v6 := append([]bpf.Instruction{                                                    // the /64 of saddr: its first two words
+	// IPv6: the /64 of saddr, its first two words.
+	v6 := append([]bpf.Instruction{
 		bpf.LoadAbsolute{Off: net + 8, Size: 4},
 		bpf.TAX{},
 		bpf.LoadAbsolute{Off: net + 12, Size: 4},

@@ -135,34 +135,28 @@ func SlowProxy(t testing.TB, target string, delay time.Duration) string {
 				c.Close()
 				continue
 			}
-			go func() { // requests go through at once
-				defer s.Close()
-				buf := make([]byte, 32<<10)
-				for {
-					n, err := c.Read(buf)
-					if err != nil {
-						return
-					}
-					if _, err := s.Write(buf[:n]); err != nil {
-						return
-					}
-				}
-			}()
-			go func() { // answers are held: the injected latency
-				defer c.Close()
-				buf := make([]byte, 32<<10)
-				for {
-					n, err := s.Read(buf)
-					if err != nil {
-						return
-					}
-					time.Sleep(delay)
-					if _, err := c.Write(buf[:n]); err != nil {
-						return
-					}
-				}
-			}()
+			go pipe(s, c, 0)     // requests go through at once
+			go pipe(c, s, delay) // answers are held: the injected latency
 		}
 	}()
 	return l.Addr().String()
+}
+
+// pipe copies src to dst, holding each chunk for delay, until either fails;
+// then it closes dst.
+func pipe(dst, src net.Conn, delay time.Duration) {
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if err != nil {
+			return
+		}
+		if delay > 0 {
+			time.Sleep(delay)
+		}
+		if _, err := dst.Write(buf[:n]); err != nil {
+			return
+		}
+	}
 }
