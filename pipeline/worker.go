@@ -291,6 +291,7 @@ func (w *Worker) Poll() (int, error) {
 	for i := 0; i < n; i++ {
 		p := &w.rx[i]
 		w.ctx.reset(p.Payload, p.Src, p.Dst, p.HW)
+		w.ctx.Truncated = p.Truncated
 		v, at := w.run(-1)
 		w.finish(v, at)
 	}

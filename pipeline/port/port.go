@@ -33,6 +33,10 @@ type Packet struct {
 	HW [6]byte
 	// Handle is private to the port (a UMEM frame address, a buffer index).
 	Handle uint64
+	// Truncated (receive) says the datagram was longer than the port's
+	// buffer and Payload holds only its start: the stages answer 513 when
+	// they can read its Via there, instead of the datagram vanishing.
+	Truncated bool
 }
 
 // Port is a batch datagram source and sink, used by exactly one worker

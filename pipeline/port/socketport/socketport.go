@@ -393,6 +393,7 @@ func (p *Port) Receive(rx []port.Packet) (int, error) {
 			p.stats.truncated.Add(1)
 			n = p.bufSize
 		}
+		rx[out].Truncated = m.Hdr.Flags&unix.MSG_TRUNC != 0
 		pk := &rx[out]
 		pk.Payload = p.buf(p.rbuf[k])[:min(n, p.bufSize)]
 		pk.Src = sockaddrToAddrPort(&p.rnames[k])

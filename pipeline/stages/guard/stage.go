@@ -244,7 +244,7 @@ func (s *Stage) drop(c *pipeline.Ctx, r Reason) pipeline.Verdict {
 func (s *Stage) Process(c *pipeline.Ctx) pipeline.Verdict {
 	b := c.Buf
 	g := s.g
-	if len(b) > g.cfg.MaxMessageSize {
+	if len(b) > g.cfg.MaxMessageSize || c.Truncated {
 		return s.oversize(c)
 	}
 	now := c.Now

@@ -62,7 +62,7 @@ type stage struct {
 
 func (s *stage) Process(c *pipeline.Ctx) pipeline.Verdict {
 	m := c.Msg
-	if len(c.Buf) > s.max {
+	if len(c.Buf) > s.max || c.Truncated {
 		if v, ok := c.RespondTooLarge(s.max); ok {
 			return v
 		}
