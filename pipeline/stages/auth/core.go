@@ -30,6 +30,7 @@ const (
 	cRechallenged
 	cFromMismatch
 	cSourceParkLimit
+	cUnasserted
 	numCounters
 )
 

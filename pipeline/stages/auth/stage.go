@@ -46,6 +46,7 @@ var Def = pipeline.StageDef{
 		{Name: "sipedge_auth_rechallenged_total", Help: "Credentials without qop=auth or with an algorithm not configured: challenged again."},
 		{Name: "sipedge_auth_from_mismatch_total", Help: "Authenticated requests refused (403) because the From user is not the authenticated user."},
 		{Name: "sipedge_auth_source_park_limit_total", Help: "Lookups refused (store-error fallback) because their source already had max_parked_per_source parked."},
+		{Name: "sipedge_auth_unasserted_total", Help: "Authenticated requests forwarded without this node's P-Asserted-Identity (no room in the buffer, or a user name a URI would need escaped)."},
 	},
 }
 
@@ -87,10 +88,17 @@ func (s *stage) Process(c *pipeline.Ctx) pipeline.Verdict {
 	m := c.Msg
 	co := s.core
 	a := co.a
-	if !c.Parsed || !m.IsRequest || !a.needs(m.Method) {
+	if !c.Parsed || !m.IsRequest {
 		return pipeline.Continue
 	}
-	if a.trusted(c.Src.Addr()) {
+	trusted := a.trusted(c.Src.Addr())
+	if !trusted && !stripPAI(c) {
+		return c.Drop(pipeline.DropUnparsable)
+	}
+	if !a.needs(m.Method) {
+		return pipeline.Continue
+	}
+	if trusted {
 		co.cnt.Inc(cTrusted)
 		return pipeline.Continue
 	}
@@ -254,6 +262,9 @@ func (s *checker) decide(c *pipeline.Ctx, e *Entry, nres sipcore.NonceResult) pi
 		return c.Respond(403, "Forbidden (From user is not the authenticated user)", nil)
 	}
 	s.core.cnt.Inc(cSuccesses)
+	if !s.assertIdentity(c, s.field(s.user[:0], s.cr.Username)) {
+		s.core.cnt.Inc(cUnasserted)
+	}
 	return pipeline.Continue
 }
 
