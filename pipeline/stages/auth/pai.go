@@ -34,38 +34,27 @@ func stripPAI(c *pipeline.Ctx) bool {
 }
 
 // assertIdentity adds "P-Asserted-Identity: <sip:user@realm>" as the last
-// header of the request in c, in place (within the buffer's capacity), and
-// parses it again. It leaves the message as it is when the user name has
-// characters a SIP URI's user part would need escaped, or when the buffer
-// has no room: the request goes on without an assertion, never with a
-// wrong one.
+// header of the request in c, in place (within the buffer's capacity; the
+// parsed message is updated, not parsed again). It leaves the message as
+// it is when the user name has characters a SIP URI's user part would need
+// escaped, or when the buffer has no room: the request goes on without an
+// assertion, never with a wrong one.
 func (s *checker) assertIdentity(c *pipeline.Ctx, user []byte) bool {
-	m := c.Msg
-	if m.NHeaders == 0 || !uriUser(user) {
+	if !uriUser(user) {
 		return false
 	}
-	realm := s.core.a.realm
-	n := len(paiName) + len(": <sip:") + len(user) + 1 + len(realm) + len(">\r\n")
-	b := c.Buf
-	if len(b)+n > cap(b) {
-		return false
+	b, ok := c.Msg.AddHeader(paiName, paiOpen, user, paiAt, s.core.a.realm, paiClose)
+	if ok {
+		c.Buf = b
 	}
-	at := m.Headers[m.NHeaders-1].Line.End()
-	b = b[:len(b)+n]
-	copy(b[at+n:], b[at:])
-	k := at + copy(b[at:], paiName)
-	k += copy(b[k:], ": <sip:")
-	k += copy(b[k:], user)
-	b[k] = '@'
-	k++
-	k += copy(b[k:], realm)
-	copy(b[k:], ">\r\n")
-	c.Buf = b
-	if err := c.Parse(); err != nil {
-		return false
-	}
-	return true
+	return ok
 }
+
+var (
+	paiOpen  = []byte("<sip:")
+	paiAt    = []byte("@")
+	paiClose = []byte(">")
+)
 
 // uriUser reports whether u can stand as a SIP URI's user part as it is:
 // unreserved characters and the user-unreserved ones of RFC 3261 25.1.
