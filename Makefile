@@ -73,6 +73,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime 5s ./appliance/config
 	$(GO) test -run '^$$' -fuzz '^FuzzRespondAfterError$$' -fuzztime 5s ./sipcore
 	$(GO) test -run '^$$' -fuzz '^FuzzNonceCheck$$' -fuzztime 5s ./sipcore
+	$(GO) test -run '^$$' -fuzz '^FuzzAddHeader$$' -fuzztime 5s ./sipcore
 	$(GO) test -run '^$$' -fuzz '^FuzzWorker$$' -fuzztime 10s ./pipeline/chain
 
 lint:

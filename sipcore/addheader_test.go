@@ -64,3 +64,29 @@ func TestAddHeader(t *testing.T) {
 		t.Errorf("AddHeader allocates %v times", a)
 	}
 }
+
+// FuzzAddHeader: on any message Parse accepts, AddHeader either refuses
+// or leaves a message that parses again to the same headers and body.
+func FuzzAddHeader(f *testing.F) {
+	f.Add(fixtureINVITE, []byte("<sip:alice@example.com>"))
+	f.Add(fixture200OK, []byte(""))
+	f.Fuzz(func(t *testing.T, data, value []byte) {
+		buf := append(make([]byte, 0, len(data)+len(value)+64), data...)
+		var m Msg
+		if Parse(buf, &m) != nil {
+			return
+		}
+		out, ok := m.AddHeader("X-Asserted", value)
+		if !ok {
+			return
+		}
+		var fresh Msg
+		if err := Parse(append([]byte(nil), out...), &fresh); err != nil {
+			t.Fatalf("AddHeader made a message that does not parse: %v\n%q", err, out)
+		}
+		if fresh.NHeaders != m.NHeaders || fresh.Body != m.Body || fresh.End != m.End {
+			t.Fatalf("AddHeader: %d headers, body %+v, end %d; a fresh parse %d, %+v, %d\n%q",
+				m.NHeaders, m.Body, m.End, fresh.NHeaders, fresh.Body, fresh.End, out)
+		}
+	})
+}
