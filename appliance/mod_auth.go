@@ -65,23 +65,21 @@ func openAuth(env *ModuleEnv) (Module, error) {
 		return nil, fmt.Errorf("appliance: auth.store %q: want \"file\" or \"redis\"", ac.Store)
 	}
 	c := auth.Config{
-		Realm:              ac.Realm,
-		NonceKey:           sipcore.NewNonceKey([]byte(env.Cfg.Node.Secret)),
-		NonceMaxAge:        ac.NonceMaxAge.Std(),
-		IgnoreURI:          !ac.CheckURI,
-		AllowNoQop:         !ac.RequireQop,
-		FromMustMatch:      ac.FromMustMatch,
-		MaxParkedPerSource: ac.MaxParkedPerSource,
-		IPv6Prefix:         env.Cfg.Guard.IPv6SourcePrefix,
-		Store:              store,
-		Workers:            env.Workers,
-		CacheSize:          ac.CacheSize,
-		CacheTTL:           ac.CacheTTL.Std(),
-		NegativeTTL:        ac.NegativeTTL.Std(),
-		Deadline:           ac.Deadline.Std(),
-		DropOnStoreError:   ac.Fallback == "drop",
-		RetryAfter:         int(ac.RetryAfter.Std() / time.Second),
+		Realm:            ac.Realm,
+		NonceKey:         sipcore.NewNonceKey([]byte(env.Cfg.Node.Secret)),
+		NonceMaxAge:      ac.NonceMaxAge.Std(),
+		IgnoreURI:        !ac.CheckURI,
+		Store:            store,
+		Workers:          env.Workers,
+		CacheSize:        ac.CacheSize,
+		CacheTTL:         ac.CacheTTL.Std(),
+		NegativeTTL:      ac.NegativeTTL.Std(),
+		Deadline:         ac.Deadline.Std(),
+		DropOnStoreError: ac.Fallback == "drop",
+		RetryAfter:       int(ac.RetryAfter.Std() / time.Second),
 	}
+	c.AllowNoQop, c.FromMustMatch = !ac.RequireQop, ac.FromMustMatch
+	c.MaxParkedPerSource, c.IPv6Prefix = ac.MaxParkedPerSource, env.Cfg.Guard.IPv6SourcePrefix
 	if g, ok := env.Module("guard").(*guardModule); ok && g.g != nil {
 		for i := 0; i < env.Workers; i++ {
 			c.WorkerFailures = append(c.WorkerFailures, g.workerSink(i))

@@ -69,28 +69,26 @@ var authMethods = []string{"INVITE", "REGISTER", "MESSAGE", "SUBSCRIBE", "NOTIFY
 
 func (a *Auth) setDefaults() {
 	*a = Auth{
-		Realm:              "",
-		Methods:            []string{"INVITE", "REGISTER", "MESSAGE", "SUBSCRIBE"},
-		Trusted:            []string{},
-		Algorithms:         []string{"SHA-256", "MD5"},
-		NonceMaxAge:        Duration(5 * time.Minute),
-		CheckURI:           true,
-		RequireQop:         true,
-		FromMustMatch:      true,
-		Store:              "file",
-		UsersFile:          "",
-		CacheSize:          16384,
-		CacheTTL:           Duration(10 * time.Minute),
-		NegativeTTL:        Duration(30 * time.Second),
-		Deadline:           Duration(50 * time.Millisecond),
-		MaxParkedPerSource: 16,
-		Fallback:           "reject",
-		RetryAfter:         Duration(5 * time.Second),
+		Realm:       "",
+		Methods:     []string{"INVITE", "REGISTER", "MESSAGE", "SUBSCRIBE"},
+		Trusted:     []string{},
+		Algorithms:  []string{"SHA-256", "MD5"},
+		NonceMaxAge: Duration(5 * time.Minute),
+		CheckURI:    true,
+		Store:       "file",
+		UsersFile:   "",
+		CacheSize:   16384,
+		CacheTTL:    Duration(10 * time.Minute),
+		NegativeTTL: Duration(30 * time.Second),
+		Deadline:    Duration(50 * time.Millisecond),
+		Fallback:    "reject",
+		RetryAfter:  Duration(5 * time.Second),
 		Redis: AuthRedis{
 			Addresses: []string{"127.0.0.1:6379"},
 			Prefix:    "sipedge:user:",
 		},
 	}
+	a.RequireQop, a.FromMustMatch, a.MaxParkedPerSource = true, true, 16
 }
 
 func (a *Auth) check(p *problems, _ *Config, _ System) {
