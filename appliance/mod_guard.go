@@ -20,10 +20,10 @@ import (
 // routes then answer 409 saying so.
 type guardModule struct {
 	nop
+	admin   config.Admin // [admin] as opened (a change needs a restart): /allow's minimum prefixes
 	env     *ModuleEnv
 	g       *guard.Guard
 	applied []netip.Prefix // the allow-list the configuration asked for
-	admin   config.Admin   // [admin] as opened (a change needs a restart): /allow's minimum prefixes
 }
 
 func openGuard(env *ModuleEnv) (Module, error) {
