@@ -11,7 +11,7 @@ TEST_DEBS := iproute2 ethtool redis-server sip-tester kamailio
 # dispatcher module, taskset), installed only when missing.
 BENCH_DEBS := sip-tester kamailio util-linux iproute2 ethtool
 
-.PHONY: all build run demo test test-deps lint race bench bench-check bench-deps bench-parse fuzz clean
+.PHONY: all build run demo test test-deps lint bench bench-check bench-deps bench-parse fuzz clean
 
 all: build
 
@@ -57,6 +57,7 @@ test: test-deps lint
 # affinity from a stage, and a worker re-pins only at its sleeps, so under
 # the race detector's slower scheduling the goroutine can be on another
 # thread when it looks (it tests pinning, not concurrency).
+.PHONY: race
 race:
 	$(GO) test -race -count=1 -skip 'TestRunPinsToCore' ./pipeline/ ./pipeline/internal/... ./pipeline/stages/... ./pipeline/port/socketport/
 	$(GO) test -race -count=1 -run 'TestReloadWhileScraping|TestAdminAPIGate' ./appliance/
@@ -66,15 +67,15 @@ race:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./sipcore
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCredentials$$' -fuzztime 10s ./sipcore
+	$(GO) test -run '^$$' -fuzz '^FuzzRespondAfterError$$' -fuzztime 5s ./sipcore
+	$(GO) test -run '^$$' -fuzz '^FuzzNonceCheck$$' -fuzztime 5s ./sipcore
+	$(GO) test -run '^$$' -fuzz '^FuzzAddHeader$$' -fuzztime 5s ./sipcore
+	$(GO) test -run '^$$' -fuzz '^FuzzWorker$$' -fuzztime 10s ./pipeline/chain
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 10s ./afxdp/frame
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime 10s ./pipeline/port/capture
 	$(GO) test -run '^$$' -fuzz '^FuzzNameAddr$$' -fuzztime 5s ./sipcore
 	$(GO) test -run '^$$' -fuzz '^FuzzViaList$$' -fuzztime 5s ./sipcore
 	$(GO) test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime 5s ./appliance/config
-	$(GO) test -run '^$$' -fuzz '^FuzzRespondAfterError$$' -fuzztime 5s ./sipcore
-	$(GO) test -run '^$$' -fuzz '^FuzzNonceCheck$$' -fuzztime 5s ./sipcore
-	$(GO) test -run '^$$' -fuzz '^FuzzAddHeader$$' -fuzztime 5s ./sipcore
-	$(GO) test -run '^$$' -fuzz '^FuzzWorker$$' -fuzztime 10s ./pipeline/chain
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
