@@ -49,16 +49,34 @@ test-deps:
 # bench module's check mode, then a short fuzz pass.
 test: test-deps lint
 	$(GO) test -count=1 ./...
+	$(MAKE) race
 	cd bench && $(GO) test -count=1 ./...
 	cd tools/deb && $(GO) test -count=1 ./...
 	$(MAKE) bench-check
 	$(MAKE) fuzz
+
+# The race detector over the packages with concurrent parts: the worker's
+# bell, park and answer rings, the auth helpers and fill ring, the guard's
+# ban goroutine, the socket port, and the daemon's reload against its admin
+# server. About 2 minutes on the 2-core VM (mostly building with -race).
+# TestRunPinsToCore is left to the plain run: it reads the thread's CPU
+# affinity from a stage, and a worker re-pins only at its sleeps, so under
+# the race detector's slower scheduling the goroutine can be on another
+# thread when it looks (it tests pinning, not concurrency).
+.PHONY: race
+race:
+	$(GO) test -race -count=1 -skip 'TestRunPinsToCore' ./pipeline/ ./pipeline/internal/... ./pipeline/stages/... ./pipeline/port/socketport/
+	$(GO) test -race -count=1 -run 'TestReloadWhileScraping|TestAdminAPIGate' ./appliance/
 
 # A short pass of each fuzz target over untrusted input (go test runs one
 # fuzz target per invocation).
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./sipcore
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCredentials$$' -fuzztime 10s ./sipcore
+	$(GO) test -run '^$$' -fuzz '^FuzzRespondAfterError$$' -fuzztime 5s ./sipcore
+	$(GO) test -run '^$$' -fuzz '^FuzzNonceCheck$$' -fuzztime 5s ./sipcore
+	$(GO) test -run '^$$' -fuzz '^FuzzAddHeader$$' -fuzztime 5s ./sipcore
+	$(GO) test -run '^$$' -fuzz '^FuzzWorker$$' -fuzztime 10s ./pipeline/chain
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 10s ./afxdp/frame
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime 10s ./pipeline/port/capture
 	$(GO) test -run '^$$' -fuzz '^FuzzNameAddr$$' -fuzztime 5s ./sipcore

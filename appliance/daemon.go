@@ -49,6 +49,9 @@ type Daemon struct {
 
 	mu  sync.Mutex // guards cfg and the prober during reloads
 	cfg *config.Config
+	// live is cfg for the admin server's goroutines, which must not take
+	// mu (a reload can hold it while it resolves backends).
+	live atomic.Pointer[config.Config]
 
 	// node is every module ([dispatcher], [guard], [auth], ...): the
 	// stages the workers run, and what runs beside them.
@@ -73,6 +76,7 @@ type Daemon struct {
 // everything opened is closed again.
 func New(cfg *config.Config, opts Options) (*Daemon, error) {
 	d := &Daemon{log: opts.Logger, level: opts.Level, version: opts.Version, cfg: cfg, mode: cfg.IO.Port}
+	d.live.Store(cfg)
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -127,7 +131,9 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 			return nil, fmt.Errorf("appliance: admin.listen %s: %w (choose a free address, or \"\" to disable the admin server)", cfg.Admin.Listen, err)
 		}
 		d.adminLn = ln
-		d.admin = &http.Server{Handler: d.adminHandler(cfg.Admin.Pprof), ReadHeaderTimeout: 5 * time.Second}
+		d.admin = &http.Server{Handler: newAdminGate(d.adminHandler(cfg.Admin.Pprof), &cfg.Admin), ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout: cfg.Admin.ReadTimeout.Std(), WriteTimeout: cfg.Admin.WriteTimeout.Std(), IdleTimeout: 2 * time.Minute,
+			MaxHeaderBytes: 16 << 10}
 	}
 	built = true
 	return d, nil
@@ -140,6 +146,8 @@ func workerConfig(cfg *config.Config, i int) pipeline.Config {
 		ID: i, Core: cfg.IO.Cores[i],
 		Wait: mode, Spin: cfg.IO.Spin.Std(), BatchDelay: cfg.IO.BatchDelay.Std(),
 		MaxSleep: cfg.IO.PollInterval.Std(),
+		// A parked message is copied whole: as large as any served.
+		ParkSlotSize: max(4096, cfg.Guard.MaxMessageSize),
 	}
 }
 
@@ -180,6 +188,8 @@ func (d *Daemon) openSockets(cfg *config.Config, listen netip.AddrPort) (netip.A
 	for i := range cfg.IO.Cores {
 		p, err := socketport.Open(socketport.Config{
 			Listen:     listen,
+			MaxMessage: cfg.Guard.MaxMessageSize, // buffers sized from it
+			Steer:      len(cfg.IO.Cores),        // one source, one worker
 			Buffers:    max(1024, 4*cfg.IO.Batch),
 			Batch:      cfg.IO.Batch,
 			RecvBuffer: 4 << 20, // absorbs a burst while a worker is descheduled
@@ -311,6 +321,7 @@ func (d *Daemon) AdminAddr() netip.AddrPort {
 // returning it stops everything: workers first (each transmits what it
 // built), then the ports (detaching the XDP program), then the rest.
 func (d *Daemon) Run(ctx context.Context) error {
+	cfg := d.live.Load() // a SIGHUP may swap d.cfg while Run starts
 	if !d.ran.CompareAndSwap(false, true) {
 		return errors.New("appliance: Run called twice")
 	}
@@ -325,7 +336,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 				d.log.Error("admin server stopped", "err", err)
 			}
 		}()
-		d.log.Info("admin listening", "addr", d.adminLn.Addr().String(), "pprof", d.cfg.Admin.Pprof)
+		d.log.Info("admin listening", "addr", d.adminLn.Addr().String(), "pprof", cfg.Admin.Pprof)
 	}
 	if d.neigh != nil {
 		for _, b := range d.node.Backends().Load().Backends {
@@ -342,8 +353,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	errc := make(chan error, len(d.workers))
 	for i, w := range d.workers {
-		d.log.Info("worker started", "worker", i, "core", d.cfg.IO.Cores[i], "port", w.Port().Name(),
-			"wait", d.cfg.IO.Wait, "spin", d.cfg.IO.Spin.Std().String(), "batch_delay", d.cfg.IO.BatchDelay.Std().String())
+		d.log.Info("worker started", "worker", i, "core", cfg.IO.Cores[i], "port", w.Port().Name(),
+			"wait", cfg.IO.Wait, "spin", cfg.IO.Spin.Std().String(), "batch_delay", cfg.IO.BatchDelay.Std().String())
 		d.running.Add(1)
 		go func() {
 			err := w.Run(ctx)
@@ -492,6 +503,7 @@ func (d *Daemon) Reload(cfg *config.Config) error {
 	next.Log.Level = cfg.Log.Level
 	next.Guard.Allow, next.Guard.AllowBackends = cfg.Guard.Allow, cfg.Guard.AllowBackends
 	d.cfg = &next
+	d.live.Store(&next) // what the admin server reads, without d.mu
 	d.node.Env.Cfg = &next
 	d.reloadOK.Add(1)
 	addrs := make([]string, len(specs))
@@ -520,7 +532,7 @@ func restartOnly(old, cfg *config.Config) []string {
 		a.Input != b.Input || a.Output != b.Output || a.Loop != b.Loop {
 		out = append(out, "[io]")
 	}
-	if old.Admin != cfg.Admin {
+	if !old.Admin.Same(&cfg.Admin) {
 		out = append(out, "[admin]")
 	}
 	if old.Log.Format != cfg.Log.Format {

@@ -79,12 +79,13 @@ func (d *Daemon) WriteMetrics(w io.Writer) {
 		stats[i] = wk.Stats()
 	}
 	p.family("sipedge_build_info", "gauge", "Version and port mode of the running appliance.")
-	p.sample("sipedge_build_info", 1, "version", d.version, "mode", d.mode, "node", d.cfg.Node.Name)
+	cfg := d.live.Load() // not d.cfg: a SIGHUP may be swapping it
+	p.sample("sipedge_build_info", 1, "version", d.version, "mode", d.mode, "node", cfg.Node.Name)
 	p.gauge("sipedge_uptime_seconds", "Seconds since the workers started.", time.Since(d.started).Seconds())
 	p.family("sipedge_workers", "gauge", "Workers configured and running.")
 	p.sample("sipedge_workers", float64(len(d.workers)), "state", "configured")
 	p.sample("sipedge_workers", float64(d.running.Load()), "state", "running")
-	writeWorkerMetrics(p, stats, d.cfg.IO.Cores)
+	writeWorkerMetrics(p, stats, cfg.IO.Cores)
 	threads := make([]pipeline.ThreadStats, len(d.workers))
 	for i, w := range d.workers {
 		threads[i], _ = w.Thread()

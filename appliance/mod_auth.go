@@ -78,6 +78,8 @@ func openAuth(env *ModuleEnv) (Module, error) {
 		DropOnStoreError: ac.Fallback == "drop",
 		RetryAfter:       int(ac.RetryAfter.Std() / time.Second),
 	}
+	c.AllowNoQop, c.FromMustMatch = !ac.RequireQop, ac.FromMustMatch
+	c.MaxParkedPerSource, c.IPv6Prefix = ac.MaxParkedPerSource, env.Cfg.Guard.IPv6SourcePrefix
 	if g, ok := env.Module("guard").(*guardModule); ok && g.g != nil {
 		for i := 0; i < env.Workers; i++ {
 			c.WorkerFailures = append(c.WorkerFailures, g.workerSink(i))

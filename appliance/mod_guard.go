@@ -22,6 +22,7 @@ import (
 // routes then answer 409 saying so.
 type guardModule struct {
 	nop
+	admin   config.Admin // [admin] as opened (a change needs a restart): /allow's minimum prefixes
 	env     *ModuleEnv
 	g       *guard.Guard
 	applied []netip.Prefix // the allow-list the configuration asked for
@@ -30,7 +31,7 @@ type guardModule struct {
 }
 
 func openGuard(env *ModuleEnv) (Module, error) {
-	m := &guardModule{env: env}
+	m := &guardModule{env: env, admin: env.Cfg.Admin}
 	if !env.Cfg.Guard.Enabled {
 		return m, nil
 	}
@@ -64,6 +65,7 @@ func guardConfig(cfg *config.Config, allow []netip.Prefix, banner guard.Banner) 
 	}
 	gc := guard.Config{
 		MaxMessageSize: g.MaxMessageSize,
+		IPv6Prefix:     g.IPv6SourcePrefix,
 		MaxHeaders:     g.MaxHeaders,
 		MaxVias:        g.MaxVias,
 		All:            guard.Limit{Rate: float64(g.Rate), Burst: g.Burst},
@@ -296,6 +298,10 @@ func (m *guardModule) addAllow(w http.ResponseWriter, r *http.Request) {
 	p, err := parseCIDR(req.CIDR)
 	if err != nil {
 		apiError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	if why, ok := checkAllowPrefix(p, &m.admin); !ok {
+		apiError(w, http.StatusForbidden, "%v: %s", p, why)
 		return
 	}
 	if err := m.g.Allow(p); err != nil {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"sipedge/appliance/config"
@@ -28,6 +29,7 @@ type proxyModule struct {
 	proberCancel context.CancelFunc
 	proberDone   chan struct{}
 	proberCfg    pipeline.ProbeConfig
+	probeErrors  atomic.Uint64 // socket errors of every prober this module ran
 }
 
 func openProxy(env *ModuleEnv) (Module, error) {
@@ -51,6 +53,8 @@ func openProxy(env *ModuleEnv) (Module, error) {
 		Ports:      []uint16{env.Self.Port()},
 		Backends:   m.backends,
 		RetryAfter: int(cfg.Dispatcher.RetryAfter.Std() / time.Second),
+		// Longer requests get 513 even with the guard off.
+		MaxMessageSize: cfg.Guard.MaxMessageSize,
 	}
 	if cfg.Dispatcher.RecordRoute {
 		pc.RecordRoute = "sip:" + sentBy + ";lr"
@@ -85,7 +89,9 @@ func (m *proxyModule) Start(ctx context.Context, goFn func(func())) error {
 }
 
 func (m *proxyModule) startProberLocked(pc pipeline.ProbeConfig) error {
-	pr, err := pipeline.NewProber(m.backends, pc)
+	run := pc // pc stays comparable with the next reload's
+	run.Errors = &m.probeErrors
+	pr, err := pipeline.NewProber(m.backends, run)
 	if err != nil {
 		return fmt.Errorf("appliance: %w", err)
 	}
@@ -217,6 +223,8 @@ func (m *proxyModule) WriteMetrics(p promWriter) {
 	for _, b := range bs {
 		p.sample("sipedge_backend_requests_total", float64(b.Requests), "backend", b.Addr.String())
 	}
+	p.family("sipedge_probe_socket_errors_total", "counter", "Socket errors the backend prober counted and went on after.")
+	p.sample("sipedge_probe_socket_errors_total", float64(m.probeErrors.Load()))
 	p.family("sipedge_backend_probes_total", "counter", "Health probes of the backend, by result.")
 	for _, b := range bs {
 		p.sample("sipedge_backend_probes_total", float64(b.ProbesOK), "backend", b.Addr.String(), "result", "ok")

@@ -257,9 +257,13 @@ func TestOfflineThroughStages(t *testing.T) {
 func fullWorker(t testing.TB) (*pipeline.Worker, *auth.Auth, *guard.Guard) {
 	key := sipcore.NewKey([]byte("offline test secret, 32 bytes.."))
 	nk := sipcore.NewNonceKey([]byte("offline test secret, 32 bytes.."))
-	nonce := string(nk.Append(nil, time.Now(), []byte(authtest.Realm)))
 	var in []dgram
 	for i := 0; i < 64; i++ {
+		// Nonces are bound to the source and the call. The loop replays
+		// each INVITE as is, which the auth stage takes for a
+		// retransmission (same branch, CSeq and nonce-count).
+		bind := sipcore.NonceBinding{Src: caller.Addr(), CallID: fmt.Appendf(nil, "alice-%d@pc33", i)}
+		nonce := string(nk.Append(nil, time.Now(), []byte(authtest.Realm), bind))
 		cl := &authtest.Client{User: "alice", Password: "secret", Call: i}
 		inv := cl.Request("INVITE", nonce)
 		id := header(inv, "Call-ID")

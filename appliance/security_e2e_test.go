@@ -52,12 +52,13 @@ func uacAuthScenario(t *testing.T) string {
 // uacAuth runs testdata/uac_auth.xml from ip with user's password. A call
 // that fails sends no BYE (-default_behaviors): after a 403 there is no
 // dialog, and the UAS would count a BYE it cannot place as its own failure.
-func (r *loopRig) uacAuth(t *testing.T, name, ip, user, password string, rate, calls int) *proc {
+func (r *loopRig) uacAuth(t *testing.T, name, ip, user, password string, rate, calls int, extra ...string) *proc {
 	t.Helper()
-	return sipp(t, r.dir, nil, name, "-sf", uacAuthScenario(t), "-au", user, "-ap", password, "-s", "bob",
+	args := []string{"-sf", uacAuthScenario(t), "-au", user, "-ap", password, "-key", "user", user, "-s", "bob",
 		"-i", ip, "-p", portOf(freeUDP(t, ip)), "-r", fmt.Sprint(rate), "-m", fmt.Sprint(calls),
-		"-trace_logs", "-log_file", name+"_logs.log", "-default_behaviors", "all,-bye",
-		"-recv_timeout", "4s", "-timeout", "60s", "-timeout_error", r.sip)
+		"-trace_logs", "-log_file", name + "_logs.log", "-default_behaviors", "all,-bye",
+		"-recv_timeout", "4s", "-timeout", "60s", "-timeout_error"}
+	return sipp(t, r.dir, nil, name, append(append(args, extra...), r.sip)...)
 }
 
 func readLog(dir, name string) string {
@@ -133,6 +134,9 @@ func (a *app) do(t *testing.T, method, path string, body any, out any) int {
 	req, err := http.NewRequest(method, "http://"+a.admin+path, rd)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	c := http.Client{Timeout: 5 * time.Second}
 	resp, err := c.Do(req)

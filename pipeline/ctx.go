@@ -28,6 +28,9 @@ type Ctx struct {
 	Answer *Answer
 	// Now is the loop's clock reading (ns, monotonic), taken once per batch.
 	Now int64
+	// Truncated says Buf is only the start of a longer datagram (the
+	// port's buffer was smaller): answer 513 or drop, never process it.
+	Truncated bool
 
 	w        *Worker
 	tried    bool // Parse ran on this message: Msg describes Buf
@@ -43,7 +46,7 @@ type Ctx struct {
 
 func (c *Ctx) reset(buf []byte, src, dst netip.AddrPort, hw [6]byte) {
 	c.Buf, c.Src, c.Dst, c.HW = buf, src, dst, hw
-	c.Parsed, c.tried, c.Answer = false, false, nil
+	c.Parsed, c.tried, c.Answer, c.Truncated = false, false, nil, false
 	c.outReady, c.reason, c.own, c.parkKey = false, DropNone, 0, nil
 }
 

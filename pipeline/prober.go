@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"sipedge/sipcore"
@@ -26,6 +27,10 @@ type ProbeConfig struct {
 	// any address, a free port). It is a kernel socket, not a pipeline
 	// port, so probes never touch the hot path.
 	Listen string
+	// Errors counts the socket errors the prober went on after (a read
+	// or write that failed for another reason than its timeout); nil
+	// counts them in the prober only (Prober.Errors).
+	Errors *atomic.Uint64
 }
 
 // Prober sends SIP OPTIONS to every backend each interval from its own
@@ -63,6 +68,9 @@ func NewProber(bk *Backends, cfg ProbeConfig) (*Prober, error) {
 	if cfg.Listen == "" {
 		cfg.Listen = "0.0.0.0:0"
 	}
+	if cfg.Errors == nil {
+		cfg.Errors = new(atomic.Uint64)
+	}
 	la, err := net.ResolveUDPAddr("udp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("dispatcher probes: listen address %q: %w", cfg.Listen, err)
@@ -82,10 +90,16 @@ func NewProber(bk *Backends, cfg ProbeConfig) (*Prober, error) {
 	}, nil
 }
 
+// Errors is how many socket errors the prober went on after.
+func (p *Prober) Errors() uint64 { return p.cfg.Errors.Load() }
+
 // LocalAddr is the probe socket's address.
 func (p *Prober) LocalAddr() netip.AddrPort { return p.local }
 
-// Run probes until ctx is done, then closes the socket and returns nil.
+// Run probes until ctx is done, then closes the socket and returns nil. A
+// socket error other than the socket being closed is counted (Errors) and
+// the next round goes on: a prober that stopped for good would leave every
+// backend's health frozen at its last state.
 func (p *Prober) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { p.conn.Close() })
 	defer stop()
@@ -100,10 +114,10 @@ func (p *Prober) Run(ctx context.Context) error {
 		}
 		start := time.Now()
 		if err := p.probeRound(); err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			return err
+			p.cfg.Errors.Add(1)
 		}
 		t.Reset(p.cfg.Interval - time.Since(start))
 	}
@@ -136,10 +150,19 @@ func (p *Prober) probeRound() error {
 	set := p.bk.Load()
 	pending := make(map[string]netip.AddrPort, len(set.Backends))
 	for i, b := range set.Backends {
-		if _, err := p.conn.WriteToUDPAddrPort(p.options(b.Addr, i), b.Addr); err != nil {
+		msg := p.options(b.Addr, i)
+		_, err := p.conn.WriteToUDPAddrPort(msg, b.Addr)
+		if err != nil && !errors.Is(err, net.ErrClosed) {
+			// The error may be one queued by an earlier datagram (an
+			// ICMP error of another backend's probe): once more.
+			p.cfg.Errors.Add(1)
+			_, err = p.conn.WriteToUDPAddrPort(msg, b.Addr)
+		}
+		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return err
 			}
+			p.cfg.Errors.Add(1)
 			p.bk.observe(b.Addr, false, p.cfg.DownAfter, p.cfg.UpAfter)
 			continue
 		}
@@ -153,10 +176,16 @@ func (p *Prober) probeRound() error {
 		n, _, err := p.conn.ReadFromUDPAddrPort(p.buf)
 		if err != nil {
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, net.ErrClosed) {
 				break
 			}
-			return fmt.Errorf("dispatcher probes: read: %w", err)
+			// A queued socket error (an ICMP error with IP_RECVERR, a
+			// full buffer): counted; the answers behind it still come.
+			p.cfg.Errors.Add(1)
+			if time.Now().After(deadline) {
+				break
+			}
+			continue
 		}
 		if sipcore.Parse(p.buf[:n], &p.msg) != nil || p.msg.IsRequest || p.msg.StatusCode < 200 {
 			continue

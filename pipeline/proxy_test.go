@@ -250,7 +250,10 @@ func TestSanityRejections(t *testing.T) {
 	}
 	// Start-line errors come before any Via: nowhere to send an answer.
 	r.expectNothing(caller, "HELLO WORLD\r\n\r\n", pipeline.DropUnparsable)
-	r.expectNothing(caller, strings.Replace(c.request("INVITE", false), "example.com SIP/2.0\r\n", "example.com SIP/7.0\r\n", 1), pipeline.DropUnparsable)
+	// Another SIP version: its Via is read on, so it gets its 505.
+	if _, m := r.sendOne(caller, strings.Replace(c.request("INVITE", false), "example.com SIP/2.0\r\n", "example.com SIP/7.0\r\n", 1)); m.StatusCode != 505 {
+		t.Errorf("SIP/7.0 request: status %d, want 505", m.StatusCode)
+	}
 	r.expectNothing(caller, "\x00\x01\x02", pipeline.DropUnparsable)
 	r.expectNothing(caller, strings.Replace(c.request("ACK", true), "CSeq: 100 ACK", "CSeq: x ACK", 1), pipeline.DropUnparsable)
 	r.expectNothing(backendA, "SIP/2.0 999999 Broken\r\n\r\n", pipeline.DropUnparsable)

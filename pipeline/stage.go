@@ -201,6 +201,12 @@ const (
 	// DropHelperError: the helper answered that it failed (a credential
 	// store error) and the stage's fallback is to drop.
 	DropHelperError
+	// DropPanic: a stage panicked on the message (a bug, logged once a
+	// minute with a hash of the datagram); the worker went on.
+	DropPanic
+	// DropTooLarge: longer than the node's largest message, with no Via
+	// in its first bytes to answer 513 to.
+	DropTooLarge
 	numDropReasons
 )
 
@@ -208,7 +214,7 @@ var dropNames = [numDropReasons]string{
 	"none", "unparsable", "no-answer", "ack-to-self", "response-not-ours",
 	"response-no-next-via", "next-hop-unresolved", "no-backend", "no-tx-buffer",
 	"build-failed", "park-full", "park-timeout", "park-too-large", "stopping",
-	"no-verdict", "policy", "helper-error",
+	"no-verdict", "policy", "helper-error", "panic", "too-large",
 }
 
 func (r DropReason) String() string {

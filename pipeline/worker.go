@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -47,6 +48,8 @@ type Config struct {
 	BatchDelay time.Duration
 	// MaxSleep bounds one sleep when no timer is due sooner (1s).
 	MaxSleep time.Duration
+	// Log gets the report of a stage that panicked (slog.Default()).
+	Log *slog.Logger
 }
 
 var epoch = time.Now()
@@ -94,6 +97,8 @@ type Worker struct {
 	batchDelay int64
 	lastYield  int64
 	allCPUs    unix.CPUSet // the process's CPUs, for a thread the worker leaves
+
+	panics panicLog
 
 	stop    atomic.Bool
 	running atomic.Bool
@@ -279,10 +284,15 @@ func (w *Worker) Poll() (int, error) {
 	}
 	w.lastRx = n
 	cnt[cRx] += uint64(n)
+	rxFailed := rerr != nil && !errors.Is(rerr, io.EOF) && !errors.Is(rerr, port.ErrClosed)
+	if rxFailed {
+		cnt[cRxErrors]++ // before Publish below, so this Poll's stats show it
+	}
 	for i := 0; i < n; i++ {
 		p := &w.rx[i]
 		w.ctx.reset(p.Payload, p.Src, p.Dst, p.HW)
-		v, at := w.chain.run(&w.ctx, 0)
+		w.ctx.Truncated = p.Truncated
+		v, at := w.run(-1)
 		w.finish(v, at)
 	}
 	terr := w.flush()
@@ -300,10 +310,12 @@ func (w *Worker) Poll() (int, error) {
 	}
 	w.cnt.Publish()
 	if rerr != nil {
-		if errors.Is(rerr, io.EOF) || errors.Is(rerr, port.ErrClosed) {
+		if !rxFailed {
 			return n, rerr
 		}
-		cnt[cRxErrors]++
+		if errors.Is(rerr, port.ErrTransient) {
+			return n, nil // counted; one socket error must not stop a core
+		}
 		return n, fmt.Errorf("pipeline: worker %d: receive on %s: %w", w.cfg.ID, w.port.Name(), rerr)
 	}
 	if terr != nil {
@@ -511,7 +523,7 @@ func (w *Worker) resume(e *ringEntry) {
 	s := w.loadSlot(e.slot)
 	w.ctx.Answer = &e.ans
 	w.cnt.v[cResumed]++
-	v, at := w.chain.resume(&w.ctx, int(s.stage))
+	v, at := w.run(int(s.stage))
 	w.finish(v, at)
 	w.park.release(e.slot)
 }

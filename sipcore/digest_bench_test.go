@@ -11,7 +11,7 @@ func digestBenchSetup(b *testing.B, alg Algorithm) (k *NonceKey, v, ha1 []byte, 
 	k = NewNonceKey(nonceTestSecret)
 	now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	realm := "sip.example.org"
-	nonce := string(k.Append(nil, now, []byte(realm)))
+	nonce := string(k.Append(nil, now, []byte(realm), testBind))
 	uri := "sip:sip.example.org;transport=udp"
 	resp := digestRefResponse(alg, "alice", realm, "wonderland", "REGISTER", uri, nonce, "00000001", "0a4f113b2c3d", "auth")
 	v = []byte(`Digest username="alice", realm="sip.example.org", nonce="` + nonce + `", uri="` + uri +
@@ -29,7 +29,7 @@ func benchmarkDigestVerify(b *testing.B, alg Algorithm) {
 	b.SetBytes(int64(len(v)))
 	for b.Loop() {
 		if ParseCredentials(v, &c) != nil ||
-			k.Check(c.Nonce, c.Realm, now, time.Minute) != NonceValid ||
+			k.Check(c.Nonce, c.Realm, testBind, now, time.Minute) != NonceValid ||
 			!c.Verify(method, ha1) {
 			b.Fatal("credentials did not verify")
 		}
@@ -56,10 +56,10 @@ func BenchmarkNonceCheck(b *testing.B) {
 	k := NewNonceKey(nonceTestSecret)
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	realm := []byte("sip.example.org")
-	n := k.Append(nil, now, realm)
+	n := k.Append(nil, now, realm, testBind)
 	b.ReportAllocs()
 	for b.Loop() {
-		if k.Check(n, realm, now, time.Minute) != NonceValid {
+		if k.Check(n, realm, testBind, now, time.Minute) != NonceValid {
 			b.Fatal("nonce did not check")
 		}
 	}
@@ -72,7 +72,7 @@ func BenchmarkNonceAppend(b *testing.B) {
 	buf := make([]byte, 0, NonceLen)
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = k.Append(buf[:0], now, realm)
+		buf = k.Append(buf[:0], now, realm, testBind)
 	}
 }
 
@@ -84,7 +84,7 @@ func BenchmarkDigestAppendChallenge(b *testing.B) {
 	buf := make([]byte, 0, 256)
 	b.ReportAllocs()
 	for b.Loop() {
-		c.Nonce = k.Append(c.Nonce[:0], now, realm)
+		c.Nonce = k.Append(c.Nonce[:0], now, realm, testBind)
 		buf = AppendChallenge(buf[:0], &c)
 	}
 }

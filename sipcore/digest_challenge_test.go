@@ -39,7 +39,7 @@ func TestChallengeRoundTrip(t *testing.T) {
 	k := NewNonceKey(nonceTestSecret)
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	realm := []byte("sip.example.org")
-	ch := Challenge{Realm: realm, Nonce: k.Append(nil, now, realm), Algorithm: AlgSHA256}
+	ch := Challenge{Realm: realm, Nonce: k.Append(nil, now, realm, testBind), Algorithm: AlgSHA256}
 	out := AppendChallenge(nil, &ch)
 	ch.Algorithm = AlgMD5
 	out = AppendChallenge(out, &ch)
@@ -56,7 +56,7 @@ func TestChallengeRoundTrip(t *testing.T) {
 	v := `Digest username="alice", realm="sip.example.org", nonce="` + nonce + `", uri="` + uri +
 		`", response="` + resp + `", algorithm=MD5, cnonce="c1", qop=auth, nc=00000001`
 	c := mustParseCredentials(t, v)
-	if r := k.Check(c.Nonce, c.Realm, now.Add(time.Second), time.Minute); r != NonceValid {
+	if r := k.Check(c.Nonce, c.Realm, testBind, now.Add(time.Second), time.Minute); r != NonceValid {
 		t.Fatalf("nonce check: %v", r)
 	}
 	if !c.Verify([]byte("REGISTER"), []byte(HA1(AlgMD5, "alice", "sip.example.org", "wonderland"))) {

@@ -2,6 +2,7 @@ package sipcore_test
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -14,9 +15,11 @@ func ExampleParseCredentials() {
 	key := sipcore.NewNonceKey([]byte("cluster secret, 32 random bytes!"))
 	realm := []byte("sip.example.org")
 	issued := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	// The nonce is good only for the address and the call it was sent to.
+	bind := sipcore.NonceBinding{Src: netip.MustParseAddr("192.0.2.10"), CallID: []byte("a84b4c76e66710")}
 
 	// 401 to an unauthenticated REGISTER: SHA-256 first, then MD5 (RFC 8760).
-	ch := sipcore.Challenge{Realm: realm, Nonce: key.Append(nil, issued, realm), Algorithm: sipcore.AlgSHA256}
+	ch := sipcore.Challenge{Realm: realm, Nonce: key.Append(nil, issued, realm, bind), Algorithm: sipcore.AlgSHA256}
 	hdr := sipcore.AppendChallenge(nil, &ch)
 	ch.Algorithm = sipcore.AlgMD5
 	hdr = sipcore.AppendChallenge(hdr, &ch)
@@ -31,7 +34,7 @@ func ExampleParseCredentials() {
 		fmt.Println("400:", err)
 		return
 	}
-	switch key.Check(c.Nonce, c.Realm, issued.Add(10*time.Second), 5*time.Minute) {
+	switch key.Check(c.Nonce, c.Realm, bind, issued.Add(10*time.Second), 5*time.Minute) {
 	case sipcore.NonceInvalid:
 		fmt.Println("401 with a fresh nonce")
 	case sipcore.NonceStale:
@@ -41,7 +44,7 @@ func ExampleParseCredentials() {
 		fmt.Println("user", string(c.Username), "verified:", c.Verify([]byte("REGISTER"), ha1))
 	}
 	// Output:
-	// WWW-Authenticate: Digest realm="sip.example.org", nonce="GJi12bPWgABThXP2ITAirap5i7oN5OqW", algorithm=SHA-256, qop="auth"
-	// WWW-Authenticate: Digest realm="sip.example.org", nonce="GJi12bPWgABThXP2ITAirap5i7oN5OqW", algorithm=MD5, qop="auth"
+	// WWW-Authenticate: Digest realm="sip.example.org", nonce="GJi12bPWgABBErJODcBzy2qHKTv6zAmM", algorithm=SHA-256, qop="auth"
+	// WWW-Authenticate: Digest realm="sip.example.org", nonce="GJi12bPWgABBErJODcBzy2qHKTv6zAmM", algorithm=MD5, qop="auth"
 	// user alice verified: false
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"net/netip"
 	"strconv"
 	"time"
 )
@@ -14,13 +15,16 @@ import (
 // Stateless digest nonces. A nonce is base64url (no padding) of
 //
 //	ts (8 bytes, big-endian Unix nanoseconds) || MAC (16 bytes)
-//	MAC = first 16 bytes of HMAC-SHA-256(K, ts || realm)
+//	MAC = first 16 bytes of HMAC-SHA-256(K, ts || src || SHA-256(Call-ID) || realm)
 //
 // where K is derived from the cluster secret, so that any node holding the
 // secret can check a nonce another node issued, and no node keeps per-nonce
 // state. The realm is under the MAC so a nonce from one realm is refused in
-// another. Replay within maxAge is not detected here (there is no state to do
-// it); expiry bounds it.
+// another; the source address (16 bytes, IPv4 mapped) and the Call-ID are
+// under it so that credentials captured on the wire cannot be replayed from
+// another address or in another call. Replay of the same nonce in the same
+// call from the same address is left to the caller, which tracks nc per
+// nonce; expiry bounds what it has to remember.
 
 // Nonce format constants.
 const (
@@ -111,16 +115,34 @@ func ValidateNonceSecret(secret []byte) error {
 	return nil
 }
 
-// mac computes the truncated HMAC-SHA-256 of ts || realm. ok is false for a
-// realm longer than MaxDigestField, which no credential can carry anyway.
-func (k *NonceKey) mac(ts []byte, realm []byte) (out [nonceMACLen]byte, ok bool) {
+// NonceBinding is what a nonce is bound to besides its realm and time: the
+// request's source address (the port is left out: NATs change it between
+// a challenge and its answer) and its Call-ID.
+type NonceBinding struct {
+	Src    netip.Addr
+	CallID []byte
+}
+
+// nonceBindLen is the bound part of the MAC input: the 16-byte address and
+// the SHA-256 of the Call-ID, whose length is unbounded.
+const nonceBindLen = 16 + sha256.Size
+
+// mac computes the truncated HMAC-SHA-256 of ts || binding || realm. ok is
+// false for a realm longer than MaxDigestField, which no credential can
+// carry anyway.
+func (k *NonceKey) mac(ts []byte, realm []byte, b *NonceBinding) (out [nonceMACLen]byte, ok bool) {
 	if len(realm) > MaxDigestField {
 		return out, false
 	}
-	var in [sha256.BlockSize + 8 + MaxDigestField]byte
+	var in [sha256.BlockSize + 8 + nonceBindLen + MaxDigestField]byte
 	copy(in[:], k.ipad[:])
-	copy(in[sha256.BlockSize:], ts)
-	n := sha256.BlockSize + 8 + copy(in[sha256.BlockSize+8:], realm)
+	n := sha256.BlockSize
+	n += copy(in[n:], ts)
+	a16 := b.Src.As16()
+	n += copy(in[n:], a16[:])
+	cid := sha256.Sum256(b.CallID)
+	n += copy(in[n:], cid[:])
+	n += copy(in[n:], realm)
 	inner := sha256.Sum256(in[:n])
 	var o [sha256.BlockSize + sha256.Size]byte
 	copy(o[:], k.opad[:])
@@ -130,18 +152,18 @@ func (k *NonceKey) mac(ts []byte, realm []byte) (out [nonceMACLen]byte, ok bool)
 	return out, true
 }
 
-// Append appends a new nonce for realm, issued at now, to dst (NonceLen
-// bytes, safe inside a quoted-string). It allocates nothing when dst has
+// Append appends a new nonce for realm and b, issued at now, to dst
+// (NonceLen bytes, safe inside a quoted-string). It allocates nothing when dst has
 // NonceLen bytes of spare capacity. A realm longer than MaxDigestField gets
 // no nonce (dst is returned unchanged): configuration must refuse such a
 // realm, which ParseCredentials would refuse too.
-func (k *NonceKey) Append(dst []byte, now time.Time, realm []byte) []byte {
+func (k *NonceKey) Append(dst []byte, now time.Time, realm []byte, b NonceBinding) []byte {
 	if k == nil {
 		return dst
 	}
 	var raw [nonceRawLen]byte
 	binary.BigEndian.PutUint64(raw[:8], uint64(now.UnixNano()))
-	m, ok := k.mac(raw[:8], realm)
+	m, ok := k.mac(raw[:8], realm, &b)
 	if !ok {
 		return dst
 	}
@@ -150,11 +172,11 @@ func (k *NonceKey) Append(dst []byte, now time.Time, realm []byte) []byte {
 }
 
 // Check tells whether nonce was issued by a key with the same secret, for
-// realm, and not longer than maxAge before now (maxAge <= 0: every authentic
+// realm and b (the same source address and Call-ID), and not longer than maxAge before now (maxAge <= 0: every authentic
 // nonce is stale). An authentic nonce is Stale once expired, forever: a
 // replay after expiry never becomes Valid. It allocates nothing and runs in
 // constant time in the MAC comparison.
-func (k *NonceKey) Check(nonce, realm []byte, now time.Time, maxAge time.Duration) NonceResult {
+func (k *NonceKey) Check(nonce, realm []byte, b NonceBinding, now time.Time, maxAge time.Duration) NonceResult {
 	if k == nil || len(nonce) != NonceLen {
 		return NonceInvalid
 	}
@@ -163,7 +185,7 @@ func (k *NonceKey) Check(nonce, realm []byte, now time.Time, maxAge time.Duratio
 	if err != nil || n != nonceRawLen {
 		return NonceInvalid
 	}
-	m, ok := k.mac(raw[:8], realm)
+	m, ok := k.mac(raw[:8], realm, &b)
 	if !ok || subtle.ConstantTimeCompare(m[:], raw[8:]) != 1 {
 		return NonceInvalid
 	}
@@ -176,4 +198,18 @@ func (k *NonceKey) Check(nonce, realm []byte, now time.Time, maxAge time.Duratio
 		return NonceStale
 	}
 	return NonceValid
+}
+
+// NonceIssued returns the issue time (Unix nanoseconds) written in a nonce
+// of NonceLen bytes, 0 when it is not one. It does not authenticate: call
+// it only on a nonce Check accepted.
+func NonceIssued(nonce []byte) int64 {
+	var raw [nonceRawLen]byte
+	if len(nonce) != NonceLen {
+		return 0
+	}
+	if n, err := base64.RawURLEncoding.Decode(raw[:], nonce); err != nil || n != nonceRawLen {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(raw[:8]))
 }

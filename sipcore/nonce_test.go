@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +20,7 @@ func TestNonceLifecycle(t *testing.T) {
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	realm := []byte("sip.example.org")
 	const maxAge = 5 * time.Minute
-	n := k.Append(nil, t0, realm)
+	n := k.Append(nil, t0, realm, testBind)
 	if len(n) != NonceLen {
 		t.Fatalf("nonce %q has %d bytes, want %d", n, len(n), NonceLen)
 	}
@@ -47,18 +48,18 @@ func TestNonceLifecycle(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.key.Check(n, realm, tt.at, maxAge); got != tt.want {
+			if got := tt.key.Check(n, realm, testBind, tt.at, maxAge); got != tt.want {
 				t.Fatalf("Check = %v, want %v", got, tt.want)
 			}
 		})
 	}
-	if got := k.Check(n, []byte("sip.example.com"), t0, maxAge); got != NonceInvalid {
+	if got := k.Check(n, []byte("sip.example.com"), testBind, t0, maxAge); got != NonceInvalid {
 		t.Errorf("other realm: %v", got)
 	}
-	if got := k.Check(n, realm, t0, 0); got != NonceStale {
+	if got := k.Check(n, realm, testBind, t0, 0); got != NonceStale {
 		t.Errorf("maxAge 0: %v, want stale", got)
 	}
-	if n2 := k.Append(nil, t0.Add(time.Nanosecond), realm); string(n2) == string(n) {
+	if n2 := k.Append(nil, t0.Add(time.Nanosecond), realm, testBind); string(n2) == string(n) {
 		t.Errorf("nonces issued at different times are equal: %q", n)
 	}
 }
@@ -67,7 +68,7 @@ func TestNonceForgeries(t *testing.T) {
 	k := NewNonceKey(nonceTestSecret)
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	realm := []byte("r")
-	n := k.Append(nil, t0, realm)
+	n := k.Append(nil, t0, realm, testBind)
 	bad := map[string][]byte{
 		"empty":        nil,
 		"truncated":    n[:NonceLen-1],
@@ -97,7 +98,7 @@ func TestNonceForgeries(t *testing.T) {
 	binary.BigEndian.PutUint64(raw[:8], uint64(t0.Add(time.Hour).UnixNano()))
 	bad["refreshed timestamp"] = []byte(base64.RawURLEncoding.EncodeToString(raw[:]))
 	for name, b := range bad {
-		if got := k.Check(b, realm, t0.Add(time.Hour), 24*time.Hour); got != NonceInvalid {
+		if got := k.Check(b, realm, testBind, t0.Add(time.Hour), 24*time.Hour); got != NonceInvalid {
 			t.Errorf("%s (%q): %v, want invalid", name, b, got)
 		}
 	}
@@ -112,7 +113,7 @@ func TestNonceMACMatchesHMAC(t *testing.T) {
 	k := NewNonceKey(nonceTestSecret)
 	t0 := time.Unix(1767225600, 123456789)
 	for _, realm := range []string{"", "r", "sip.example.org", strings.Repeat("x", MaxDigestField)} {
-		n := k.Append(nil, t0, []byte(realm))
+		n := k.Append(nil, t0, []byte(realm), testBind)
 		raw, err := base64.RawURLEncoding.DecodeString(string(n))
 		if err != nil {
 			t.Fatal(err)
@@ -122,6 +123,10 @@ func TestNonceMACMatchesHMAC(t *testing.T) {
 		}
 		m := hmac.New(sha256.New, derived)
 		m.Write(raw[:8])
+		a16 := testBind.Src.As16()
+		m.Write(a16[:])
+		cid := sha256.Sum256(testBind.CallID)
+		m.Write(cid[:])
 		m.Write([]byte(realm))
 		if want := m.Sum(nil)[:nonceMACLen]; !hmac.Equal(want, raw[8:]) {
 			t.Fatalf("realm %q: MAC %x, crypto/hmac gives %x", realm, raw[8:], want)
@@ -132,11 +137,11 @@ func TestNonceMACMatchesHMAC(t *testing.T) {
 func TestNonceLongRealm(t *testing.T) {
 	k := NewNonceKey(nonceTestSecret)
 	long := []byte(strings.Repeat("x", MaxDigestField+1))
-	if got := k.Append([]byte("x"), time.Now(), long); string(got) != "x" {
+	if got := k.Append([]byte("x"), time.Now(), long, testBind); string(got) != "x" {
 		t.Fatalf("Append with an over-long realm wrote %q", got)
 	}
-	n := k.Append(nil, time.Now(), long[:MaxDigestField])
-	if got := k.Check(n, long, time.Now(), time.Minute); got != NonceInvalid {
+	n := k.Append(nil, time.Now(), long[:MaxDigestField], testBind)
+	if got := k.Check(n, long, testBind, time.Now(), time.Minute); got != NonceInvalid {
 		t.Fatalf("Check with an over-long realm: %v", got)
 	}
 }
@@ -174,8 +179,8 @@ func TestNonceConcurrent(t *testing.T) {
 			buf := make([]byte, 0, NonceLen)
 			for i := 0; i < 500; i++ {
 				now := t0.Add(time.Duration(i) * time.Millisecond)
-				buf = k.Append(buf[:0], now, realm)
-				if r := k.Check(buf, realm, now, time.Minute); r != NonceValid {
+				buf = k.Append(buf[:0], now, realm, testBind)
+				if r := k.Check(buf, realm, testBind, now, time.Minute); r != NonceValid {
 					errs <- "goroutine " + string(realm) + ": " + r.String()
 					return
 				}
@@ -194,15 +199,15 @@ func TestNonceZeroAllocs(t *testing.T) {
 	realm := []byte("sip.example.org")
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	buf := make([]byte, 0, 64)
-	n := k.Append(nil, now, realm)
+	n := k.Append(nil, now, realm, testBind)
 	var bad bool
 	if a := testing.AllocsPerRun(200, func() {
-		buf = k.Append(buf[:0], now, realm)
+		buf = k.Append(buf[:0], now, realm, testBind)
 	}); a != 0 {
 		t.Errorf("Append: %v allocs per run", a)
 	}
 	if a := testing.AllocsPerRun(200, func() {
-		if k.Check(n, realm, now, time.Minute) != NonceValid {
+		if k.Check(n, realm, testBind, now, time.Minute) != NonceValid {
 			bad = true
 		}
 	}); a != 0 {
@@ -210,5 +215,41 @@ func TestNonceZeroAllocs(t *testing.T) {
 	}
 	if bad || string(buf) != string(n) {
 		t.Fatalf("nonce changed or failed to check inside AllocsPerRun")
+	}
+}
+
+// testBind is the binding of the nonces the tests issue.
+var testBind = NonceBinding{Src: netip.MustParseAddr("192.0.2.10"), CallID: []byte("a84b4c76e66710@pc33.example.com")}
+
+// A nonce answers only the address and the call it was issued to: captured
+// credentials replayed from elsewhere, or in a new call, are refused.
+func TestNonceBinding(t *testing.T) {
+	k := NewNonceKey(nonceTestSecret)
+	realm := []byte("example.com")
+	now := time.Unix(1700000000, 0)
+	n := k.Append(nil, now, realm, testBind)
+	if got := k.Check(n, realm, testBind, now, time.Minute); got != NonceValid {
+		t.Fatalf("same binding: %v, want valid", got)
+	}
+	for name, b := range map[string]NonceBinding{
+		"other address": {Src: netip.MustParseAddr("192.0.2.11"), CallID: testBind.CallID},
+		"other call":    {Src: testBind.Src, CallID: []byte("new-call-id@pc33.example.com")},
+		"IPv6 address":  {Src: netip.MustParseAddr("2001:db8::10"), CallID: testBind.CallID},
+		"no call":       {Src: testBind.Src},
+	} {
+		if got := k.Check(n, realm, b, now, time.Minute); got != NonceInvalid {
+			t.Errorf("%s: %v, want invalid", name, got)
+		}
+	}
+	// The IPv4-mapped form of the same address is the same source.
+	mapped := NonceBinding{Src: netip.AddrFrom16(testBind.Src.As16()), CallID: testBind.CallID}
+	if got := k.Check(n, realm, mapped, now, time.Minute); got != NonceValid {
+		t.Errorf("mapped address: %v, want valid", got)
+	}
+	if got := NonceIssued(n); got != now.UnixNano() {
+		t.Errorf("NonceIssued = %d, want %d", got, now.UnixNano())
+	}
+	if NonceIssued([]byte("short")) != 0 {
+		t.Error("NonceIssued of a short value is not 0")
 	}
 }

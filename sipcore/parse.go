@@ -61,8 +61,15 @@ func Parse(buf []byte, m *Msg) error {
 	if le > 0 && buf[le-1] == '\r' {
 		le--
 	}
+	// A request of another SIP version is read on, so that its Via is
+	// known and it can be answered 505 (RFC 3261 8.2.2.x, RFC 4475
+	// badvers) instead of dropped as if it were not SIP at all.
+	verOff := -1
 	if err := m.parseStartLine(le); err != nil {
-		return err
+		if m.err.Kind != ErrVersion || !m.IsRequest {
+			return err
+		}
+		verOff = m.err.Offset
 	}
 	if nl+1 > MaxLineLength {
 		return m.fail(ErrLineTooLong, 0)
@@ -138,6 +145,9 @@ func Parse(buf []byte, m *Msg) error {
 	}
 	m.Body = span(pos, end)
 	m.End = end
+	if verOff >= 0 {
+		return m.fail(ErrVersion, verOff)
+	}
 	return nil
 }
 

@@ -23,6 +23,12 @@ type Auth struct {
 	NonceMaxAge Duration `toml:"nonce_max_age"`
 	// CheckURI requires the credentials' uri to be the Request-URI.
 	CheckURI bool `toml:"check_uri"`
+	// RequireQop refuses RFC 2069 credentials (no qop=auth, so no
+	// nonce-count to stop a replay): they are challenged again.
+	RequireQop bool `toml:"require_qop"`
+	// FromMustMatch refuses (403) a request whose From user is not the
+	// authenticated user.
+	FromMustMatch bool `toml:"from_must_match"`
 	// Store is "file" or "redis".
 	Store string `toml:"store"`
 	// UsersFile is the users file of the file store.
@@ -36,6 +42,9 @@ type Auth struct {
 	NegativeTTL Duration `toml:"negative_ttl"`
 	// Deadline is how long a request waits for the store.
 	Deadline Duration `toml:"deadline"`
+	// MaxParkedPerSource bounds the store lookups one source starts per
+	// worker per deadline.
+	MaxParkedPerSource int `toml:"max_parked_per_source"`
 	// Fallback is what a request whose lookup failed or was late gets:
 	// "reject" (503 with Retry-After) or "drop".
 	Fallback string `toml:"fallback"`
@@ -79,6 +88,7 @@ func (a *Auth) setDefaults() {
 			Prefix:    "sipedge:user:",
 		},
 	}
+	a.RequireQop, a.FromMustMatch, a.MaxParkedPerSource = true, true, 16
 }
 
 func (a *Auth) check(p *problems, _ *Config, _ System) {
@@ -143,6 +153,9 @@ func (a *Auth) check(p *problems, _ *Config, _ System) {
 	}
 	if d := a.Deadline.Std(); d < time.Millisecond || d > 10*time.Second {
 		p.addv("auth.deadline", a.Deadline, "want 1ms to 10s (SIP retransmits after 500ms)")
+	}
+	if a.MaxParkedPerSource < 1 || a.MaxParkedPerSource > 1<<15 {
+		p.addv("auth.max_parked_per_source", a.MaxParkedPerSource, "want 1 to %d lookups per source per worker", 1<<15)
 	}
 	if !oneOf(a.Fallback, "reject", "drop") {
 		p.addv("auth.fallback", a.Fallback, `want "reject" (503 with Retry-After) or "drop"`)

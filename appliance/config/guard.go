@@ -15,6 +15,9 @@ type Guard struct {
 	Enabled bool `toml:"enabled"`
 	// MaxMessageSize drops larger datagrams unread, in bytes.
 	MaxMessageSize int `toml:"max_message_size"`
+	// IPv6SourcePrefix is the IPv6 prefix length counted as one source by
+	// per-source limits and bans (and auth's parked lookups).
+	IPv6SourcePrefix int `toml:"ipv6_source_prefix"`
 	// MaxHeaders and MaxVias drop messages with more header lines or Via
 	// values.
 	MaxHeaders int `toml:"max_headers"`
@@ -91,6 +94,7 @@ func (g *Guard) setDefaults() {
 		OverloadBatches: 8,
 		OverloadFill:    100,
 	}
+	g.IPv6SourcePrefix = 64
 }
 
 // AllowPrefixes returns Allow as prefixes (a bare address is a /32 or
@@ -120,6 +124,9 @@ func parseAllow(s string) (netip.Prefix, bool) {
 func (g *Guard) check(p *problems, c *Config, _ System) {
 	if g.MaxMessageSize < 512 || g.MaxMessageSize > 65535 {
 		p.addv("guard.max_message_size", g.MaxMessageSize, "want 512 to 65535 bytes")
+	}
+	if g.IPv6SourcePrefix < 32 || g.IPv6SourcePrefix > 128 {
+		p.addv("guard.ipv6_source_prefix", g.IPv6SourcePrefix, "want 32 to 128 (64, a site's LAN, unless your subscribers get longer prefixes)")
 	}
 	if g.MaxHeaders < 10 || g.MaxHeaders > 128 {
 		p.addv("guard.max_headers", g.MaxHeaders, "want 10 to 128 (the parser's own limit)")

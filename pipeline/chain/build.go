@@ -120,6 +120,9 @@ type ProxyConfig struct {
 	RetryAfter int
 	// Allow and Accept are the values of our answer to OPTIONS.
 	Allow, Accept string
+	// MaxMessageSize is the longest datagram served ([guard]
+	// max_message_size; 0: UDP's limit): longer requests get 513.
+	MaxMessageSize int
 }
 
 // Proxy makes the stateless proxy's four stages (their shared, compiled
@@ -129,7 +132,7 @@ func Proxy(cfg ProxyConfig) ([]pipeline.StageMaker, error) {
 	if err != nil {
 		return nil, err
 	}
-	sa, err := sanity.New(sanity.Config{Node: n})
+	sa, err := sanity.New(sanity.Config{Node: n, MaxMessageSize: cfg.MaxMessageSize})
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,11 @@ import (
 // ErrClosed is returned by Receive and Transmit once the port is closed.
 var ErrClosed = errors.New("port: closed")
 
+// ErrTransient wraps a receive or transmit error that does not make the
+// port unusable (an ICMP error queued on a socket, a memory shortage): the
+// worker counts it and goes on instead of stopping.
+var ErrTransient = errors.New("transient, the port goes on")
+
 // Packet is one UDP datagram moving through a Port. Its memory is owned by
 // the port: a received packet is valid until it is released; a transmit
 // buffer from Alloc belongs to the worker until it is passed to Transmit.
@@ -28,6 +33,10 @@ type Packet struct {
 	HW [6]byte
 	// Handle is private to the port (a UMEM frame address, a buffer index).
 	Handle uint64
+	// Truncated (receive) says the datagram was longer than the port's
+	// buffer and Payload holds only its start: the stages answer 513 when
+	// they can read its Via there, instead of the datagram vanishing.
+	Truncated bool
 }
 
 // Port is a batch datagram source and sink, used by exactly one worker

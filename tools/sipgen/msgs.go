@@ -238,6 +238,11 @@ type regP struct {
 	ua                            string
 }
 
+// binding is what the proxy binds this registration's nonces to.
+func (p *regP) binding() sipcore.NonceBinding {
+	return sipcore.NonceBinding{Src: p.addr.Addr(), CallID: []byte(p.callID)}
+}
+
 func (g *Generator) regParams(f *flow) regP {
 	r := rng{f.seed}
 	var p regP
@@ -298,7 +303,7 @@ func (g *Generator) register(f *flow, code int, at int64) (src, dst netip.AddrPo
 	if p.alg == sipcore.AlgSHA256 {
 		ha1 = u.HA1SHA
 	}
-	nonce := string(g.nonceKey.Append(nil, g.nonceTime(f), []byte(g.cfg.Realm)))
+	nonce := string(g.nonceKey.Append(nil, g.nonceTime(f), []byte(g.cfg.Realm), p.binding()))
 	uri := "sip:" + hostOf(g.cfg.Proxy.Addr())
 	resp := digestResponse(p.alg, ha1, "REGISTER", uri, nonce, "00000001", p.cnonce)
 	auth := fmt.Sprintf("Authorization: Digest username=\"%s\", realm=\"%s\", nonce=\"%s\", uri=\"%s\", response=\"%s\", algorithm=%s, cnonce=\"%s\", qop=auth, nc=00000001\r\n",
@@ -315,7 +320,7 @@ func (g *Generator) challenge(f *flow, at int64) (src, dst netip.AddrPort, err e
 	if err := sipcore.Parse(g.aux, &g.m); err != nil {
 		return src, dst, fmt.Errorf("parse own REGISTER: %w", err)
 	}
-	nonce := g.nonceKey.Append(nil, g.nonceTime(f), []byte(g.cfg.Realm))
+	nonce := g.nonceKey.Append(nil, g.nonceTime(f), []byte(g.cfg.Realm), p.binding())
 	extra := sipcore.AppendChallenge(nil, &sipcore.Challenge{Realm: []byte(g.cfg.Realm), Nonce: nonce, Algorithm: p.alg})
 	if cap(g.msg) < sipcore.MaxMessageSize {
 		g.msg = make([]byte, 0, sipcore.MaxMessageSize)
@@ -361,11 +366,13 @@ func (g *Generator) flood(f *flow) (src, dst netip.AddrPort) {
 	if r.intn(2) == 0 {
 		name = userName(int(r.intn(int64(g.cfg.Callers))))
 	}
+	branch, tag, callID := hex64(r.u64()), hex32(r.u64()), hex64(r.u64())
 	g.msg = fmt.Appendf(g.msg[:0], "REGISTER sip:%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK%s;rport\r\nMax-Forwards: 70\r\n"+
 		"From: <sip:%s@%s>;tag=%s\r\nTo: <sip:%s@%s>\r\nCall-ID: %s\r\nCSeq: %d REGISTER\r\nContact: <sip:%s@%s>\r\nExpires: 3600\r\n",
-		proxy, hostPort(src), hex64(r.u64()), name, proxy, hex32(r.u64()), name, proxy, hex64(r.u64()), 1+f.idx/g.cfg.FloodSources, name, hostPort(src))
+		proxy, hostPort(src), branch, name, proxy, tag, name, proxy, callID, 1+f.idx/g.cfg.FloodSources, name, hostPort(src))
 	if f.idx%2 == 1 {
-		nonce := g.nonceKey.Append(nil, g.cfg.Start.Add(time.Duration(f.t0)-time.Millisecond), []byte(g.cfg.Realm))
+		bind := sipcore.NonceBinding{Src: src.Addr(), CallID: []byte(callID)}
+		nonce := g.nonceKey.Append(nil, g.cfg.Start.Add(time.Duration(f.t0)-time.Millisecond), []byte(g.cfg.Realm), bind)
 		uri := "sip:" + proxy
 		guess := sipcore.HA1(sipcore.AlgMD5, name, g.cfg.Realm, hex32(r.u64()))
 		cn := hex64(r.u64())

@@ -188,7 +188,7 @@ func TestDigestRetriesVerify(t *testing.T) {
 		if !ok {
 			t.Fatalf("frame %d: authenticated REGISTER does not verify against the users file:\n%s", g.Frames(), f.Payload)
 		}
-		if r := nk.Check(cr.Nonce, cr.Realm, ts, time.Minute); r != sipcore.NonceValid {
+		if r := nk.Check(cr.Nonce, cr.Realm, sipcore.NonceBinding{Src: f.Src, CallID: m.B(m.CallID)}, ts, time.Minute); r != sipcore.NonceValid {
 			t.Fatalf("frame %d: nonce is %v at the retry's time", g.Frames(), r)
 		}
 		algs[cr.Algorithm]++

@@ -15,6 +15,10 @@ import (
 	"sipedge/pipeline/port"
 )
 
+// BufHeadroom is how much larger than the largest message served the
+// buffers are by default: room for what forwarding adds.
+const BufHeadroom = 1024
+
 // Config sizes and places a socket port.
 type Config struct {
 	// Listen is the local address. Port 0 picks one (see LocalAddr). An
@@ -26,12 +30,26 @@ type Config struct {
 	// Received packets not yet released and allocated transmit buffers
 	// both hold one.
 	Buffers int
+	// MaxMessage is the largest datagram the node serves ([guard]
+	// max_message_size; default 8192). It sizes the buffers.
+	MaxMessage int
 	// BufSize is the size of each buffer, the largest datagram received or
-	// sent (default 2048, at most 65535). Longer datagrams are dropped and
-	// counted as truncated.
+	// sent (default MaxMessage + BufHeadroom, at most 65535, more than
+	// MaxMessage). The headroom is what forwarding adds (a Via, a
+	// Record-Route), and it makes a datagram over MaxMessage visible as
+	// one: a longer datagram is delivered cut to BufSize (counted as
+	// truncated), so that the stages see it is over the limit and answer
+	// 513 when they can read its Via, instead of it vanishing here.
 	BufSize int
 	// Batch is the most datagrams one recvmmsg or sendmmsg moves (default 64).
 	Batch int
+	// Steer is the number of sockets that will share Listen (one per
+	// worker): at 2 or more, a reuseport BPF program picks a datagram's
+	// socket from its source address alone (an IPv6 source by its /64),
+	// so that one source always lands on one worker (see steer.go). Every
+	// socket of the group must be opened with the same Steer, in worker
+	// order. 0 or 1 leaves the kernel's 4-tuple hash.
+	Steer int
 	// RecvBuffer is the socket receive buffer in bytes (SO_RCVBUFFORCE as
 	// root, else SO_RCVBUF capped by net.core.rmem_max); 0 leaves the
 	// kernel default.
@@ -43,7 +61,7 @@ type Stats struct {
 	Received  uint64 // datagrams delivered by Receive
 	Sent      uint64 // datagrams the kernel accepted
 	Unsent    uint64 // datagrams given to Transmit and not sent (bad destination, send error, full socket buffer)
-	Truncated uint64 // datagrams longer than BufSize, dropped
+	Truncated uint64 // datagrams longer than BufSize, delivered cut to BufSize
 	NoBuffer  uint64 // Receive calls that found the pool empty
 	BadHandle uint64 // packets given back that were not out of this port's pool
 }
@@ -104,8 +122,11 @@ func Open(cfg Config) (*Port, error) {
 	if cfg.Buffers == 0 {
 		cfg.Buffers = 1024
 	}
+	if cfg.MaxMessage == 0 {
+		cfg.MaxMessage = 8192
+	}
 	if cfg.BufSize == 0 {
-		cfg.BufSize = 2048
+		cfg.BufSize = min(cfg.MaxMessage+BufHeadroom, 65535)
 	}
 	if cfg.Batch == 0 {
 		cfg.Batch = 64
@@ -115,6 +136,8 @@ func Open(cfg Config) (*Port, error) {
 		return nil, errors.New("socketport: no listen address; set [io] listen to an IP:port such as 0.0.0.0:5060")
 	case cfg.BufSize < 512 || cfg.BufSize > 65535:
 		return nil, fmt.Errorf("socketport: buffer size %d out of range; use 512..65535 bytes", cfg.BufSize)
+	case cfg.MaxMessage < 0 || cfg.MaxMessage >= cfg.BufSize:
+		return nil, fmt.Errorf("socketport: largest message %d with buffers of %d bytes: buffers must be larger than the largest message (leave BufSize 0 to size them from it)", cfg.MaxMessage, cfg.BufSize)
 	case cfg.Buffers < 1 || cfg.Batch < 1 || cfg.RecvBuffer < 0:
 		return nil, fmt.Errorf("socketport: buffers %d, batch %d, receive buffer %d: all must be positive",
 			cfg.Buffers, cfg.Batch, cfg.RecvBuffer)
@@ -134,6 +157,12 @@ func Open(cfg Config) (*Port, error) {
 	if err := p.open(laddr, cfg.RecvBuffer); err != nil {
 		p.closeFDs()
 		return nil, err
+	}
+	if cfg.Steer > 1 {
+		if err := steer(p.fd, cfg.Steer); err != nil {
+			p.closeFDs()
+			return nil, fmt.Errorf("socketport: %v: steering one source to one worker: %w", laddr, err)
+		}
 	}
 
 	p.arena = make([]byte, cfg.Buffers*cfg.BufSize)
@@ -357,13 +386,16 @@ func (p *Port) Receive(rx []port.Packet) (int, error) {
 	out := 0
 	for k := range got {
 		m := &p.rmsgs[k]
+		n := int(m.Len)
 		if m.Hdr.Flags&unix.MSG_TRUNC != 0 {
+			// Delivered cut, longer than any message served: the stages
+			// answer 513 or count the drop.
 			p.stats.truncated.Add(1)
-			p.put(uint64(p.rbuf[k]) + 1)
-			continue
+			n = p.bufSize
 		}
+		rx[out].Truncated = m.Hdr.Flags&unix.MSG_TRUNC != 0
 		pk := &rx[out]
-		pk.Payload = p.buf(p.rbuf[k])[:m.Len]
+		pk.Payload = p.buf(p.rbuf[k])[:min(n, p.bufSize)]
 		pk.Src = sockaddrToAddrPort(&p.rnames[k])
 		pk.Dst = p.local
 		if p.pktinfo {
@@ -378,9 +410,22 @@ func (p *Port) Receive(rx []port.Packet) (int, error) {
 		p.stats.received.Add(uint64(out))
 	}
 	if errno != 0 {
+		if transient(errno) {
+			return out, fmt.Errorf("socketport %v: recvmmsg: %w (%w)", p.local, errno, port.ErrTransient)
+		}
 		return out, fmt.Errorf("socketport %v: recvmmsg: %w", p.local, errno)
 	}
 	return out, nil
+}
+
+// transient reports whether errno leaves the socket usable: everything but
+// a socket that is gone or a call that is wrong.
+func transient(errno unix.Errno) bool {
+	switch errno {
+	case unix.EBADF, unix.ENOTSOCK, unix.EINVAL, unix.EFAULT, unix.EOPNOTSUPP:
+		return false
+	}
+	return true
 }
 
 // Wait implements port.Port: ppoll on the socket and the close eventfd

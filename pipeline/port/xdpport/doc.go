@@ -59,7 +59,13 @@
 // neighbour lookup or the slow path). A datagram therefore has to fit one
 // frame: the frame size (io.frame_size, 4096 by default in config.toml;
 // afxdp.DefaultConfig's is 2048) bounds the largest reassembled datagram,
-// and larger ones are dropped and counted as DecodeDrops.TooLarge; those the
+// and a larger one is handed up cut to the frame, marked Truncated, and
+// counted as DecodeDrops.TooLarge: the stages answer it 513 (Message Too
+// Large) when its Via is in the first frame, and drop it counted otherwise.
+// That is the afxdp path's choice for SIP above a page (a 7.5 KB INVITE):
+// UMEM frames are at most a page, and AF_XDP multi-buffer frames are not
+// used, so such a datagram cannot be carried whole; the socket port serves
+// up to [guard] max_message_size. Those the
 // kernel drops for a full socket buffer (1 MiB) are counted as
 // DecodeDrops.SlowPathOverflow when it reports them.
 //

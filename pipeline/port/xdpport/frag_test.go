@@ -91,8 +91,9 @@ func TestFragmentedReceiveAndEcho(t *testing.T) {
 }
 
 // TestFragmentedFrameBound: a reassembled datagram of exactly one frame
-// (2048 here) is handed up; one byte more is dropped as TooLarge, with its
-// frame back on the free list.
+// (2048 here) is handed up; one byte more is handed up cut to the frame,
+// marked Truncated and counted as TooLarge, its frame back on the free
+// list once released.
 func TestFragmentedFrameBound(t *testing.T) {
 	r := newRig(t, vethtest.Options{}, 1, Config{})
 	p := r.g.Ports()[0]
@@ -122,6 +123,9 @@ func TestFragmentedFrameBound(t *testing.T) {
 			for i := 0; i < n; i++ {
 				if len(rx[i].Payload) > fs {
 					t.Fatalf("Receive handed up %d bytes, more than a %d-byte frame", len(rx[i].Payload), fs)
+				}
+				if rx[i].Truncated != (len(rx[i].Payload) == fs && bytes.HasPrefix(rx[i].Payload, big[:64])) {
+					t.Fatalf("Truncated %v for %d bytes starting %q", rx[i].Truncated, len(rx[i].Payload), rx[i].Payload[:32])
 				}
 			}
 			p.Release(rx[:n])

@@ -67,7 +67,7 @@ const slowRcvBuf = 1 << 20
 const (
 	recvOK       = iota
 	recvEmpty    // nothing queued (EAGAIN)
-	recvTooLarge // the datagram did not fit the buffer: dropped
+	recvTooLarge // the datagram did not fit the buffer: handed up cut, Truncated
 	recvFailed   // the socket reported an error
 )
 
@@ -219,7 +219,8 @@ func (s *slowPath) send(src, dst netip.AddrPort, payload []byte) bool {
 
 // recv reads one datagram from s.rx[i] into buf, without blocking, and on
 // recvOK sets pk's Payload (aliasing buf), Src and Dst. A datagram longer
-// than buf is consumed and reported as recvTooLarge. overflow is how many
+// than buf is reported as recvTooLarge with pk set to its start and
+// Truncated. overflow is how many
 // datagrams the kernel newly reports it dropped on that socket.
 func (s *slowPath) recv(i int, buf []byte, pk *port.Packet) (res int, overflow uint32) {
 	sk := &s.rx[i]
@@ -278,14 +279,15 @@ func (s *slowPath) recv(i int, buf []byte, pk *port.Packet) (res int, overflow u
 		}
 		ctl = ctl[next:]
 	}
-	if s.rmsg.Flags&unix.MSG_TRUNC != 0 {
-		return recvTooLarge, overflow
-	}
-	pk.Payload = buf[:n]
+	pk.Payload = buf[:min(int(n), len(buf))]
 	pk.Src = netip.AddrPortFrom(src, getPort(s.rname.Port))
 	// Without pktinfo (never seen) Dst keeps the port but no address, so
 	// a reply's source falls back to the port's own address.
 	pk.Dst = netip.AddrPortFrom(dst, sk.port)
+	pk.Truncated = s.rmsg.Flags&unix.MSG_TRUNC != 0
+	if pk.Truncated {
+		return recvTooLarge, overflow
+	}
 	return recvOK, overflow
 }
 

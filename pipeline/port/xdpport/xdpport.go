@@ -83,7 +83,8 @@ type DecodeDrops struct {
 	Other uint64
 	// TooLarge: a datagram the kernel reassembled (delivered to the slow
 	// path socket) that is larger than a UMEM frame, the bound on what the
-	// port can hand up.
+	// port can hand up: handed up cut and marked Truncated, so that the
+	// stages answer it 513; counted here as well.
 	TooLarge uint64
 	// SlowPathRead: reading a slow-path socket failed (an error the
 	// socket had queued); no datagram is lost by it.
@@ -506,7 +507,7 @@ func (p *Port) receiveRing(rx []port.Packet, drops *[dropCount]uint32) int {
 			s.ReleaseAddr(d.Addr)
 			continue
 		}
-		rx[out].Handle = d.Addr
+		rx[out].Handle, rx[out].Truncated = d.Addr, false
 		if p.learn != nil {
 			// Every frame, not only the first: the newest observation
 			// wins, so a peer that moved is followed at its next frame.
@@ -544,8 +545,11 @@ func (p *Port) drainSlow(rx []port.Packet, drops *[dropCount]uint32) int {
 				out++
 				continue
 			case recvTooLarge:
+				// Handed up cut, marked: the stages answer 513 when
+				// they can read its Via, and the count says why.
 				drops[dropTooLarge]++
-				s.ReleaseAddr(a)
+				rx[out].Handle, rx[out].HW = a, [6]byte{}
+				out++
 				continue
 			case recvFailed:
 				// Move on: the error is reported once and cleared, and

@@ -1,8 +1,10 @@
 package auth
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -24,10 +26,29 @@ type Config struct {
 	// Trusted sources skip authentication (backends, trunks, peers).
 	Trusted []netip.Prefix
 	// Algorithms are offered in challenges, most preferred first
-	// (SHA-256 then MD5 by default, as RFC 8760 orders them). MD5,
-	// MD5-sess, SHA-256 and SHA-256-sess are accepted in credentials when
-	// the user has the HA1 of the family.
+	// (SHA-256 then MD5 by default, as RFC 8760 orders them), and they
+	// alone are accepted in credentials: an answer with another one is
+	// challenged again, so that a downgrade to MD5 cannot be forced.
 	Algorithms []sipcore.Algorithm
+	// AllowNoQop accepts the RFC 2069 form of credentials (no qop, so no
+	// nonce-count): such an answer can be replayed within its call until
+	// the nonce expires. Off by default: qop=auth is required.
+	AllowNoQop bool
+	// FromMustMatch refuses (403) an authenticated request whose From
+	// user is not the authenticated user name, so that one subscriber's
+	// credentials cannot place calls as another. The daemon turns it on
+	// by default ([auth] from_must_match).
+	FromMustMatch bool
+	// NonceCounts bounds the nonces whose nonce-count each worker
+	// remembers (65536); under more, older nonces are challenged again.
+	NonceCounts int
+	// MaxParkedPerSource bounds the store lookups one source (an IPv4
+	// address, an IPv6 prefix of IPv6Prefix bits) starts per worker per
+	// Deadline (16): beyond it a request gets the store-error fallback
+	// instead of a lookup.
+	MaxParkedPerSource int
+	// IPv6Prefix is the prefix length of an IPv6 source (0: /64).
+	IPv6Prefix int
 	// NonceKey issues and checks the stateless nonces (required:
 	// sipcore.NewNonceKey of the cluster secret).
 	NonceKey *sipcore.NonceKey
@@ -89,6 +110,8 @@ type Auth struct {
 	algs    []sipcore.Algorithm
 	peek    Peeker
 	hash    hasher
+	txSeed  maphash.Seed
+	dummy   Entry // verified against for unknown users: same work as a known one
 	retry   []byte
 	cores   []*core
 
@@ -156,12 +179,34 @@ func New(cfg Config) (*Auth, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
+	if cfg.MaxParkedPerSource <= 0 {
+		cfg.MaxParkedPerSource = 16
+	}
+	if cfg.MaxParkedPerSource > 1<<15 {
+		return nil, fmt.Errorf("auth: %d parked lookups per source: use at most %d", cfg.MaxParkedPerSource, 1<<15)
+	}
+	if cfg.NonceCounts <= 0 {
+		cfg.NonceCounts = 65536
+	}
+	if cfg.NonceCounts > 1<<24 {
+		return nil, fmt.Errorf("auth: %d nonce counts per worker is too many: use at most %d", cfg.NonceCounts, 1<<24)
+	}
 	a := &Auth{
-		cfg:   cfg,
-		realm: []byte(cfg.Realm),
-		hash:  newHasher(),
-		retry: pipeline.RetryAfter(cfg.RetryAfter),
-		done:  make(chan struct{}),
+		cfg:    cfg,
+		realm:  []byte(cfg.Realm),
+		hash:   newHasher(),
+		retry:  pipeline.RetryAfter(cfg.RetryAfter),
+		done:   make(chan struct{}),
+		txSeed: maphash.MakeSeed(),
+	}
+	// A random password nobody knows: verifying against it costs what a
+	// real user costs and never succeeds.
+	var pw [16]byte
+	rand.Read(pw[:])
+	for _, alg := range []sipcore.Algorithm{sipcore.AlgMD5, sipcore.AlgSHA256} {
+		if err := a.dummy.SetHA1(alg, []byte(sipcore.HA1(alg, "", cfg.Realm, string(pw[:])))); err != nil {
+			return nil, err
+		}
 	}
 	for _, m := range cfg.Methods {
 		switch m {
@@ -174,10 +219,10 @@ func New(cfg Config) (*Auth, error) {
 	}
 	for _, alg := range cfg.Algorithms {
 		switch alg {
-		case sipcore.AlgMD5, sipcore.AlgSHA256:
+		case sipcore.AlgMD5, sipcore.AlgSHA256, sipcore.AlgMD5Sess, sipcore.AlgSHA256Sess:
 			a.algs = append(a.algs, alg)
 		default:
-			return nil, fmt.Errorf("auth: algorithm %s cannot be offered: stores keep MD5 and SHA-256 HA1 values (the -sess variants are accepted from clients anyway)", alg)
+			return nil, fmt.Errorf("auth: algorithm %s cannot be offered: stores keep MD5 and SHA-256 HA1 values (MD5, SHA-256 and their -sess variants work with them)", alg)
 		}
 	}
 	if p, ok := cfg.Store.(Peeker); ok {
@@ -268,6 +313,20 @@ func (a *Auth) Close() {
 }
 
 func (a *Auth) needs(m sipcore.Method) bool { return a.methods&(1<<m) != 0 }
+
+// accepts reports whether credentials use what this node offers: one of
+// the configured algorithms, and qop=auth unless AllowNoQop.
+func (a *Auth) accepts(cr *sipcore.Credentials) bool {
+	if cr.Qop != sipcore.QopAuth && !a.cfg.AllowNoQop {
+		return false
+	}
+	for _, alg := range a.algs {
+		if alg == cr.Algorithm {
+			return true
+		}
+	}
+	return false
+}
 
 func (a *Auth) trusted(ip netip.Addr) bool {
 	ip = ip.Unmap()

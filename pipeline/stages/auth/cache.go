@@ -82,8 +82,12 @@ func (c *cache) get(k userKey, now int64) (e *Entry, negative, ok bool) {
 
 // put stores e (nil for a negative entry) for k until exp (0: until
 // evicted or invalidated), replacing k's entry, else taking a free or
-// expired way, else evicting the set's least recently used entry.
-func (c *cache) put(k userKey, e *Entry, now, exp int64) {
+// expired way, else evicting the set's least recently used entry. A
+// negative entry only ever evicts another negative one: random user names
+// from a guesser must not push real users out of the cache (each would
+// then be looked up again, which is the storm the cache is there to stop).
+// It reports whether e was stored.
+func (c *cache) put(k userKey, e *Entry, now, exp int64) bool {
 	s := &c.sets[k.k1&c.mask]
 	w := -1
 	for i := 0; i < ways; i++ {
@@ -106,11 +110,16 @@ func (c *cache) put(k userKey, e *Entry, now, exp int64) {
 		}
 	}
 	if w < 0 {
-		w = 0
-		for i := 1; i < ways; i++ {
-			if s.used[i] < s.used[w] {
+		for i := 0; i < ways; i++ {
+			if e == nil && s.flags[i]&slotNegative == 0 {
+				continue
+			}
+			if w < 0 || s.used[i] < s.used[w] {
 				w = i
 			}
+		}
+		if w < 0 {
+			return false // every way holds a found user
 		}
 		c.evictions++
 	}
@@ -122,6 +131,7 @@ func (c *cache) put(k userKey, e *Entry, now, exp int64) {
 		s.flags[w] = 0
 		s.entry[w] = *e
 	}
+	return true
 }
 
 // remove forgets k.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -53,6 +54,7 @@ func decodeAnswer(a *pipeline.Answer, e *Entry) (status int32, seq uint64) {
 // channel of values: sending allocates nothing).
 type request struct {
 	h     pipeline.Handle
+	k     userKey
 	seq   uint64
 	start time.Time
 	n     uint16
@@ -63,6 +65,26 @@ type result struct {
 	h     pipeline.Handle
 	start time.Time
 	ans   pipeline.Answer
+	// fill is set on one result per lookup: the answer goes into the
+	// worker's cache through its fill ring even when it comes too late
+	// for the message that asked.
+	fill bool
+	k    userKey
+}
+
+// waiter is a parked message whose lookup was merged into one already
+// under way for the same user.
+type waiter struct {
+	h     pipeline.Handle
+	start time.Time
+}
+
+// fillEntry is one store answer on its way into a worker's cache.
+type fillEntry struct {
+	k      userKey
+	status int32
+	seq    uint64
+	e      Entry
 }
 
 // helper is one worker's pipeline.Helper: Request queues the lookup for a
@@ -73,7 +95,13 @@ type helper struct {
 	reqs    chan request
 	results chan result
 
+	// inflight merges concurrent lookups of one user: the first does the
+	// lookup, the others wait for its answer (helper goroutines only).
+	mu       sync.Mutex
+	inflight map[userKey][]waiter
+
 	lookups, notFound, errs, late, queueFull, ringFull atomic.Uint64
+	merged, fillsLost                                  atomic.Uint64
 	latency                                            histogram
 }
 
@@ -82,7 +110,8 @@ func (c *core) startHelper() *helper {
 		return c.help
 	}
 	a := c.a
-	h := &helper{c: c, reqs: make(chan request, a.cfg.QueueLen), results: make(chan result, a.cfg.QueueLen)}
+	h := &helper{c: c, reqs: make(chan request, a.cfg.QueueLen), results: make(chan result, a.cfg.QueueLen),
+		inflight: map[userKey][]waiter{}}
 	c.help = h
 	a.wg.Add(a.cfg.Concurrency + 1)
 	for i := 0; i < a.cfg.Concurrency; i++ {
@@ -95,7 +124,7 @@ func (c *core) startHelper() *helper {
 // Request implements pipeline.Helper. It never blocks: with the queue full
 // the message waits for its deadline and gets the fallback.
 func (h *helper) Request(hd pipeline.Handle, key []byte) {
-	r := request{h: hd, seq: h.c.a.seq.Load(), start: time.Now()}
+	r := request{h: hd, k: h.c.a.hash.key(key), seq: h.c.a.seq.Load(), start: time.Now()}
 	r.n = uint16(copy(r.user[:], key))
 	select {
 	case h.reqs <- r:
@@ -114,13 +143,22 @@ func (h *helper) lookupLoop() {
 		case <-a.done:
 			return
 		}
+		h.mu.Lock()
+		if ws, ok := h.inflight[r.k]; ok {
+			h.inflight[r.k] = append(ws, waiter{r.h, r.start})
+			h.mu.Unlock()
+			h.merged.Add(1)
+			continue
+		}
+		h.inflight[r.k] = nil
+		h.mu.Unlock()
 		h.lookups.Add(1)
 		ctx, cancel := context.WithTimeout(context.Background(), a.cfg.LookupTimeout)
 		t0 := time.Now()
 		e, err := a.cfg.Store.Lookup(ctx, a.cfg.Realm, string(r.user[:r.n]))
 		cancel()
 		h.latency.observe(time.Since(t0))
-		res := result{h: r.h, start: r.start}
+		res := result{h: r.h, start: r.start, fill: true, k: r.k}
 		switch {
 		case err == nil:
 			encodeAnswer(&res.ans, answerFound, &e, r.seq)
@@ -131,11 +169,30 @@ func (h *helper) lookupLoop() {
 			h.errs.Add(1)
 			encodeAnswer(&res.ans, answerError, &Entry{}, r.seq)
 		}
-		select {
-		case h.results <- res:
-		case <-a.done:
+		h.mu.Lock()
+		ws := h.inflight[r.k]
+		delete(h.inflight, r.k)
+		h.mu.Unlock()
+		if !h.send(&res) {
 			return
 		}
+		res.fill = false
+		for _, w := range ws {
+			res.h, res.start = w.h, w.start
+			if !h.send(&res) {
+				return
+			}
+		}
+	}
+}
+
+// send hands res to the answer goroutine; false when the auth is closing.
+func (h *helper) send(res *result) bool {
+	select {
+	case h.results <- *res:
+		return true
+	case <-h.c.a.done:
+		return false
 	}
 }
 
@@ -150,6 +207,9 @@ func (h *helper) answerLoop() {
 			}
 			if !r.h.Answer(&r.ans) {
 				h.ringFull.Add(1)
+			}
+			if r.fill {
+				h.fillCache(&r)
 			}
 		case <-a.done:
 			return
@@ -179,4 +239,22 @@ func (h *histogram) observe(d time.Duration) {
 	}
 	h.buckets[i].Add(1)
 	h.sumNs.Add(uint64(d))
+}
+
+// fillCache queues the answer of a lookup for the worker's cache. The
+// worker applies it at its next batch whether or not the message that
+// asked is still waiting: under a slow store (or after a reconnection
+// empties every cache) the answers that come after the deadline are what
+// make the next request of the same user a hit instead of another lookup
+// that times out too. The answer goroutine is the ring's one producer.
+func (h *helper) fillCache(r *result) {
+	var e Entry
+	status, seq := decodeAnswer(&r.ans, &e)
+	if status == answerError {
+		return
+	}
+	f := fillEntry{k: r.k, status: status, seq: seq, e: e}
+	if !h.c.fills.Push(&f) {
+		h.fillsLost.Add(1)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,17 +37,44 @@ func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
 			t.Errorf("entry %v evicted instead of the LRU one", k)
 		}
 	}
-	// Expired entries are reused before any live one is evicted.
-	c.put(keys[1], nil, 104, 105)
+	// A negative entry never evicts a found user...
+	if c.put(keys[1], nil, 104, 105) {
+		t.Fatalf("a negative entry evicted a found user")
+	}
+	// ...but takes a free way.
 	c.remove(keys[0])
 	if c.live != ways-1 {
 		t.Fatalf("live %d after remove, want %d", c.live, ways-1)
+	}
+	if !c.put(keys[1], nil, 104, 105) || c.live != ways {
+		t.Fatalf("negative entry not stored in a free way (live %d)", c.live)
 	}
 	if _, neg, ok := c.get(keys[1], 104); !ok || !neg {
 		t.Fatalf("negative entry not found before expiry")
 	}
 	if _, _, ok := c.get(keys[1], 106); ok {
 		t.Fatalf("negative entry found after expiry")
+	}
+	// Once a set holds negative entries, a new negative one replaces the
+	// least recently used of them, never a found user.
+	c.clear()
+	for i := 0; i < ways; i++ {
+		var ei *Entry
+		if i%2 == 0 {
+			ei = e
+		}
+		c.put(keys[i], ei, int64(i+1), 0)
+	}
+	if !c.put(keys[ways], nil, 200, 0) {
+		t.Fatal("a negative entry could not replace another")
+	}
+	if _, _, ok := c.get(keys[1], 201); ok {
+		t.Error("the least recently used negative entry survived")
+	}
+	for i := 0; i < ways; i += 2 {
+		if _, neg, ok := c.get(keys[i], 201); !ok || neg {
+			t.Errorf("found user %d evicted by a negative entry", i)
+		}
 	}
 	c.clear()
 	if c.live != 0 || c.size() != 0 {
@@ -85,7 +113,8 @@ func newHitRig(t testing.TB, alg sipcore.Algorithm) *hitRig {
 	r.st.core.cache.put(a.hash.key([]byte("alice")), &e, 1, 0)
 	r.st.StartBatch(0, 0)
 
-	nonce := string(a.cfg.NonceKey.Append(nil, wall, []byte("example.com")))
+	bind := sipcore.NonceBinding{Src: netip.MustParseAddr("203.0.113.9"), CallID: []byte("a84b4c76e66710@pc33")}
+	nonce := string(a.cfg.NonceKey.Append(nil, wall, []byte("example.com"), bind))
 	uri := "sip:bob@example.com"
 	ha1 := sipcore.HA1(alg, "alice", "example.com", "pw")
 	hx := func(s string) string { return digestHex(alg, s) }
@@ -97,7 +126,10 @@ func newHitRig(t testing.TB, alg sipcore.Algorithm) *hitRig {
 		`Proxy-Authorization: Digest username="alice", realm="example.com", nonce="` + nonce + `", uri="` + uri +
 		`", response="` + resp + `", algorithm=` + alg.String() + `, qop=auth, nc=00000001, cnonce="c0ffee"` + "\r\n" +
 		"Content-Length: 0\r\n\r\n"
-	r.buf = []byte(msg)
+	// Room to add P-Asserted-Identity, as a port's buffer has: each run
+	// strips the one the previous run added (the source is not trusted)
+	// and asserts it again.
+	r.buf = append(make([]byte, 0, len(msg)+128), msg...)
 	if err := sipcore.Parse(r.buf, &r.msg); err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +153,9 @@ func TestCacheHitAllocatesNothing(t *testing.T) {
 		}
 		if h := r.st.core.cnt.Get(cCacheHits); h < 1000 {
 			t.Errorf("%s: %d cache hits, want every run to hit", alg, h)
+		}
+		if u := r.st.core.cnt.Get(cUnasserted); u != 0 || !strings.Contains(string(r.ctx.Buf), "P-Asserted-Identity: <sip:alice@example.com>\r\n") {
+			t.Errorf("%s: %d requests without this node's P-Asserted-Identity, want every one asserted", alg, u)
 		}
 	}
 }

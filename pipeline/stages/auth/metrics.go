@@ -16,6 +16,18 @@ type Metrics struct {
 	// Stale counts right answers to expired nonces (challenged again with
 	// stale=true).
 	Stale uint64
+	// Replays counts right answers whose nonce-count was used before;
+	// InvalidNonces nonces that are forged, foreign or bound to another
+	// source or call; Rechallenged answers without qop=auth or with an
+	// algorithm not configured. All three are challenged again and none
+	// is a failure. FromMismatch counts 403s for a From user that is not
+	// the authenticated one.
+	Replays, InvalidNonces, Rechallenged, FromMismatch uint64
+	// SourceParkLimit counts lookups refused because their source had
+	// MaxParkedPerSource under way; Merged lookups that joined one of the
+	// same user already under way; FillsLost store answers the worker's
+	// fill ring could not take.
+	SourceParkLimit, Merged, FillsLost uint64
 	// CacheHits, NegativeHits and CacheMisses count cache lookups: found,
 	// found as known-absent, not found (then parked).
 	CacheHits, NegativeHits, CacheMisses uint64
@@ -74,6 +86,11 @@ func (a *Auth) Metrics() Metrics {
 		m.Successes += g(cSuccesses)
 		m.Failures += g(cFailures)
 		m.Stale += g(cStale)
+		m.Replays += g(cReplays)
+		m.InvalidNonces += g(cInvalidNonces)
+		m.Rechallenged += g(cRechallenged)
+		m.FromMismatch += g(cFromMismatch)
+		m.SourceParkLimit += g(cSourceParkLimit)
 		m.CacheHits += g(cCacheHits)
 		m.NegativeHits += g(cNegativeHits)
 		m.CacheMisses += g(cCacheMisses)
@@ -94,6 +111,8 @@ func (a *Auth) Metrics() Metrics {
 			m.StoreErrors += h.errs.Load()
 			m.LateAnswers += h.late.Load()
 			m.QueueFull += h.queueFull.Load()
+			m.Merged += h.merged.Load()
+			m.FillsLost += h.fillsLost.Load()
 			m.RingFull += h.ringFull.Load()
 			for i := range buckets {
 				buckets[i] += h.latency.buckets[i].Load()

@@ -167,7 +167,7 @@ func (g *Guard) Ban(addr netip.Addr, ttl time.Duration) error {
 	}
 	until := g.now() + int64(ttl)
 	g.mu.Lock()
-	err := g.command(command{op: cmdBan, reason: ReasonOperator, key: keyOf(addr), until: until})
+	err := g.command(command{op: cmdBan, reason: ReasonOperator, key: g.sourceKey(addr), until: until})
 	if err == nil {
 		g.registry[addr] = &banRecord{reason: ReasonOperator, until: until}
 	}
@@ -187,7 +187,7 @@ func (g *Guard) Unban(addr netip.Addr) error {
 		return errors.New("guard: cannot unban the zero address")
 	}
 	g.mu.Lock()
-	err := g.command(command{op: cmdUnban, key: keyOf(addr)})
+	err := g.command(command{op: cmdUnban, key: g.sourceKey(addr)})
 	delete(g.registry, addr)
 	g.mu.Unlock()
 	g.unbanBelow(addr)

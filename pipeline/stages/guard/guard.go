@@ -47,6 +47,9 @@ type Limit struct {
 type Config struct {
 	// MaxMessageSize drops larger datagrams unread (8192).
 	MaxMessageSize int
+	// IPv6Prefix is the prefix length an IPv6 source is counted under
+	// (pipeline.DefaultIPv6SourcePrefix, /64): see sourceKey.
+	IPv6Prefix int
 	// MaxHeaders and MaxVias drop messages with more header lines or Via
 	// values (100, 40). Both are counted on the raw bytes before parsing.
 	MaxHeaders, MaxVias int
@@ -156,6 +159,9 @@ func (c *Config) check() error {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("guard: "+format, args...)) }
 	if c.MaxMessageSize < 64 || c.MaxMessageSize > 65535 {
 		bad("MaxMessageSize %d: want 64 to 65535 bytes", c.MaxMessageSize)
+	}
+	if c.IPv6Prefix < 0 || c.IPv6Prefix > 128 {
+		bad("IPv6Prefix %d: want 1 to 128 (0: /64)", c.IPv6Prefix)
 	}
 	if c.MaxHeaders < 1 || c.MaxVias < 1 {
 		bad("MaxHeaders %d and MaxVias %d must be at least 1", c.MaxHeaders, c.MaxVias)

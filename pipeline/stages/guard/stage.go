@@ -179,7 +179,7 @@ func (g *Guard) newStage(env *pipeline.Env) *Stage {
 	now := g.now()
 	for a, r := range g.registry {
 		if r.reason == ReasonOperator && r.until > now {
-			s.bans.put(keyOf(a), r.until, ReasonOperator, now)
+			s.bans.put(g.sourceKey(a), r.until, ReasonOperator, now)
 		}
 	}
 	list := append(append([]*Stage(nil), old...), s)
@@ -244,13 +244,13 @@ func (s *Stage) drop(c *pipeline.Ctx, r Reason) pipeline.Verdict {
 func (s *Stage) Process(c *pipeline.Ctx) pipeline.Verdict {
 	b := c.Buf
 	g := s.g
-	if len(b) > g.cfg.MaxMessageSize {
-		return s.drop(c, ReasonOversize)
+	if len(b) > g.cfg.MaxMessageSize || c.Truncated {
+		return s.oversize(c)
 	}
 	now := c.Now
 	src := c.Src.Addr().Unmap()
 	allowed := s.allowed(src)
-	k := keyOf(src)
+	k := s.g.sourceKey(src)
 	if !allowed {
 		if bs := s.bans.check(k, now); bs != nil {
 			bs.dropped.Add(1)
@@ -401,7 +401,7 @@ func (s *Stage) AuthFailed(src netip.Addr, now int64) {
 	if s.allowed(src) {
 		return
 	}
-	k := keyOf(src)
+	k := s.g.sourceKey(src)
 	e := s.tab.get(k, now)
 	if e.hits == 0 {
 		e.hits = 1

@@ -2,6 +2,7 @@ package sanity
 
 import (
 	"errors"
+	"fmt"
 
 	"sipedge/pipeline"
 	"sipedge/pipeline/node"
@@ -18,32 +19,55 @@ var Def = pipeline.StageDef{
 // node's identity ([node]).
 type Config struct {
 	Node *node.Node
+	// MaxMessageSize is the longest datagram served, in bytes ([guard]
+	// max_message_size); a longer request is answered 513 when its Via can
+	// be read, dropped as too-large otherwise. 0: sipcore.MaxMessageSize.
+	MaxMessageSize int
 }
 
 // Sanity is the compiled Config, shared by every worker's stage.
-type Sanity struct{ n *node.Node }
+type Sanity struct {
+	n   *node.Node
+	max int
+}
 
 // New checks cfg.
 func New(cfg Config) (*Sanity, error) {
 	if cfg.Node == nil {
 		return nil, errors.New("sanity: Node is required")
 	}
-	return &Sanity{n: cfg.Node}, nil
+	if cfg.MaxMessageSize < 0 || cfg.MaxMessageSize > sipcore.MaxMessageSize {
+		return nil, fmt.Errorf("sanity: MaxMessageSize %d: want 0 (no limit but UDP's) to %d bytes", cfg.MaxMessageSize, sipcore.MaxMessageSize)
+	}
+	max := cfg.MaxMessageSize
+	if max == 0 {
+		max = sipcore.MaxMessageSize
+	}
+	return &Sanity{n: cfg.Node, max: max}, nil
 }
 
 // Def implements pipeline.StageMaker.
 func (*Sanity) Def() *pipeline.StageDef { return &Def }
 
 // NewStage implements pipeline.StageMaker.
-func (s *Sanity) NewStage(*pipeline.Env) (pipeline.Stage, error) { return &stage{key: s.n.Key}, nil }
+func (s *Sanity) NewStage(*pipeline.Env) (pipeline.Stage, error) {
+	return &stage{key: s.n.Key, max: s.max}, nil
+}
 
 type stage struct {
 	key     *sipcore.Key
+	max     int
 	scratch [1024]byte // Unsupported header of a 420, per worker
 }
 
 func (s *stage) Process(c *pipeline.Ctx) pipeline.Verdict {
 	m := c.Msg
+	if len(c.Buf) > s.max || c.Truncated {
+		if v, ok := c.RespondTooLarge(s.max); ok {
+			return v
+		}
+		return c.Drop(pipeline.DropTooLarge)
+	}
 	if err := c.Parse(); err != nil {
 		status, reason := sipcore.ResponseFor(m, err)
 		// Without a Via a response has nowhere to go but the source port,

@@ -207,9 +207,15 @@ func (r *Rig) Expect(want int, msg string) string {
 type Client struct {
 	User, Password string
 	// Alg is the algorithm the client answers with (MD5 when zero).
-	Alg  sipcore.Algorithm
-	seq  int
+	Alg sipcore.Algorithm
+	seq int
+	// Call numbers the client's call: its Call-ID stays the same until
+	// Call changes, as RFC 3261 22.2 has a client retry with credentials.
 	Call int
+	// NC is the nonce-count of the last credentials; it grows with each
+	// use of the same nonce and starts at 1 on a new one.
+	NC        int
+	lastNonce string
 }
 
 // Request builds method (INVITE, REGISTER...) with credentials answering
@@ -225,7 +231,7 @@ func (c *Client) RequestURI(method, ruri, duri, nonce string) string {
 	fmt.Fprintf(&b, "%s %s SIP/2.0\r\n", method, ruri)
 	fmt.Fprintf(&b, "Via: SIP/2.0/UDP 203.0.113.9:40001;branch=z9hG4bK%s%d%d;rport\r\n", c.User, c.Call, c.seq)
 	b.WriteString("Max-Forwards: 70\r\nTo: <sip:bob@example.com>\r\n")
-	fmt.Fprintf(&b, "From: <sip:%s@example.com>;tag=f%d\r\nCall-ID: %s-%d-%d@pc33\r\nCSeq: %d %s\r\n", c.User, c.Call, c.User, c.Call, c.seq, c.seq, method)
+	fmt.Fprintf(&b, "From: <sip:%s@example.com>;tag=f%d\r\nCall-ID: %s-%d@pc33\r\nCSeq: %d %s\r\n", c.User, c.Call, c.User, c.Call, c.seq, method)
 	b.WriteString("Contact: <sip:u@203.0.113.9:40001>\r\n")
 	if nonce != "" {
 		hdr := "Proxy-Authorization"
@@ -250,7 +256,11 @@ func (c *Client) Credentials(method, uri, nonce string) string {
 		x := md5.Sum([]byte(s))
 		return hex.EncodeToString(x[:])
 	}
-	cnonce, nc := "0a4f113b", "00000001"
+	if nonce != c.lastNonce {
+		c.lastNonce, c.NC = nonce, 0
+	}
+	c.NC++
+	cnonce, nc := "0a4f113b", fmt.Sprintf("%08x", c.NC)
 	ha1 := h(c.User + ":" + Realm + ":" + c.Password)
 	if c.Alg.Sess() {
 		ha1 = h(ha1 + ":" + nonce + ":" + cnonce)

@@ -2,11 +2,6 @@ package redisstore_test
 
 import (
 	"context"
-	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,98 +11,23 @@ import (
 	"sipedge/pipeline/stages/auth"
 	"sipedge/pipeline/stages/auth/authtest"
 	"sipedge/pipeline/stages/auth/redisstore"
-	"sipedge/sipcore"
+	"sipedge/pipeline/stages/auth/redisstore/redistest"
 )
 
-// redisServer is a redis-server the test started, stopped by pid.
-type redisServer struct {
-	t    *testing.T
-	addr string
-	dir  string
-	cmd  *exec.Cmd
-}
+// Thin names over redistest, which the appliance's tests share.
+type redisServer struct{ *redistest.Server }
 
-func redisBinary(t *testing.T) string {
-	p, err := exec.LookPath("redis-server")
-	if err != nil {
-		msg := "redis-server is not installed: apt-get install -y redis-server (or make test-deps)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return p
-}
-
-func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// startRedis runs redis-server on addr with its own directory, no
-// persistence, and waits (bounded) until it answers PING.
 func startRedis(t *testing.T, addr string) *redisServer {
-	t.Helper()
-	bin := redisBinary(t)
-	_, port, _ := net.SplitHostPort(addr)
-	s := &redisServer{t: t, addr: addr, dir: t.TempDir()}
-	s.cmd = exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log"))
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("starting redis-server: %v", err)
-	}
-	t.Cleanup(s.stop)
-	end := time.Now().Add(5 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.SetDeadline(time.Now().Add(time.Second))
-			fmt.Fprint(c, "PING\r\n")
-			buf := make([]byte, 16)
-			n, _ := c.Read(buf)
-			c.Close()
-			if string(buf[:n]) == "+PONG\r\n" {
-				return s
-			}
-		}
-		if time.Now().After(end) {
-			log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
-			t.Fatalf("redis-server on %s did not answer PING within 5s; log:\n%s", addr, log)
-		}
-		time.Sleep(10 * time.Millisecond) // the server gives no readiness event
-	}
+	return &redisServer{redistest.Start(t, addr)}
 }
 
-func (s *redisServer) stop() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	s.cmd.Process.Kill()
-	s.cmd.Wait()
-	s.cmd = nil
-}
+func (s *redisServer) stop()                              { s.Stop() }
+func (s *redisServer) client(t *testing.T) rueidis.Client { return s.Client(t) }
 
-func (s *redisServer) client(t *testing.T) rueidis.Client {
-	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{s.addr}, DisableCache: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
-}
+func freePort(t *testing.T) string { return redistest.FreeAddr(t) }
 
 func setUser(t *testing.T, c rueidis.Client, user, password string) {
-	t.Helper()
-	err := c.Do(context.Background(), c.B().Hset().Key(redisstore.DefaultPrefix+authtest.Realm+":"+user).FieldValue().
-		FieldValue("ha1md5", sipcore.HA1(sipcore.AlgMD5, user, authtest.Realm, password)).
-		FieldValue("ha1sha256", sipcore.HA1(sipcore.AlgSHA256, user, authtest.Realm, password)).Build()).Error()
-	if err != nil {
-		t.Fatal(err)
-	}
+	redistest.SetUser(t, c, redisstore.DefaultPrefix, authtest.Realm, user, password)
 }
 
 func await[T any](t *testing.T, ch <-chan T, within time.Duration, what string) T {
@@ -130,7 +50,7 @@ func TestRedisStore(t *testing.T) {
 	invs := make(chan string, 64)
 	states := make(chan bool, 64)
 	st, err := redisstore.New(redisstore.Options{
-		Addresses: []string{srv.addr}, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+		Addresses: []string{srv.Addr}, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
 		OnInvalidate: func(_, user string) { invs <- user },
 		OnState:      func(up bool) { states <- up },
 	})
@@ -178,7 +98,8 @@ func TestRedisStore(t *testing.T) {
 	setUser(t, rc, "bob", "pw")
 	await(t, invs, time.Second, "bob's invalidation")
 	bob := &authtest.Client{User: "bob", Password: "pw"}
-	r.Expect(0, bob.Request("INVITE", nonce))
+	bobNonce := authtest.Nonce(t, r.Expect(407, bob.Request("INVITE", "")))
+	r.Expect(0, bob.Request("INVITE", bobNonce))
 	if len(invs) != 0 {
 		t.Errorf("%d more invalidations than changes: each must be pushed once", len(invs))
 	}
@@ -187,25 +108,26 @@ func TestRedisStore(t *testing.T) {
 		t.Fatal("state after the stop is connected")
 	}
 	for i := 0; i < 3; i++ {
-		r.Expect(0, bob.Request("INVITE", nonce))
+		r.Expect(0, bob.Request("INVITE", bobNonce))
 		r.Expect(0, alice.Request("INVITE", nonce))
 	}
 	carol := &authtest.Client{User: "carol", Password: "pw"}
-	r.Expect(503, carol.Request("INVITE", nonce))
+	carolNonce := authtest.Nonce(t, r.Expect(407, carol.Request("INVITE", "")))
+	r.Expect(503, carol.Request("INVITE", carolNonce))
 	if m := r.A.Metrics(); m.StoreErrors == 0 || m.StoreErrorAnswers != 1 {
 		t.Fatalf("metrics %+v: want the store error counted", m)
 	}
 
 	// Redis comes back (empty: no persistence): picked up again, and what
 	// was cached before is dropped, since changes may have been missed.
-	srv = startRedis(t, srv.addr)
+	srv = startRedis(t, srv.Addr)
 	rc = srv.client(t)
 	setUser(t, rc, "carol", "pw")
 	if !await(t, states, 10*time.Second, "reconnecting") {
 		t.Fatal("state after the restart is not connected")
 	}
-	r.Expect(0, carol.Request("INVITE", nonce))
-	r.Expect(403, bob.Request("INVITE", nonce)) // gone with the old server
+	r.Expect(0, carol.Request("INVITE", carolNonce))
+	r.Expect(403, bob.Request("INVITE", bobNonce)) // gone with the old server
 
 	if st.Reconnections() != 1 {
 		t.Errorf("reconnections %d, want 1", st.Reconnections())
@@ -215,7 +137,7 @@ func TestRedisStore(t *testing.T) {
 	for u := ""; u != "bob"; {
 		u = await(t, invs, time.Second, "bob's invalidation after the restart")
 	}
-	r.Expect(0, bob.Request("INVITE", nonce))
+	r.Expect(0, bob.Request("INVITE", bobNonce))
 }
 
 func TestRedisStoreRejectsBadOptions(t *testing.T) {
