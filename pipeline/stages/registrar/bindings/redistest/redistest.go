@@ -2,8 +2,8 @@ package redistest
 
 import (
 	"bufio"
-	"io"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
