@@ -3,6 +3,8 @@ package chain
 import (
 	"sipedge/pipeline/stages/auth"
 	"sipedge/pipeline/stages/guard"
+	"sipedge/pipeline/stages/location"
+	"sipedge/pipeline/stages/registrar"
 	"sipedge/pipeline/stages/response"
 	"sipedge/pipeline/stages/route"
 	"sipedge/pipeline/stages/sanity"
@@ -20,5 +22,9 @@ var Default = Chain{
 	&response.Def, // responses end here
 	&self.Def,     // requests to the node; before auth, so keepalive OPTIONS need no credentials
 	&auth.Def,     // initial requests from outside authenticate
-	&route.Def,    // the dispatcher: last, it forwards
+	// REGISTER for our domains, once authenticated; then requests for
+	// them go to a registered contact, before the dispatcher decides.
+	&registrar.Def,
+	&location.Def,
+	&route.Def, // the dispatcher: last, it forwards
 }

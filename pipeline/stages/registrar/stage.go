@@ -1,0 +1,185 @@
+package registrar
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"time"
+
+	"sipedge/pipeline"
+	"sipedge/pipeline/stages/registrar/bindings"
+	"sipedge/sipcore"
+)
+
+// maxRegister bounds the REGISTER a helper takes (a copy travels in its
+// queue); a larger one is answered 513.
+const maxRegister = 4096
+
+// keyHead is the source address ahead of the message in a helper key.
+const keyHead = 18
+
+// stage is one worker's registrar.
+type stage struct {
+	r      *Registrar
+	cnt    pipeline.Counters
+	helper pipeline.HelperRef
+	aor    [bindings.MaxAOR]byte
+	key    [keyHead + maxRegister]byte
+}
+
+var _ pipeline.Resumer = (*stage)(nil)
+
+// Process implements pipeline.Stage.
+func (s *stage) Process(c *pipeline.Ctx) pipeline.Verdict {
+	m := c.Msg
+	if !c.Parsed || !m.IsRequest || m.Method != sipcore.MethodREGISTER || !s.r.cfg.Domains.Has(m.B(m.RURI.Host)) {
+		return pipeline.Continue
+	}
+	s.cnt.Inc(cRequests)
+	if st, reason := s.r.check(m, s.aor[:0]); st != 0 {
+		return s.refuse(c, st, reason)
+	}
+	if m.End > maxRegister {
+		s.cnt.Inc(cTooLarge)
+		return c.Respond(513, "Message Too Large", nil)
+	}
+	putAddr(s.key[:keyHead], c.Src)
+	n := keyHead + copy(s.key[keyHead:], c.Buf[:m.End])
+	s.cnt.Inc(cParked)
+	return c.Park(s.helper, s.key[:n], s.r.cfg.Deadline)
+}
+
+func (s *stage) refuse(c *pipeline.Ctx, st int, reason string) pipeline.Verdict {
+	switch st {
+	case 423:
+		s.cnt.Inc(cTooBrief)
+		return c.Respond(423, reason, s.r.minExpires)
+	case 404:
+		s.cnt.Inc(cNotFound)
+	default:
+		s.cnt.Inc(cBad)
+	}
+	return c.Respond(st, reason, nil)
+}
+
+// Resume implements pipeline.Resumer: the store has answered.
+func (s *stage) Resume(c *pipeline.Ctx) pipeline.Verdict {
+	if !c.Parsed || !c.Msg.IsRequest {
+		return c.Drop(pipeline.DropUnparsable)
+	}
+	st, slot, seq := decodeAnswer(c.Answer)
+	switch st {
+	case ansOK:
+		extra, ok := s.r.box.Get(slot, seq)
+		if !ok {
+			s.cnt.Inc(cLost)
+			return c.Respond(500, "Server Internal Error (registrar answer lost; retry)", s.r.retry)
+		}
+		s.cnt.Inc(cOK)
+		return c.Respond(200, "OK", extra)
+	case ansOutOfOrder:
+		s.cnt.Inc(cOutOfOrder)
+		return c.Respond(500, "Server Internal Error (REGISTER out of order: CSeq not higher than the binding's)", nil)
+	case ansTooMany:
+		s.cnt.Inc(cTooMany)
+		return c.Respond(403, "Forbidden (too many contacts for this address-of-record)", nil)
+	case ansBad:
+		s.cnt.Inc(cBad)
+		return c.Respond(400, "Bad Request", nil)
+	}
+	s.cnt.Inc(cStoreErrors)
+	return c.Respond(503, "Service Unavailable (binding store unavailable)", s.r.retry)
+}
+
+// check makes every decision that needs no store (RFC 3261 10.3 steps 2,
+// 3, 5 and 6 for the expiry bounds): 0 when the REGISTER may be stored.
+// It allocates nothing.
+func (r *Registrar) check(m *sipcore.Msg, aor []byte) (int, string) {
+	if err := m.Validate(); err != nil {
+		return 400, "Bad Request (malformed To or Contact)"
+	}
+	if _, ok := bindings.AppendAOR(aor, m.Buf(), &m.To.URI); !ok {
+		return 400, "Bad Request (To is not a sip: address with a user)"
+	}
+	if !r.cfg.Domains.Has(m.B(m.To.URI.Host)) {
+		return 404, "Not Found (not a domain of this registrar)"
+	}
+	hexp, ok := m.ExpiresValue()
+	if !ok {
+		return 400, "Bad Request (malformed Expires)"
+	}
+	if m.StarContact {
+		if hexp != 0 {
+			return 400, "Bad Request (Contact: * needs Expires: 0)"
+		}
+		return 0, ""
+	}
+	var cp sipcore.ContactParams
+	for i := 0; i < m.NContact; i++ {
+		ct := &m.Contacts[i]
+		if ct.URI.Scheme != sipcore.SchemeSIP && ct.URI.Scheme != sipcore.SchemeSIPS {
+			return 400, "Bad Request (this registrar binds sip: and sips: contacts only)"
+		}
+		if m.ParseContactParams(ct.Params, &cp) != nil {
+			return 400, "Bad Request (malformed Contact expires, q, +sip.instance or reg-id)"
+		}
+		if _, brief := r.grant(cp.Expires, hexp); brief {
+			return 423, "Interval Too Brief"
+		}
+	}
+	return 0, ""
+}
+
+// grant is the expiry a contact gets: its expires parameter, else the
+// Expires header, else the default; 0 removes; below the minimum is too
+// brief (423), above the maximum is clamped (RFC 3261 10.3 step 6).
+func (r *Registrar) grant(contactExp, headerExp int64) (time.Duration, bool) {
+	e := contactExp
+	if e < 0 {
+		e = headerExp
+	}
+	if e < 0 {
+		return r.cfg.DefaultExpires, false
+	}
+	if e == 0 {
+		return 0, false
+	}
+	d := time.Duration(e) * time.Second
+	if d < r.cfg.MinExpires {
+		return 0, true
+	}
+	return min(d, r.cfg.MaxExpires), false
+}
+
+// Answer statuses of the helper.
+const (
+	ansOK int32 = iota
+	ansOutOfOrder
+	ansTooMany
+	ansBad
+	ansError
+)
+
+func encodeAnswer(a *pipeline.Answer, st int32, slot uint32, seq uint64) {
+	a.Status, a.Len = st, 12
+	binary.LittleEndian.PutUint32(a.Data[0:], slot)
+	binary.LittleEndian.PutUint64(a.Data[4:], seq)
+}
+
+func decodeAnswer(a *pipeline.Answer) (st int32, slot uint32, seq uint64) {
+	if a == nil || a.Len != 12 {
+		return ansError, 0, 0
+	}
+	return a.Status, binary.LittleEndian.Uint32(a.Data[0:]), binary.LittleEndian.Uint64(a.Data[4:])
+}
+
+func putAddr(b []byte, a netip.AddrPort) {
+	ip := a.Addr().As16()
+	copy(b, ip[:])
+	binary.BigEndian.PutUint16(b[16:], a.Port())
+}
+
+func getAddr(b []byte) netip.AddrPort {
+	var ip [16]byte
+	copy(ip[:], b)
+	return netip.AddrPortFrom(netip.AddrFrom16(ip).Unmap(), binary.BigEndian.Uint16(b[16:]))
+}
