@@ -22,6 +22,7 @@ type Config struct {
 	Dispatcher Dispatcher `toml:"dispatcher"`
 	Guard      Guard      `toml:"guard"`
 	Auth       Auth       `toml:"auth"`
+	Registrar  Registrar  `toml:"registrar"`
 	Log        Log        `toml:"log"`
 }
 
