@@ -59,6 +59,7 @@ var Modules = []ModuleDef{
 	{Name: "proxy", Section: "[node], [dispatcher]", Doc: "the stateless proxy's stages (sanity, response, self, route), the backend set and its prober, /backends", Open: openProxy},
 	{Name: "guard", Section: "[guard]", Doc: "flood and scanner deflection before the parser, bans (also in the XDP program), /bans and /allow", Open: openGuard},
 	{Name: "auth", Section: "[auth]", Doc: "digest authentication from a per-core cache, the credential store (file or Redis) and one lookup helper per worker", Open: openAuth},
+	{Name: "registrar", Section: "[registrar]", Doc: "the registrar and location roles: bindings in memory or Redis (Cluster), a per-core location cache kept fresh by pushes, /registrar/aor", Open: openRegistrar},
 }
 
 // ModuleEnv is what a module opens with.

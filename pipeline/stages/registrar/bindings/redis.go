@@ -48,9 +48,10 @@ type Redis struct {
 	mu     sync.Mutex
 	notify []func(string)
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
+	ctx      context.Context
+	cancel   context.CancelFunc
+	done     chan struct{}
+	checking atomic.Bool // recheck runs
 
 	// Writes counts binding rewrites, Refreshes expiry-only updates (for
 	// metrics and tests).
@@ -153,8 +154,8 @@ func (s *Redis) listeners() []func(string) {
 func (s *Redis) onInvalidations(msgs []rueidis.RedisMessage) {
 	fs := s.listeners()
 	if msgs == nil {
-		for _, f := range fs {
-			f("")
+		if s.checking.CompareAndSwap(false, true) {
+			go s.recheck()
 		}
 		return
 	}
@@ -170,6 +171,42 @@ func (s *Redis) onInvalidations(msgs []rueidis.RedisMessage) {
 		for _, f := range fs {
 			f(aor)
 		}
+	}
+}
+
+// recheck waits until Redis answers again, then tells every listener to
+// forget everything: what changed meanwhile was not pushed. Until then the
+// caches keep serving what they have (lookups from the local copy while
+// Redis is down), each entry bounded by its own expiry.
+func (s *Redis) recheck() {
+	defer s.checking.Store(false)
+	backoff := 50 * time.Millisecond
+	for {
+		if c, err := s.cl(); err == nil {
+			ctx, cancel := context.WithTimeout(s.ctx, s.opt.DialTimeout)
+			ok := true
+			for _, n := range c.Nodes() {
+				if n.Do(ctx, n.B().Ping().Build()).Error() != nil {
+					ok = false
+					break
+				}
+			}
+			cancel()
+			if ok {
+				for _, f := range s.listeners() {
+					f("")
+				}
+				return
+			}
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-s.ctx.Done():
+			t.Stop()
+			return
+		}
+		backoff = min(2*backoff, 2*time.Second)
 	}
 }
 
