@@ -20,7 +20,7 @@ const regDomain = "example.com"
 
 // regUsers writes an [auth] users file for the registrar tests (realm
 // regDomain, MD5 and SHA-256 HA1s of password).
-func regUsers(t *testing.T, dir, password string, users ...string) string {
+func regUsers(t testing.TB, dir, password string, users ...string) string {
 	t.Helper()
 	var b strings.Builder
 	for _, u := range users {
@@ -51,20 +51,27 @@ type regEdge struct {
 	sip string
 }
 
-func startEdge(t *testing.T, dir, sections string) *regEdge {
+func startEdge(t testing.TB, dir, sections string) *regEdge {
+	t.Helper()
+	return startEdgeIO(t, dir, sections, "")
+}
+
+// startEdgeIO is startEdge with extra [io] keys.
+func startEdgeIO(t testing.TB, dir, sections, io string) *regEdge {
 	t.Helper()
 	d := filepath.Join(dir, fmt.Sprintf("edge-%d", time.Now().UnixNano()))
 	if err := os.MkdirAll(d, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	sip, admin := freeUDP(t, "127.0.0.1"), freeTCP(t, "127.0.0.1")
-	a := startApp(t, d, nil, e2eConfigWith("[guard]\nenabled = false\n"+sections, sip, admin, freeUDP(t, "127.0.0.1")), 1)
+	cfg := e2eConfigWith("[guard]\nenabled = false\n"+sections, sip, admin, freeUDP(t, "127.0.0.1"))
+	a := startApp(t, d, nil, strings.Replace(cfg, "[io]\n", "[io]\n"+io, 1), 1)
 	a.admin = admin
 	return &regEdge{app: a, sip: sip}
 }
 
 // bindingsOf polls GET /registrar/aor until cond holds (bounded).
-func (e *regEdge) bindingsOf(t *testing.T, aor string, within time.Duration, what string, cond func([]appliance.BindingJSON) bool) []appliance.BindingJSON {
+func (e *regEdge) bindingsOf(t testing.TB, aor string, within time.Duration, what string, cond func([]appliance.BindingJSON) bool) []appliance.BindingJSON {
 	t.Helper()
 	end := time.Now().Add(within)
 	for {
@@ -83,7 +90,7 @@ func (e *regEdge) bindingsOf(t *testing.T, aor string, within time.Duration, wha
 
 // probe sends one INVITE for user@regDomain to the edge and returns the
 // final status (it must not reach a phone: only for 404/480/503).
-func probe(t *testing.T, to, user string) int {
+func probe(t testing.TB, to, user string) int {
 	t.Helper()
 	c, err := net.Dial("udp", to)
 	if err != nil {
@@ -113,7 +120,7 @@ func probe(t *testing.T, to, user string) int {
 	return 0
 }
 
-func registrarScenario(t *testing.T, name string) string {
+func registrarScenario(t testing.TB, name string) string {
 	t.Helper()
 	p, err := filepath.Abs(filepath.Join("testdata", "registrar", name))
 	if err != nil {
@@ -124,7 +131,7 @@ func registrarScenario(t *testing.T, name string) string {
 
 // phone runs a sipp phone that registers user through edge and answers
 // calls; it returns the process and its address.
-func phone(t *testing.T, dir, name, user, edge string, expires int) (*proc, string) {
+func phone(t testing.TB, dir, name, user, edge string, expires int) (*proc, string) {
 	t.Helper()
 	addr := freeUDP(t, "127.0.0.1")
 	p := sipp(t, dir, nil, name, "-sf", registrarScenario(t, "phone.xml"), "-oocsf", uasScenario(t),
@@ -135,7 +142,7 @@ func phone(t *testing.T, dir, name, user, edge string, expires int) (*proc, stri
 
 // calls runs n calls to user through edge and fails the test unless all
 // succeed.
-func calls(t *testing.T, dir, name, user, edge string, n int) {
+func calls(t testing.TB, dir, name, user, edge string, n int) {
 	t.Helper()
 	p := sipp(t, dir, nil, name, "-sf", registrarScenario(t, "call.xml"), "-i", uacIP, "-p", portOf(freeUDP(t, uacIP)),
 		"-s", user, "-key", "domain", regDomain, "-m", fmt.Sprint(n), "-r", "20",
@@ -147,7 +154,7 @@ func calls(t *testing.T, dir, name, user, edge string, n int) {
 	}
 }
 
-func unregister(t *testing.T, dir, name, user, contact, edge string) {
+func unregister(t testing.TB, dir, name, user, contact, edge string) {
 	t.Helper()
 	p := sipp(t, dir, nil, name, "-sf", registrarScenario(t, "unregister.xml"), "-i", uacIP, "-p", portOf(freeUDP(t, uacIP)),
 		"-s", user, "-au", user, "-ap", "secret", "-key", "domain", regDomain, "-key", "contact", contact, "-m", "1",
@@ -302,7 +309,8 @@ func TestE2ERegisterStormNoRewrite(t *testing.T) {
 	}
 	var m string
 	a.get(t, "/metrics", &m)
-	if w, r := metric(t, m, "sipedge_registrar_bindings_written_total"), metric(t, m, "sipedge_registrar_bindings_refreshed_total"); w != phones || r != phones {
-		t.Errorf("metrics: %v written, %v refreshed, want %d and %d", w, r, phones, phones)
+	// A retransmitted refresh is refreshed again: at least one per phone.
+	if w, r := metric(t, m, "sipedge_registrar_bindings_written_total"), metric(t, m, "sipedge_registrar_bindings_refreshed_total"); w != phones || r < phones {
+		t.Errorf("metrics: %v written, %v refreshed, want %d and at least %d", w, r, phones, phones)
 	}
 }

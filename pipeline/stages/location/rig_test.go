@@ -228,8 +228,10 @@ func TestRegisterRules(t *testing.T) {
 	if c := contacts(a.status(phone, register("carol", "c1", 4), 200)); len(c) != 2 {
 		t.Fatalf("fetch: %q", c)
 	}
-	// Same Call-ID, CSeq not higher: 500 (RFC 3261 10.3 step 7).
-	a.status(phone, register("carol", "c1", 3, "Contact: <sip:carol@198.51.100.8>\r\n"), 500)
+	// Same Call-ID, lower CSeq: 500 (RFC 3261 10.3 step 7); the same
+	// CSeq is a retransmission: 200 again.
+	a.status(phone, register("carol", "c1", 2, "Contact: <sip:carol@198.51.100.8>\r\n"), 500)
+	a.status(phone, register("carol", "c1", 3, "Contact: <sip:carol@198.51.100.8>\r\n"), 200)
 	// q is kept and returned; the best q is called.
 	resp = a.status(phone, register("carol", "c1", 5, "Contact: <sip:carol@198.51.100.9>;q=0.9\r\n"), 200)
 	if !strings.Contains(resp, "198.51.100.9>;expires=3600;q=0.9") {

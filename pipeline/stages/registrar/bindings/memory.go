@@ -50,14 +50,18 @@ func (s *Memory) Apply(_ context.Context, u *Update) (Result, error) {
 		cur = map[string]*memBinding{}
 	}
 	var res Result
-	if outOfOrder(u, func(id string) (string, uint32, bool) {
+	switch order(u, func(id string) (string, uint32, bool) {
 		mb, ok := cur[id]
 		if !ok {
 			return "", 0, false
 		}
 		return mb.b.CallID, mb.b.CSeq, true
 	}, ids(cur)) {
+	case late:
 		res.Outcome = OutOfOrder
+		res.Bindings = sorted(cur)
+		return res, nil
+	case again:
 		res.Bindings = sorted(cur)
 		return res, nil
 	}
@@ -192,28 +196,38 @@ func Sort(bs []Binding) {
 	})
 }
 
-// outOfOrder applies RFC 3261 10.3 step 7 to every binding u touches (all
-// of them for Contact: *): one with u's Call-ID and a CSeq at least u's
-// aborts the whole request.
-func outOfOrder(u *Update, get func(id string) (callID string, cseq uint32, ok bool), all []string) bool {
-	check := func(id string) bool {
+// Orders of a REGISTER against the bindings it touches.
+const (
+	inOrder = iota
+	late    // same Call-ID, lower CSeq: refused (RFC 3261 10.3 step 7)
+	again   // same Call-ID and CSeq: a retransmission, already applied
+)
+
+// order applies RFC 3261 10.3 step 7 to every binding u touches (all of
+// them for Contact: *): one with u's Call-ID and a higher CSeq aborts the
+// whole request. One with the same CSeq means u is a retransmission of the
+// request that wrote it (the stateless edge has no transaction to absorb
+// it): it changes nothing and gets the same 200, not a 500.
+func order(u *Update, get func(id string) (callID string, cseq uint32, ok bool), all []string) int {
+	touched := all
+	if !u.Star {
+		touched = nil
+		for _, ch := range u.Changes {
+			touched = append(touched, ch.Binding.ID)
+		}
+	}
+	res := inOrder
+	for _, id := range touched {
 		ci, cs, ok := get(id)
-		return ok && ci == u.CallID && cs >= u.CSeq
-	}
-	if u.Star {
-		for _, id := range all {
-			if check(id) {
-				return true
-			}
-		}
-		return false
-	}
-	for _, ch := range u.Changes {
-		if check(ch.Binding.ID) {
-			return true
+		switch {
+		case !ok || ci != u.CallID:
+		case cs > u.CSeq:
+			return late
+		case cs == u.CSeq:
+			res = again
 		}
 	}
-	return false
+	return res
 }
 
 // makeRoom decides which bindings to evict so that the AOR stays within

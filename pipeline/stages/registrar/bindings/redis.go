@@ -250,12 +250,16 @@ local function result(status)
   for id, b in pairs(cur) do out[#out+1] = id; out[#out+1] = b.v; out[#out+1] = b.ttl end
   return out
 end
-local function late(b) return b ~= nil and b.ci == callid and b.cs >= cseq end
+local function late(b) return b ~= nil and b.ci == callid and b.cs > cseq end
+local function again(b) return b ~= nil and b.ci == callid and b.cs == cseq end
+local touched = {}
 if star then
-  for _, b in pairs(cur) do if late(b) then return result('order') end end
+  for _, b in pairs(cur) do touched[#touched+1] = b end
 else
-  for _, c in ipairs(ch) do if late(cur[c.id]) then return result('order') end end
+  for _, c in ipairs(ch) do touched[#touched+1] = cur[c.id] end
 end
+for _, b in pairs(touched) do if late(b) then return result('order') end end
+for _, b in pairs(touched) do if again(b) then return result('ok:0:0:0:0') end end
 local ev = {}
 if maxc > 0 and not star then
   local m, touched = n, {}

@@ -65,10 +65,17 @@ func storeRules(t *testing.T, s bindings.Store) {
 		if r.Written != 0 || r.Refreshed != 1 || time.Until(r.Bindings[0].Expires) < 110*time.Second {
 			t.Fatalf("refresh: %+v", r)
 		}
-		// Same Call-ID, CSeq not higher: aborted.
-		r = apply(t, s, upd("c1", 1, change("sip:a@192.0.2.1", 0)))
+		// Same Call-ID, lower CSeq: aborted.
+		r = apply(t, s, upd("c1", 0, change("sip:a@192.0.2.1", 0)))
 		if r.Outcome != bindings.OutOfOrder || len(r.Bindings) != 1 {
 			t.Fatalf("out of order: %+v", r)
+		}
+		// The same CSeq again is a retransmission of the write (no
+		// transaction absorbs it on a stateless edge): the same answer,
+		// nothing changed.
+		r = apply(t, s, upd("c1", 1, change("sip:a@192.0.2.1", 0)))
+		if r.Outcome != bindings.Applied || r.Removed != 0 || len(r.Bindings) != 1 {
+			t.Fatalf("retransmission: %+v", r)
 		}
 		// Another Call-ID may remove it whatever its CSeq.
 		r = apply(t, s, upd("c2", 1, change("sip:a@192.0.2.1", 0)))
@@ -91,7 +98,7 @@ func storeRules(t *testing.T, s bindings.Store) {
 	})
 	t.Run("star-and-order", func(t *testing.T) {
 		apply(t, s, upd("c4", 5, change("a", time.Minute), change("b", time.Minute)))
-		if r := apply(t, s, &bindings.Update{AOR: aor, CallID: "c4", CSeq: 5, Star: true, Now: time.Now()}); r.Outcome != bindings.OutOfOrder {
+		if r := apply(t, s, &bindings.Update{AOR: aor, CallID: "c4", CSeq: 4, Star: true, Now: time.Now()}); r.Outcome != bindings.OutOfOrder {
 			t.Fatalf("star with old CSeq: %+v", r)
 		}
 		r := apply(t, s, &bindings.Update{AOR: aor, CallID: "c4", CSeq: 6, Star: true, Now: time.Now()})

@@ -207,3 +207,11 @@ func (c *Cluster) MasterOf(t testing.TB, key string) *Server {
 	t.Fatalf("no master found for slot %s", slot)
 	return nil
 }
+
+// Pid is the server's process ID.
+func (s *Server) Pid() int {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
