@@ -30,6 +30,7 @@ type registrarModule struct {
 	redis *bindings.Redis
 	reg   *registrar.Registrar
 	loc   *location.Location
+	ka    *registrar.Keepalive
 }
 
 // openRegistrar opens the store and the stages of the node's roles.
@@ -70,6 +71,9 @@ func openRegistrar(env *ModuleEnv) (Module, error) {
 			return nil, fmt.Errorf("appliance: [registrar]: %w", err)
 		}
 		m.reg = r
+		if d := rc.KeepaliveInterval.Std(); d > 0 {
+			m.ka = &registrar.Keepalive{Registrar: r, Store: m.store, Self: env.Self, Key: env.Key, Interval: d}
+		}
 	}
 	if rc.HasRole("location") {
 		sentBy := env.Self.String()
@@ -122,6 +126,18 @@ func userExists(env *ModuleEnv) func(ctx context.Context, aor string) (bool, err
 		}
 		return err == nil, err
 	}
+}
+
+// Start runs the keepalives of the flows this node holds.
+func (m *registrarModule) Start(ctx context.Context, goFn func(func())) error {
+	if ka := m.ka; ka != nil {
+		goFn(func() {
+			if err := ka.Run(ctx); err != nil {
+				m.env.Log.Error("registrar keepalives stopped", "err", err)
+			}
+		})
+	}
+	return nil
 }
 
 func (m *registrarModule) Stages() []pipeline.StageMaker {
@@ -221,6 +237,11 @@ func (m *registrarModule) WriteMetrics(p promWriter) {
 		}
 		p.sample("sipedge_registrar_store_latency_seconds_sum", time.Duration(s.Latency.SumNs.Load()).Seconds())
 		p.sample("sipedge_registrar_store_latency_seconds_count", float64(cum))
+	}
+	if ka := m.ka; ka != nil {
+		p.gauge("sipedge_registrar_flows", "NATed contacts whose flow this node holds (it sends their keepalives).", float64(m.reg.Flows().Len()))
+		p.counter("sipedge_registrar_keepalives_sent_total", "Keepalive OPTIONS sent to NATed contacts.", ka.Sent.Load())
+		p.counter("sipedge_registrar_keepalives_answered_total", "Keepalive OPTIONS the contact answered.", ka.Answered.Load())
 	}
 	if l := m.loc; l != nil {
 		p.counter("sipedge_location_store_lookups_total", "Location lookups in the store (cache misses).", l.Lookups.Load())

@@ -133,10 +133,20 @@ func registrarScenario(t testing.TB, name string) string {
 // calls; it returns the process and its address.
 func phone(t testing.TB, dir, name, user, edge string, expires int) (*proc, string) {
 	t.Helper()
+	return phoneAt(t, dir, name, user, edge, expires, "")
+}
+
+// phoneAt is phone with the Contact's host:port given (a phone behind NAT
+// names its private address); "" is its own.
+func phoneAt(t testing.TB, dir, name, user, edge string, expires int, contact string) (*proc, string) {
+	t.Helper()
 	addr := freeUDP(t, "127.0.0.1")
+	if contact == "" {
+		contact = addr
+	}
 	p := sipp(t, dir, nil, name, "-sf", registrarScenario(t, "phone.xml"), "-oocsf", uasScenario(t),
 		"-i", "127.0.0.1", "-p", portOf(addr), "-s", user, "-au", user, "-ap", "secret",
-		"-key", "domain", regDomain, "-key", "expires", fmt.Sprint(expires), "-m", "1", "-d", "600000", edge)
+		"-key", "domain", regDomain, "-key", "expires", fmt.Sprint(expires), "-key", "contact", contact, "-m", "1", "-d", "600000", edge)
 	return p, addr
 }
 
@@ -312,5 +322,49 @@ func TestE2ERegisterStormNoRewrite(t *testing.T) {
 	// A retransmitted refresh is refreshed again: at least one per phone.
 	if w, r := metric(t, m, "sipedge_registrar_bindings_written_total"), metric(t, m, "sipedge_registrar_bindings_refreshed_total"); w != phones || r < phones {
 		t.Errorf("metrics: %v written, %v refreshed, want %d and at least %d", w, r, phones, phones)
+	}
+}
+
+// A phone behind NAT (its Contact names a private address, its REGISTER
+// comes from another) registers through edge A. A call through edge B goes
+// to A with the flow token and on from A's SIP port to the address the
+// REGISTER came from; A, and only A, sends the phone keepalives, which it
+// answers.
+func TestE2ERegistrarNAT(t *testing.T) {
+	requireSipp(t)
+	dir := t.TempDir()
+	srv := redistest.Start(t)
+	users := regUsers(t, dir, "secret", "nat")
+	ka := "keepalive_interval = \"200ms\"\n"
+	a := startEdge(t, dir, regSections(users, []string{srv.Addr}, ka))
+	b := startEdge(t, dir, regSections(users, []string{srv.Addr}, ka))
+	_, addr := phoneAt(t, dir, "natphone", "nat", a.sip, 600, "10.9.9.9:5060")
+	bs := b.bindingsOf(t, "sip:nat@"+regDomain, 10*time.Second, "registered through A", func(bs []appliance.BindingJSON) bool { return len(bs) == 1 })
+	if !bs[0].NAT || bs[0].Received != addr || bs[0].Node != a.sip {
+		t.Fatalf("binding %+v: want NAT, received %s, node %s", bs[0], addr, a.sip)
+	}
+	calls(t, dir, "natcall", "nat", b.sip, 3)
+	end := time.Now().Add(10 * time.Second)
+	for {
+		var ma string
+		a.get(t, "/metrics", &ma)
+		if metric(t, ma, "sipedge_registrar_keepalives_answered_total") >= 2 {
+			if v := metric(t, ma, "sipedge_location_flow_total"); v < 3 {
+				t.Errorf("edge A delivered %v requests on the flow, want at least the 3 INVITEs", v)
+			}
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("edge A: no keepalive answered within 10s:\n%s", ma)
+		}
+		time.Sleep(50 * time.Millisecond) // metrics have no push
+	}
+	var mb string
+	b.get(t, "/metrics", &mb)
+	if v := metric(t, mb, "sipedge_registrar_keepalives_sent_total"); v != 0 {
+		t.Errorf("edge B sent %v keepalives for a flow A holds, want 0", v)
+	}
+	if v := metric(t, mb, "sipedge_location_via_node_total"); v < 3 {
+		t.Errorf("edge B sent %v requests through the node holding the flow, want at least 3", v)
 	}
 }

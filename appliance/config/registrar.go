@@ -36,6 +36,9 @@ type Registrar struct {
 	CacheSize   int      `toml:"cache_size"`
 	CacheTTL    Duration `toml:"cache_ttl"`
 	NegativeTTL Duration `toml:"negative_ttl"`
+	// KeepaliveInterval is how often the node sends OPTIONS to the NATed
+	// contacts whose REGISTER it received; "0s" sends none.
+	KeepaliveInterval Duration `toml:"keepalive_interval"`
 	// Redis configures store = "redis".
 	Redis RegistrarRedis `toml:"redis"`
 }
@@ -64,19 +67,20 @@ func (r *Registrar) HasRole(role string) bool {
 
 func (r *Registrar) setDefaults() {
 	*r = Registrar{
-		Roles:          []string{"registrar", "location"},
-		Domains:        []string{},
-		DefaultExpires: Duration(time.Hour),
-		MinExpires:     Duration(60 * time.Second),
-		MaxExpires:     Duration(2 * time.Hour),
-		MaxContacts:    10,
-		OnMaxContacts:  "refuse",
-		Store:          "memory",
-		Deadline:       Duration(500 * time.Millisecond),
-		RetryAfter:     Duration(5 * time.Second),
-		CacheSize:      65536,
-		CacheTTL:       Duration(5 * time.Minute),
-		NegativeTTL:    Duration(5 * time.Second),
+		Roles:             []string{"registrar", "location"},
+		Domains:           []string{},
+		DefaultExpires:    Duration(time.Hour),
+		MinExpires:        Duration(60 * time.Second),
+		MaxExpires:        Duration(2 * time.Hour),
+		MaxContacts:       10,
+		OnMaxContacts:     "refuse",
+		Store:             "memory",
+		Deadline:          Duration(500 * time.Millisecond),
+		RetryAfter:        Duration(5 * time.Second),
+		CacheSize:         65536,
+		CacheTTL:          Duration(5 * time.Minute),
+		NegativeTTL:       Duration(5 * time.Second),
+		KeepaliveInterval: Duration(30 * time.Second),
 		Redis: RegistrarRedis{
 			Addresses: []string{"127.0.0.1:6379"},
 			Prefix:    "sipedge:loc:",
@@ -150,6 +154,9 @@ func (r *Registrar) check(p *problems, _ *Config, _ System) {
 	}
 	if d := r.CacheTTL.Std(); d < time.Second || d > 24*time.Hour {
 		p.addv("registrar.cache_ttl", r.CacheTTL, "want 1s to 24h")
+	}
+	if d := r.KeepaliveInterval.Std(); d != 0 && (d < 100*time.Millisecond || d > time.Hour) {
+		p.addv("registrar.keepalive_interval", r.KeepaliveInterval, `want "0s" (none) or 100ms to 1h (NATs forget idle UDP bindings after 30s to a few minutes)`)
 	}
 	if d := r.NegativeTTL.Std(); d < 100*time.Millisecond || d > time.Hour {
 		p.addv("registrar.negative_ttl", r.NegativeTTL, "want 100ms to 1h")

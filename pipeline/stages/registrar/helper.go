@@ -147,6 +147,7 @@ func (r *Registrar) register(m *sipcore.Msg, key []byte) (int32, []byte) {
 	case bindings.TooMany:
 		return ansTooMany, nil
 	}
+	r.flows.track(u.AOR, r.cfg.Self.String(), res.Bindings)
 	r.stats.Written.Add(uint64(res.Written))
 	r.stats.Refreshed.Add(uint64(res.Refreshed))
 	r.stats.Removed.Add(uint64(res.Removed))

@@ -90,6 +90,7 @@ type Registrar struct {
 	retry      []byte
 	box        *bindings.Mailbox[[]byte]
 	stats      Stats
+	flows      Flows
 	made       []bool
 	done       chan struct{}
 	closeOnce  sync.Once
