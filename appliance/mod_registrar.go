@@ -65,6 +65,7 @@ func openRegistrar(env *ModuleEnv) (Module, error) {
 			Domains: doms, DefaultExpires: rc.DefaultExpires.Std(), MinExpires: rc.MinExpires.Std(), MaxExpires: rc.MaxExpires.Std(),
 			MaxContacts: rc.MaxContacts, EvictOldest: rc.OnMaxContacts == "evict-oldest",
 			Store: m.store, Self: env.Self, Workers: env.Workers, Deadline: rc.Deadline.Std(), RetryAfter: retry,
+			Realm: authRealm(env),
 		})
 		if err != nil {
 			m.Close()
@@ -98,6 +99,18 @@ func openRegistrar(env *ModuleEnv) (Module, error) {
 		m.loc = l
 	}
 	return m, nil
+}
+
+// authRealm is the realm REGISTERs authenticate in, "" when they do not.
+func authRealm(env *ModuleEnv) string {
+	if am, ok := env.Module("auth").(*authModule); ok && am.a != nil {
+		for _, m := range env.Cfg.Auth.Methods {
+			if m == "REGISTER" {
+				return am.a.Realm()
+			}
+		}
+	}
+	return ""
 }
 
 // userExists asks the credential store of [auth], when there is one,

@@ -55,7 +55,7 @@ func storm(tb testing.TB, dir, name, target, inf string, phones, rate int) (time
 	tb.Helper()
 	t0 := time.Now()
 	p := sipp(tb, dir, nil, name, "-sf", registrarScenario(tb, "storm.xml"), "-inf", inf,
-		"-i", uacIP, "-p", portOf(freeUDP(tb, uacIP)), "-au", "storm", "-ap", "secret", "-key", "domain", regDomain, "-key", "expires", "600",
+		"-i", uacIP, "-p", portOf(freeUDP(tb, uacIP)), "-key", "domain", regDomain, "-key", "expires", "600",
 		"-m", fmt.Sprint(phones), "-r", fmt.Sprint(rate), "-l", "1000", "-recv_timeout", "5s", "-timeout", "120s", "-timeout_error", target)
 	p.wait(tb, 150*time.Second)
 	return time.Since(t0), sippStats(tb, dir, name)["SuccessfulCall(C)"]
@@ -79,14 +79,14 @@ func BenchmarkRegisterVsKamailio(b *testing.B) {
 	var inf strings.Builder
 	inf.WriteString("SEQUENTIAL\n")
 	for i := 0; i < phones; i++ {
-		fmt.Fprintf(&inf, "phone%d\n", i)
+		fmt.Fprintf(&inf, "phone%d;[authentication username=phone%d password=secret]\n", i, i)
 	}
 	infPath := filepath.Join(dir, "phones.csv")
 	if err := os.WriteFile(infPath, []byte(inf.String()), 0o600); err != nil {
 		b.Fatal(err)
 	}
 	srv := redistest.Start(b)
-	users := regUsers(b, dir, "secret", "storm")
+	users := regUsers(b, dir, "secret", phoneNames(phones)...)
 	// wait = "block": the worker sleeps in the kernel when idle, so its
 	// CPU time is work, not spinning (Kamailio blocks in recvfrom too).
 	a := startEdgeIO(b, dir, regSections(users, []string{srv.Addr}, ""), "wait = \"block\"\n")

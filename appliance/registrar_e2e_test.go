@@ -282,19 +282,21 @@ func TestE2ERegisterStormNoRewrite(t *testing.T) {
 	var inf strings.Builder
 	inf.WriteString("SEQUENTIAL\n")
 	for i := 0; i < phones; i++ {
-		fmt.Fprintf(&inf, "phone%d\n", i)
+		fmt.Fprintf(&inf, "phone%d;[authentication username=phone%d password=secret]\n", i, i)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "phones.csv"), []byte(inf.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	users := regUsers(t, dir, "secret", "storm")
-	a := startEdge(t, dir, regSections(users, []string{srv.Addr}, ""))
+	users := regUsers(t, dir, "secret", phoneNames(phones)...)
+	// A generous deadline: on a loaded test machine Redis may answer late,
+	// and this test counts writes, not the 503s of impatience.
+	a := startEdge(t, dir, regSections(users, []string{srv.Addr}, "deadline = \"3s\"\n"))
 	before, err := srv.CommandCalls()
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := sipp(t, dir, nil, "storm", "-sf", registrarScenario(t, "storm.xml"), "-inf", filepath.Join(dir, "phones.csv"),
-		"-i", uacIP, "-p", portOf(freeUDP(t, uacIP)), "-au", "storm", "-ap", "secret", "-key", "domain", regDomain, "-key", "expires", "600",
+		"-i", uacIP, "-p", portOf(freeUDP(t, uacIP)), "-key", "domain", regDomain, "-key", "expires", "600",
 		"-m", fmt.Sprint(phones), "-r", "500", "-l", "200", "-recv_timeout", "5s", "-timeout", "60s", "-timeout_error", a.sip)
 	code := p.wait(t, 90*time.Second)
 	st := sippStats(t, dir, "storm")
@@ -367,4 +369,13 @@ func TestE2ERegistrarNAT(t *testing.T) {
 	if v := metric(t, mb, "sipedge_location_via_node_total"); v < 3 {
 		t.Errorf("edge B sent %v requests through the node holding the flow, want at least 3", v)
 	}
+}
+
+// phoneNames are the storm's users: phone0 ... phone(n-1).
+func phoneNames(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("phone%d", i)
+	}
+	return out
 }

@@ -19,6 +19,7 @@ import (
 	"sipedge/pipeline/stages/location"
 	"sipedge/pipeline/stages/registrar"
 	"sipedge/pipeline/stages/registrar/bindings"
+	"sipedge/pipeline/stages/registrar/bindings/redistest"
 	"sipedge/sipcore"
 )
 
@@ -352,4 +353,53 @@ func TestLocationHitAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(200, func() { a.w.Poll() }); n != 0 {
 		t.Fatalf("%v allocations per batch", n)
 	}
+}
+
+// With Redis gone, REGISTERs get 503 with Retry-After (nothing is lost
+// silently) and a location the edge has cached keeps serving calls.
+func TestRedisDown(t *testing.T) {
+	srv := redistest.Start(t)
+	st, err := bindings.NewRedis(bindings.RedisOptions{Addresses: []string{srv.Addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	end := time.Now().Add(10 * time.Second)
+	for !st.Connected() {
+		if time.Now().After(end) {
+			t.Fatal("not connected within 10s")
+		}
+		time.Sleep(10 * time.Millisecond) // no connection event
+	}
+	a := newRig(t, edgeA, st, func(rc *registrar.Config, lc *location.Config) {
+		rc.Deadline, lc.Deadline = 2*time.Second, 2*time.Second
+	})
+	a.status(phone, register("kim", "k1", 1, "Contact: <sip:kim@198.51.100.7>\r\n"), 200)
+	if _, d := a.one(caller, invite("kim")); d.Dst != phone {
+		t.Fatalf("sent to %v", d.Dst)
+	}
+	srv.Stop()
+	resp := a.status(phone, register("kim", "k1", 2, "Contact: <sip:kim@198.51.100.7>\r\n"), 503)
+	if !strings.Contains(resp, "Retry-After: 7\r\n") {
+		t.Fatalf("no Retry-After:\n%s", resp)
+	}
+	if _, d := a.one(caller, invite("kim")); d.Dst != phone {
+		t.Fatalf("cached location not served with Redis down: sent to %v", d.Dst)
+	}
+	// An AOR never cached cannot be found: 503, not 404.
+	a.status(caller, invite("lee"), 503)
+}
+
+// RFC 3261 10.3 step 4: credentials may register only their own user's
+// AOR (the auth stage, not in this rig, verifies them).
+func TestRegisterOwnAOROnly(t *testing.T) {
+	a := newRig(t, edgeA, bindings.NewMemory(), func(rc *registrar.Config, _ *location.Config) { rc.Realm = "example.com" })
+	creds := func(user string) string {
+		return "Authorization: Digest username=\"" + user + "\", realm=\"example.com\", nonce=\"abc\", uri=\"sip:example.com\", response=\"00000000000000000000000000000000\"\r\n"
+	}
+	ct := "Contact: <sip:mia@198.51.100.7>\r\n"
+	a.status(phone, register("mia", "m1", 1, creds("noah"), ct), 403)
+	a.status(phone, register("mia", "m1", 2, creds("mia"), ct), 200)
+	// Credentials for another realm are not ours to judge.
+	a.status(phone, register("mia", "m1", 3, strings.Replace(creds("noah"), "example.com", "other.net", 1), ct), 200)
 }

@@ -31,6 +31,7 @@ var Def = pipeline.StageDef{
 		{Name: "sipedge_registrar_too_large_total", Help: "REGISTERs refused with 513: larger than a helper request."},
 		{Name: "sipedge_registrar_parked_total", Help: "REGISTERs parked while the store works."},
 		{Name: "sipedge_registrar_lost_answers_total", Help: "Store answers overwritten before the worker read them (answered 500)."},
+		{Name: "sipedge_registrar_forbidden_total", Help: "REGISTERs refused with 403: credentials for another user than To's."},
 	},
 }
 
@@ -46,6 +47,7 @@ const (
 	cTooLarge
 	cParked
 	cLost
+	cForbidden
 	numCounters
 )
 
@@ -63,6 +65,10 @@ type Config struct {
 	EvictOldest bool
 	// Store keeps the bindings.
 	Store bindings.Store
+	// Realm is [auth]'s realm when REGISTERs authenticate: the
+	// credentials for it must be To's user's (403 otherwise). "" checks
+	// nothing.
+	Realm string
 	// Self is this node's address: where other nodes send requests for
 	// the NATed contacts it registered (Binding.Node).
 	Self netip.AddrPort

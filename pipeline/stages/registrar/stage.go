@@ -24,6 +24,9 @@ type stage struct {
 	helper pipeline.HelperRef
 	aor    [bindings.MaxAOR]byte
 	key    [keyHead + maxRegister]byte
+	cr     sipcore.Credentials
+	user   [sipcore.MaxDigestField]byte
+	realm  [sipcore.MaxDigestField]byte
 }
 
 var _ pipeline.Resumer = (*stage)(nil)
@@ -38,6 +41,10 @@ func (s *stage) Process(c *pipeline.Ctx) pipeline.Verdict {
 	if st, reason := s.r.check(m, s.aor[:0]); st != 0 {
 		return s.refuse(c, st, reason)
 	}
+	if !s.authorized(m) {
+		s.cnt.Inc(cForbidden)
+		return c.Respond(403, "Forbidden (the credentials are not for this address-of-record)", nil)
+	}
 	if m.End > maxRegister {
 		s.cnt.Inc(cTooLarge)
 		return c.Respond(513, "Message Too Large", nil)
@@ -46,6 +53,35 @@ func (s *stage) Process(c *pipeline.Ctx) pipeline.Verdict {
 	n := keyHead + copy(s.key[keyHead:], c.Buf[:m.End])
 	s.cnt.Inc(cParked)
 	return c.Park(s.helper, s.key[:n], s.r.cfg.Deadline)
+}
+
+// authorized applies RFC 3261 10.3 step 4 as the auth stage left it: a
+// user may register only its own address-of-record, so the credentials
+// for our realm must name To's user. A REGISTER without them was let
+// through by auth (a trusted source, or no [auth]): allowed.
+func (s *stage) authorized(m *sipcore.Msg) bool {
+	realm := s.r.cfg.Realm
+	if realm == "" {
+		return true
+	}
+	for i := m.Next(sipcore.HdrAuthorization, 0); i >= 0; i = m.Next(sipcore.HdrAuthorization, i+1) {
+		if sipcore.ParseCredentials(m.B(m.Headers[i].Value), &s.cr) != nil {
+			continue
+		}
+		if string(s.field(s.realm[:0], s.cr.Realm)) != realm {
+			continue
+		}
+		return string(s.field(s.user[:0], s.cr.Username)) == string(m.B(m.To.URI.User))
+	}
+	return true
+}
+
+// field is a credential field unescaped into dst when it had escapes.
+func (s *stage) field(dst, raw []byte) []byte {
+	if !s.cr.Escaped {
+		return raw
+	}
+	return sipcore.AppendUnescaped(dst, raw)
 }
 
 func (s *stage) refuse(c *pipeline.Ctx, st int, reason string) pipeline.Verdict {
