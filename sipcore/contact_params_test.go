@@ -80,3 +80,40 @@ func TestDeltaAndQ(t *testing.T) {
 		}
 	}
 }
+
+// FuzzContactParams feeds any Contact value of a REGISTER to the
+// registrar's readers: they must not panic, and what they accept must be
+// in range.
+func FuzzContactParams(f *testing.F) {
+	for _, s := range []string{
+		`<sip:a@192.0.2.1>;expires=60;q=0.5`,
+		`<sip:a@192.0.2.1>;+sip.instance="<urn:uuid:1>";reg-id=2`,
+		`sip:a@h;expires=`, `<sip:a@h>;q=1.000;expires=99999999999999`,
+		`<sip:a@h>;+sip.instance="<x\"y>";a=b;;c`,
+	} {
+		f.Add(s, "3600")
+	}
+	f.Fuzz(func(t *testing.T, contact, expires string) {
+		msg := "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10;branch=z9hG4bK1\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:a@example.com>\r\nCall-ID: x\r\nCSeq: 1 REGISTER\r\nContact: " +
+			contact + "\r\nExpires: " + expires + "\r\nContent-Length: 0\r\n\r\n"
+		var m Msg
+		if Parse([]byte(msg), &m) != nil {
+			return
+		}
+		if v, ok := m.ExpiresValue(); ok && (v < -1 || v > maxDelta) {
+			t.Fatalf("Expires %d", v)
+		}
+		for i := 0; i < m.NContact; i++ {
+			if m.ParseAddress(&m.Contacts[i]) != nil {
+				continue
+			}
+			var cp ContactParams
+			if m.ParseContactParams(m.Contacts[i].Params, &cp) != nil {
+				continue
+			}
+			if cp.Q > 1000 || cp.Q < -1 || cp.Expires > maxDelta || cp.Instance.End() > len(m.Buf()) {
+				t.Fatalf("%q: %+v", contact, cp)
+			}
+		}
+	})
+}
