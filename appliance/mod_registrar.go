@@ -235,6 +235,7 @@ func (m *registrarModule) WriteMetrics(p promWriter) {
 		p.counter("sipedge_registrar_bindings_refreshed_total", "Bindings refreshed: expiry moved, nothing rewritten.", s.Refreshed.Load())
 		p.counter("sipedge_registrar_bindings_removed_total", "Bindings removed (Expires: 0, Contact: *).", s.Removed.Load())
 		p.counter("sipedge_registrar_bindings_evicted_total", "Bindings evicted for max_contacts.", s.Evicted.Load())
+		p.counter("sipedge_registrar_bindings_expired_total", "Bindings found expired (Redis expired them) when their AOR registered again.", s.Expired.Load())
 		p.counter("sipedge_registrar_fetches_total", "REGISTERs without Contact (fetches).", s.Fetches.Load())
 		p.counter("sipedge_registrar_store_failures_total", "Store calls that failed.", s.Errors.Load())
 		p.counter("sipedge_registrar_queue_full_total", "REGISTERs refused: helper queue full.", s.QueueFull.Load())

@@ -152,6 +152,7 @@ func (r *Registrar) register(m *sipcore.Msg, key []byte) (int32, []byte) {
 	r.stats.Refreshed.Add(uint64(res.Refreshed))
 	r.stats.Removed.Add(uint64(res.Removed))
 	r.stats.Evicted.Add(uint64(res.Evicted))
+	r.stats.Expired.Add(uint64(res.Expired))
 	return ansOK, r.okLines(m, res.Bindings, now)
 }
 

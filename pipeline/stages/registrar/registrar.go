@@ -105,8 +105,8 @@ type Registrar struct {
 
 // Stats are the helpers' counts, read by the module's metrics.
 type Stats struct {
-	Written, Refreshed, Removed, Evicted, Fetches, Errors, QueueFull, RingFull atomic.Uint64
-	Latency                                                                    Histogram
+	Written, Refreshed, Removed, Evicted, Expired, Fetches, Errors, QueueFull, RingFull atomic.Uint64
+	Latency                                                                             Histogram
 }
 
 // New checks cfg and returns the registrar.

@@ -124,8 +124,9 @@ type Result struct {
 	Outcome  Outcome
 	Bindings []Binding
 	// Written, Refreshed, Removed and Evicted count the bindings by what
-	// happened to them: only Written costs a rewrite.
-	Written, Refreshed, Removed, Evicted int
+	// happened to them: only Written costs a rewrite. Expired counts
+	// bindings found expired and forgotten.
+	Written, Refreshed, Removed, Evicted, Expired int
 }
 
 // Store keeps the bindings.

@@ -30,26 +30,43 @@ func (s *Memory) Notify(f func(aor string)) {
 	s.mu.Unlock()
 }
 
-// live returns aor's unexpired bindings, forgetting expired ones.
-func (s *Memory) live(aor string, now time.Time) map[string]*memBinding {
+// live returns aor's unexpired bindings, forgetting expired ones, and how
+// many it forgot.
+func (s *Memory) live(aor string, now time.Time) (map[string]*memBinding, int) {
 	cur := s.aors[aor]
+	x := 0
 	for id, mb := range cur {
 		if !now.Before(mb.exp) {
 			delete(cur, id)
+			x++
 		}
 	}
-	return cur
+	return cur, x
 }
 
-// Apply implements Store.
+// Apply implements Store. Listeners hear of a change after the lock is
+// released (they may call back into the store).
 func (s *Memory) Apply(_ context.Context, u *Update) (Result, error) {
+	res, changed := s.apply(u)
+	if changed {
+		s.mu.Lock()
+		fs := s.notify
+		s.mu.Unlock()
+		for _, f := range fs {
+			f(u.AOR)
+		}
+	}
+	return res, nil
+}
+
+func (s *Memory) apply(u *Update) (Result, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cur := s.live(u.AOR, u.Now)
+	cur, expired := s.live(u.AOR, u.Now)
 	if cur == nil {
 		cur = map[string]*memBinding{}
 	}
-	var res Result
+	res := Result{Expired: expired}
 	switch order(u, func(id string) (string, uint32, bool) {
 		mb, ok := cur[id]
 		if !ok {
@@ -60,16 +77,16 @@ func (s *Memory) Apply(_ context.Context, u *Update) (Result, error) {
 	case late:
 		res.Outcome = OutOfOrder
 		res.Bindings = sorted(cur)
-		return res, nil
+		return res, false
 	case again:
 		res.Bindings = sorted(cur)
-		return res, nil
+		return res, false
 	}
 	evict, ok := makeRoom(u, len(cur), func(id string) bool { _, ok := cur[id]; return ok }, oldest(cur))
 	if !ok {
 		res.Outcome = TooMany
 		res.Bindings = sorted(cur)
-		return res, nil
+		return res, false
 	}
 	changed := false
 	for _, id := range evict {
@@ -112,39 +129,15 @@ func (s *Memory) Apply(_ context.Context, u *Update) (Result, error) {
 		s.aors[u.AOR] = cur
 	}
 	res.Bindings = sorted(cur)
-	var fs []func(string)
-	if changed {
-		fs = s.notify
-	}
-	s.mu.Unlock()
-	for _, f := range fs {
-		f(u.AOR)
-	}
-	s.mu.Lock()
-	return res, nil
+	return res, changed || expired > 0
 }
 
 // Lookup implements Store.
 func (s *Memory) Lookup(_ context.Context, aor string) ([]Binding, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return sorted(s.live(aor, time.Now())), nil
-}
-
-// Expire forgets aor's bindings that expired by now and tells the
-// listeners (Redis does this by itself; tests of Memory call it).
-func (s *Memory) Expire(aor string, now time.Time) {
-	s.mu.Lock()
-	n := len(s.aors[aor])
-	cur := s.live(aor, now)
-	gone := len(cur) != n
-	fs := s.notify
-	s.mu.Unlock()
-	if gone {
-		for _, f := range fs {
-			f(aor)
-		}
-	}
+	cur, _ := s.live(aor, time.Now())
+	return sorted(cur), nil
 }
 
 func ids(cur map[string]*memBinding) []string {

@@ -230,13 +230,14 @@ local callid = ARGV[4]
 local cseq = tonumber(ARGV[5])
 local star = ARGV[6] == '1'
 local keep = tonumber(ARGV[7])
-local cur, n = {}, 0
+local cur, n, x = {}, 0, 0
 local flat = redis.call('HGETALL', idx)
 for i = 1, #flat, 2 do
   local id, v = flat[i], flat[i+1]
   local ttl = redis.call('PTTL', ep .. id)
   if ttl <= 0 then
     redis.call('HDEL', idx, id)
+    x = x + 1
   else
     local ci, cs, rg, pl = string.match(v, '^([^\n]*)\n(%d+)\n(%d+)\n(.*)$')
     cur[id] = {ci = ci, cs = tonumber(cs), rg = tonumber(rg), pl = pl, v = v, ttl = ttl}
@@ -259,7 +260,7 @@ else
   for _, c in ipairs(ch) do touched[#touched+1] = cur[c.id] end
 end
 for _, b in pairs(touched) do if late(b) then return result('order') end end
-for _, b in pairs(touched) do if again(b) then return result('ok:0:0:0:0') end end
+for _, b in pairs(touched) do if again(b) then return result('ok:0:0:0:0:' .. x) end end
 local ev = {}
 if maxc > 0 and not star then
   local m, touched = n, {}
@@ -300,7 +301,7 @@ if next(cur) ~= nil and maxexp > 0 then
   local t = redis.call('PTTL', idx)
   if t == -1 or (t >= 0 and t < maxexp) then redis.call('PEXPIRE', idx, maxexp + keep) end
 end
-return result('ok:' .. w .. ':' .. r .. ':' .. d .. ':' .. e)
+return result('ok:' .. w .. ':' .. r .. ':' .. d .. ':' .. e .. ':' .. x)
 `)
 
 // lookupScript reads an AOR's live bindings with their remaining TTLs.
@@ -359,11 +360,12 @@ func (s *Redis) Apply(ctx context.Context, u *Update) (Result, error) {
 		res.Outcome = TooMany
 	case strings.HasPrefix(st, "ok:"):
 		f := strings.Split(st, ":")
-		if len(f) == 5 {
+		if len(f) == 6 {
 			res.Written, _ = strconv.Atoi(f[1])
 			res.Refreshed, _ = strconv.Atoi(f[2])
 			res.Removed, _ = strconv.Atoi(f[3])
 			res.Evicted, _ = strconv.Atoi(f[4])
+			res.Expired, _ = strconv.Atoi(f[5])
 		}
 		s.Writes.Add(uint64(res.Written))
 		s.Refreshes.Add(uint64(res.Refreshed))

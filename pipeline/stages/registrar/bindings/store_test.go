@@ -236,3 +236,38 @@ func await(t *testing.T, ch <-chan string, want, what string) {
 		}
 	}
 }
+
+// A binding past its expiry is gone, and the next write of its AOR counts
+// it as expired.
+func expiryRule(t *testing.T, s bindings.Store, wait func()) {
+	u := upd("x1", 1, change("sip:gone@192.0.2.1", 50*time.Millisecond), change("sip:stays@192.0.2.1", time.Minute))
+	apply(t, s, u)
+	wait()
+	r := apply(t, s, upd("x2", 1, change("sip:new@192.0.2.1", time.Minute)))
+	if r.Expired != 1 || len(r.Bindings) != 2 {
+		t.Fatalf("%+v %v", r, ids(r.Bindings))
+	}
+}
+
+func TestExpiryCounted(t *testing.T) {
+	t.Run("memory", func(t *testing.T) {
+		m := bindings.NewMemory()
+		expiryRule(t, m, func() { time.Sleep(60 * time.Millisecond) }) // the Memory store reads the wall clock
+	})
+	t.Run("redis", func(t *testing.T) {
+		srv := redistest.Start(t)
+		// Redis's own TTL: wait until it says the key is gone.
+		expiryRule(t, newRedis(t, srv.Addr), func() {
+			end := time.Now().Add(5 * time.Second)
+			for {
+				if v, err := srv.Cmd("EXISTS", bindings.DefaultPrefix+"{"+aor+"}:e:sip:gone@192.0.2.1"); err == nil && v == "0" {
+					return
+				}
+				if time.Now().After(end) {
+					t.Fatal("the binding did not expire in Redis within 5s")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	})
+}
