@@ -259,7 +259,19 @@ func TestE2ERegistrarCluster(t *testing.T) {
 			break
 		}
 		if time.Since(killed) > 30*time.Second {
-			t.Fatalf("no REGISTER stored within 30s of killing master %s (%d attempts, %d failed): %s\n%s", master.Addr, attempts, failed, body, errorsLog(dir, name))
+			nodes, _ := cl.Nodes[0].Cmd("CLUSTER", "NODES")
+			if cl.Nodes[0] == master {
+				nodes, _ = cl.Nodes[1].Cmd("CLUSTER", "NODES")
+			}
+			var logs strings.Builder
+			for _, n := range cl.Nodes {
+				b, _ := os.ReadFile(filepath.Join(n.Dir, "redis.log"))
+				if len(b) > 3000 {
+					b = b[len(b)-3000:]
+				}
+				fmt.Fprintf(&logs, "--- %s\n%s\n", n.Addr, b)
+			}
+			t.Fatalf("no REGISTER stored within 30s of killing master %s (%d attempts, %d failed): %s\n%s\nCLUSTER NODES:\n%s\n%s", master.Addr, attempts, failed, body, errorsLog(dir, name), nodes, logs.String())
 		}
 	}
 	t.Logf("killed master %s: a REGISTER was stored again %v later, after %d attempts of which %d failed (503 while the shard had no master)",

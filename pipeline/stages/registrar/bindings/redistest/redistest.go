@@ -160,7 +160,7 @@ func (c *Cluster) Addrs() []string {
 
 // StartCluster starts six cluster-enabled servers and joins them with
 // redis-cli --cluster create, then waits (bounded) for cluster_state:ok on
-// every node.
+// every node and for every replica's link to its master.
 func StartCluster(t testing.TB) *Cluster {
 	t.Helper()
 	cli := binary(t, "redis-cli")
@@ -184,6 +184,20 @@ func StartCluster(t testing.TB) *Cluster {
 			}
 			if time.Now().After(end) {
 				t.Fatalf("cluster node %s not ok within 20s: %v %s", n.Addr, err, info)
+			}
+			time.Sleep(50 * time.Millisecond) // no event to await
+		}
+	}
+	// A replica that has not synced with its master will not take over
+	// from it (its data is too old to be elected): wait for every link.
+	for _, n := range c.Nodes {
+		for {
+			info, err := n.Cmd("INFO", "replication")
+			if err == nil && (strings.Contains(info, "role:master") || strings.Contains(info, "master_link_status:up")) {
+				break
+			}
+			if time.Now().After(end) {
+				t.Fatalf("cluster node %s: replication not up within 20s: %v %s", n.Addr, err, info)
 			}
 			time.Sleep(50 * time.Millisecond) // no event to await
 		}
