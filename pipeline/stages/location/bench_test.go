@@ -1,6 +1,7 @@
 package location_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -15,9 +16,20 @@ import (
 // with the location role, from parse to the forwarded copy. calls/s is
 // per core.
 func BenchmarkLocationCall(b *testing.B) {
+	benchCalls(b, invite("ivy"))
+}
+
+// BenchmarkDispatchCall is the same chain and INVITE for another domain:
+// the dispatcher (route) forwards it, the location stage only looks at
+// the Request-URI. The difference to BenchmarkLocationCall is what the
+// location role costs a call.
+func BenchmarkDispatchCall(b *testing.B) {
+	benchCalls(b, strings.ReplaceAll(invite("ivy"), "@example.com", "@example.net"))
+}
+
+func benchCalls(b *testing.B, msg string) {
 	a := newRig(b, edgeA, bindings.NewMemory())
 	a.status(phone, register("ivy", "i1", 1, "Contact: <sip:ivy@198.51.100.7>\r\n"), 200)
-	msg := invite("ivy")
 	a.send(caller, msg)
 	sent := 0
 	a.port.Sink = func(*port.Packet) { sent++ }
