@@ -290,7 +290,7 @@ func TestE2ERegisterStormNoRewrite(t *testing.T) {
 	requireSipp(t)
 	dir := t.TempDir()
 	srv := redistest.Start(t)
-	const phones = 2000
+	const phones = 1000
 	var inf strings.Builder
 	inf.WriteString("SEQUENTIAL\n")
 	for i := 0; i < phones; i++ {
@@ -309,7 +309,7 @@ func TestE2ERegisterStormNoRewrite(t *testing.T) {
 	}
 	p := sipp(t, dir, nil, "storm", "-sf", registrarScenario(t, "storm.xml"), "-inf", filepath.Join(dir, "phones.csv"),
 		"-i", uacIP, "-p", portOf(freeUDP(t, uacIP)), "-key", "domain", regDomain, "-key", "expires", "600",
-		"-m", fmt.Sprint(phones), "-r", "500", "-l", "200", "-recv_timeout", "5s", "-timeout", "60s", "-timeout_error", a.sip)
+		"-m", fmt.Sprint(phones), "-r", "250", "-l", "200", "-recv_timeout", "5s", "-timeout", "60s", "-timeout_error", a.sip)
 	code := p.wait(t, 90*time.Second)
 	st := sippStats(t, dir, "storm")
 	if code != 0 || st["SuccessfulCall(C)"] != phones {
