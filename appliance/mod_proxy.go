@@ -52,6 +52,9 @@ func openProxy(env *ModuleEnv) (Module, error) {
 		Ports:      []uint16{env.Self.Port()},
 		Backends:   m.backends,
 		RetryAfter: int(cfg.Dispatcher.RetryAfter.Std() / time.Second),
+		// Phones often register at the node's address: the registrar
+		// stage answers, not self's 404.
+		PassRegister: cfg.Registrar.HasRole("registrar"),
 	}
 	if cfg.Dispatcher.RecordRoute {
 		pc.RecordRoute = "sip:" + sentBy + ";lr"

@@ -60,12 +60,17 @@ func openRegistrar(env *ModuleEnv) (Module, error) {
 	}
 	doms := bindings.NewDomains(rc.Domains)
 	retry := int(rc.RetryAfter.Std() / time.Second)
+	nd, err := node.New(node.Config{Key: env.Key, Names: append([]string{env.Self.Addr().String()}, env.Cfg.Node.Addresses...), Ports: []uint16{env.Self.Port()}})
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("appliance: %w", err)
+	}
 	if rc.HasRole("registrar") {
 		r, err := registrar.New(registrar.Config{
 			Domains: doms, DefaultExpires: rc.DefaultExpires.Std(), MinExpires: rc.MinExpires.Std(), MaxExpires: rc.MaxExpires.Std(),
 			MaxContacts: rc.MaxContacts, EvictOldest: rc.OnMaxContacts == "evict-oldest",
 			Store: m.store, Self: env.Self, Workers: env.Workers, Deadline: rc.Deadline.Std(), RetryAfter: retry,
-			Realm: authRealm(env),
+			Realm: authRealm(env), Node: nd,
 		})
 		if err != nil {
 			m.Close()
@@ -78,11 +83,6 @@ func openRegistrar(env *ModuleEnv) (Module, error) {
 	}
 	if rc.HasRole("location") {
 		sentBy := env.Self.String()
-		nd, err := node.New(node.Config{Key: env.Key, Names: append([]string{env.Self.Addr().String()}, env.Cfg.Node.Addresses...), Ports: []uint16{env.Self.Port()}})
-		if err != nil {
-			m.Close()
-			return nil, fmt.Errorf("appliance: %w", err)
-		}
 		lc := location.Config{
 			Domains: doms, Store: m.store, Node: nd, Self: env.Self, SentBy: sentBy,
 			Workers: env.Workers, CacheSize: rc.CacheSize, CacheTTL: rc.CacheTTL.Std(), NegativeTTL: rc.NegativeTTL.Std(),

@@ -120,6 +120,8 @@ type ProxyConfig struct {
 	RetryAfter int
 	// Allow and Accept are the values of our answer to OPTIONS.
 	Allow, Accept string
+	// PassRegister: REGISTER to the node itself goes on to the registrar.
+	PassRegister bool
 }
 
 // Proxy makes the stateless proxy's four stages (their shared, compiled
@@ -137,7 +139,7 @@ func Proxy(cfg ProxyConfig) ([]pipeline.StageMaker, error) {
 	if err != nil {
 		return nil, err
 	}
-	se, err := self.New(self.Config{Node: n, Allow: cfg.Allow, Accept: cfg.Accept})
+	se, err := self.New(self.Config{Node: n, Allow: cfg.Allow, Accept: cfg.Accept, PassRegister: cfg.PassRegister})
 	if err != nil {
 		return nil, err
 	}

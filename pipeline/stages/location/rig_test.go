@@ -57,7 +57,7 @@ func newRig(t testing.TB, self netip.AddrPort, store bindings.Store, opts ...rig
 		t.Fatal(err)
 	}
 	names := []string{self.Addr().String()}
-	px, err := chain.Proxy(chain.ProxyConfig{Key: &key, SentBy: self.String(), Names: names, Ports: []uint16{self.Port()}, Backends: bk})
+	px, err := chain.Proxy(chain.ProxyConfig{Key: &key, SentBy: self.String(), Names: names, Ports: []uint16{self.Port()}, Backends: bk, PassRegister: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func newRig(t testing.TB, self netip.AddrPort, store bindings.Store, opts ...rig
 	}
 	doms := bindings.NewDomains([]string{"example.com"})
 	rc := registrar.Config{Domains: doms, DefaultExpires: time.Hour, MinExpires: time.Minute, MaxExpires: 2 * time.Hour,
-		MaxContacts: 3, Store: store, Self: self, Workers: 1, Deadline: 5 * time.Second, RetryAfter: 7}
+		MaxContacts: 3, Store: store, Self: self, Node: nd, Workers: 1, Deadline: 5 * time.Second, RetryAfter: 7}
 	lc := location.Config{Domains: doms, Store: store, Node: nd, Self: self, SentBy: self.String(), Workers: 1, Deadline: 5 * time.Second, RetryAfter: 7}
 	for _, o := range opts {
 		o(&rc, &lc)
@@ -402,4 +402,18 @@ func TestRegisterOwnAOROnly(t *testing.T) {
 	a.status(phone, register("mia", "m1", 2, creds("mia"), ct), 200)
 	// Credentials for another realm are not ours to judge.
 	a.status(phone, register("mia", "m1", 3, strings.Replace(creds("noah"), "example.com", "other.net", 1), ct), 200)
+}
+
+// Phones often register at the node's address (REGISTER sip:192.0.2.1):
+// the registrar answers it, To naming the domain; OPTIONS to the node
+// are still the self stage's.
+func TestRegisterAtNodeAddress(t *testing.T) {
+	a := newRig(t, edgeA, bindings.NewMemory())
+	msg := strings.Replace(register("olga", "o1", 1, "Contact: <sip:olga@198.51.100.7>\r\n"), "REGISTER sip:example.com", "REGISTER sip:192.0.2.1:5060", 1)
+	a.status(phone, msg, 200)
+	if _, d := a.one(caller, invite("olga")); d.Dst != phone {
+		t.Fatalf("sent to %v", d.Dst)
+	}
+	// To outside the domains: 404 from the registrar.
+	a.status(phone, strings.Replace(msg, "olga@example.com", "olga@example.net", 2), 404)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"sipedge/pipeline"
+	"sipedge/pipeline/node"
 	"sipedge/pipeline/stages/registrar/bindings"
 )
 
@@ -69,6 +70,10 @@ type Config struct {
 	// credentials for it must be To's user's (403 otherwise). "" checks
 	// nothing.
 	Realm string
+	// Node, when set, says which Request-URIs name this node: a REGISTER
+	// to the node itself (sip:192.0.2.1) is ours too, its To then naming
+	// one of the domains.
+	Node *node.Node
 	// Self is this node's address: where other nodes send requests for
 	// the NATed contacts it registered (Binding.Node).
 	Self netip.AddrPort

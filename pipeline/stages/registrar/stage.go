@@ -34,7 +34,7 @@ var _ pipeline.Resumer = (*stage)(nil)
 // Process implements pipeline.Stage.
 func (s *stage) Process(c *pipeline.Ctx) pipeline.Verdict {
 	m := c.Msg
-	if !c.Parsed || !m.IsRequest || m.Method != sipcore.MethodREGISTER || !s.r.cfg.Domains.Has(m.B(m.RURI.Host)) {
+	if !c.Parsed || !m.IsRequest || m.Method != sipcore.MethodREGISTER || !s.r.ours(m) {
 		return pipeline.Continue
 	}
 	s.cnt.Inc(cRequests)
@@ -124,6 +124,16 @@ func (s *stage) Resume(c *pipeline.Ctx) pipeline.Verdict {
 	}
 	s.cnt.Inc(cStoreErrors)
 	return c.Respond(503, "Service Unavailable (binding store unavailable)", s.r.retry)
+}
+
+// ours reports whether the REGISTER is for this registrar: its
+// Request-URI names one of the domains or, with a user part absent, the
+// node itself.
+func (r *Registrar) ours(m *sipcore.Msg) bool {
+	if r.cfg.Domains.Has(m.B(m.RURI.Host)) {
+		return true
+	}
+	return r.cfg.Node != nil && r.cfg.Node.IsSelf(m.Buf(), &m.RURI)
 }
 
 // check makes every decision that needs no store (RFC 3261 10.3 steps 2,
