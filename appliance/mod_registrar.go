@@ -31,6 +31,7 @@ type registrarModule struct {
 	reg   *registrar.Registrar
 	loc   *location.Location
 	ka    *registrar.Keepalive
+	doms  *bindings.Domains
 }
 
 // openRegistrar opens the store and the stages of the node's roles.
@@ -58,13 +59,14 @@ func openRegistrar(env *ModuleEnv) (Module, error) {
 	default:
 		return nil, fmt.Errorf("appliance: registrar.store %q: want \"memory\" or \"redis\"", rc.Store)
 	}
-	doms := bindings.NewDomains(rc.Domains)
 	retry := int(rc.RetryAfter.Std() / time.Second)
 	nd, err := node.New(node.Config{Key: env.Key, Names: append([]string{env.Self.Addr().String()}, env.Cfg.Node.Addresses...), Ports: []uint16{env.Self.Port()}})
 	if err != nil {
 		m.Close()
 		return nil, fmt.Errorf("appliance: %w", err)
 	}
+	doms := bindings.NewDomains(rc.Domains, bindings.DomainOptions{IgnoreDomain: !rc.UseDomain, IsNode: nd.IsName})
+	m.doms = doms
 	if rc.HasRole("registrar") {
 		r, err := registrar.New(registrar.Config{
 			Domains: doms, DefaultExpires: rc.DefaultExpires.Std(), MinExpires: rc.MinExpires.Std(), MaxExpires: rc.MaxExpires.Std(),
@@ -199,12 +201,12 @@ func (m *registrarModule) Routes(mux *http.ServeMux) {
 		}
 		aor := r.URL.Query().Get("aor")
 		if !strings.HasPrefix(aor, "sip:") || !strings.Contains(aor, "@") {
-			apiError(w, http.StatusBadRequest, "give ?aor=sip:user@domain (the address-of-record, as in To of the REGISTER)")
+			apiError(w, http.StatusBadRequest, "give ?aor=sip:user@domain (the address-of-record, as in To of the REGISTER; with use_domain = false the domain is ignored)")
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		bs, err := m.store.Lookup(ctx, canonicalAOR(aor))
+		bs, err := m.store.Lookup(ctx, m.doms.CanonicalAOR(aor))
 		if err != nil {
 			apiError(w, http.StatusServiceUnavailable, "%v", err)
 			return
@@ -217,12 +219,6 @@ func (m *registrarModule) Routes(mux *http.ServeMux) {
 		}
 		writeJSON(w, http.StatusOK, out)
 	})
-}
-
-// canonicalAOR lower-cases the host part, as the stages key AORs.
-func canonicalAOR(aor string) string {
-	user, host, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(aor, "sips:"), "sip:"), "@")
-	return "sip:" + user + "@" + strings.ToLower(host)
 }
 
 // WriteMetrics writes the store's and the helpers' counts: registrations

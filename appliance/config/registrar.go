@@ -16,6 +16,10 @@ type Registrar struct {
 	Roles []string `toml:"roles"`
 	// Domains are the SIP domains the cluster is the registrar of.
 	Domains []string `toml:"domains"`
+	// UseDomain keys bindings by user and domain; false keys them by user
+	// alone (Kamailio's use_domain = 0) and makes the node's own
+	// addresses local domains too.
+	UseDomain bool `toml:"use_domain"`
 	// DefaultExpires, MinExpires and MaxExpires bound registrations.
 	DefaultExpires Duration `toml:"default_expires"`
 	MinExpires     Duration `toml:"min_expires"`
@@ -69,6 +73,7 @@ func (r *Registrar) setDefaults() {
 	*r = Registrar{
 		Roles:             []string{"registrar", "location"},
 		Domains:           []string{},
+		UseDomain:         true,
 		DefaultExpires:    Duration(time.Hour),
 		MinExpires:        Duration(60 * time.Second),
 		MaxExpires:        Duration(2 * time.Hour),

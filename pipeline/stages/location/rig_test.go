@@ -65,7 +65,7 @@ func newRig(t testing.TB, self netip.AddrPort, store bindings.Store, opts ...rig
 	if err != nil {
 		t.Fatal(err)
 	}
-	doms := bindings.NewDomains([]string{"example.com"})
+	doms := bindings.NewDomains([]string{"example.com"}, bindings.DomainOptions{IsNode: nd.IsName})
 	rc := registrar.Config{Domains: doms, DefaultExpires: time.Hour, MinExpires: time.Minute, MaxExpires: 2 * time.Hour,
 		MaxContacts: 3, Store: store, Self: self, Node: nd, Workers: 1, Deadline: 5 * time.Second, RetryAfter: 7}
 	lc := location.Config{Domains: doms, Store: store, Node: nd, Self: self, SentBy: self.String(), Workers: 1, Deadline: 5 * time.Second, RetryAfter: 7}
@@ -416,4 +416,30 @@ func TestRegisterAtNodeAddress(t *testing.T) {
 	}
 	// To outside the domains: 404 from the registrar.
 	a.status(phone, strings.Replace(msg, "olga@example.com", "olga@example.net", 2), 404)
+}
+
+// use_domain = false (Kamailio's use_domain = 0): bindings are keyed by
+// user alone, and a request for user@<node address> is local too, so a
+// phone registered as alice@example.com through edge A is reached by a
+// call for sip:alice@<edge B>. With the domain kept (the default) such a
+// request stays the dispatcher's.
+func TestIgnoreDomain(t *testing.T) {
+	store := bindings.NewMemory()
+	ignore := func(rc *registrar.Config, lc *location.Config) {
+		d := bindings.NewDomains([]string{"example.com"}, bindings.DomainOptions{IgnoreDomain: true, IsNode: lc.Node.IsName})
+		rc.Domains, lc.Domains = d, d
+	}
+	a := newRig(t, edgeA, store, ignore)
+	b := newRig(t, edgeB, store, ignore)
+	a.status(phone, register("pia", "p1", 1, "Contact: <sip:pia@198.51.100.7>\r\n"), 200)
+	msg := strings.Replace(invite("pia"), "INVITE sip:pia@example.com", "INVITE sip:pia@192.0.2.2:5060", 1)
+	if m, d := b.one(caller, msg); d.Dst != phone || string(m.B(m.RURI.Raw)) != "sip:pia@198.51.100.7" {
+		t.Fatalf("sent to %v", d.Dst)
+	}
+	// The default keeps the domain: the same request goes to the backend.
+	c := newRig(t, netip.MustParseAddrPort("192.0.2.3:5060"), store)
+	msg = strings.Replace(invite("pia"), "INVITE sip:pia@example.com", "INVITE sip:pia@192.0.2.3:5060", 1)
+	if _, d := c.one(caller, msg); d.Dst != backend {
+		t.Fatalf("with the domain kept, sent to %v, want the dispatcher's backend", d.Dst)
+	}
 }

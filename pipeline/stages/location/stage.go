@@ -5,7 +5,6 @@ import (
 	"net/netip"
 
 	"sipedge/pipeline"
-	"sipedge/pipeline/stages/registrar/bindings"
 	"sipedge/sipcore"
 )
 
@@ -62,10 +61,10 @@ func (s *stage) Process(c *pipeline.Ctx) pipeline.Verdict {
 		}
 		routes--
 	}
-	if routes > 0 || !l.cfg.Domains.Has(m.B(m.RURI.Host)) {
+	if routes > 0 || !l.cfg.Domains.Local(m.B(m.RURI.Host)) {
 		return pipeline.Continue // a Route to follow, or not our domain
 	}
-	aor, ok := bindings.AppendAOR(s.key[keySeq:keySeq], buf, &m.RURI)
+	aor, ok := l.cfg.Domains.AppendAOR(s.key[keySeq:keySeq], buf, &m.RURI)
 	if !ok || keySeq+len(aor) > len(s.key) {
 		return pipeline.Continue // the domain itself (no user): not a user's
 	}
@@ -97,7 +96,7 @@ func (s *stage) Resume(c *pipeline.Ctx) pipeline.Verdict {
 		return c.Respond(503, "Service Unavailable (location answer lost)", s.l.retry)
 	}
 	if seq := binary.LittleEndian.Uint64(a.Data[12:]); seq >= s.c.applied {
-		if aor, ok := bindings.AppendAOR(s.key[:0], m.Buf(), &m.RURI); ok {
+		if aor, ok := s.l.cfg.Domains.AppendAOR(s.key[:0], m.Buf(), &m.RURI); ok {
 			s.c.cache.put(s.l.hash.key(aor), t, c.Now, c.Now+int64(t.TTL))
 		}
 	} else {

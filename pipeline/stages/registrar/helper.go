@@ -116,7 +116,7 @@ func (r *Registrar) register(m *sipcore.Msg, key []byte) (int32, []byte) {
 	if st, _ := r.check(m, nil); st != 0 {
 		return ansBad, nil // the worker checked it: cannot happen
 	}
-	aor, _ := bindings.AppendAOR(nil, m.Buf(), &m.To.URI)
+	aor, _ := r.cfg.Domains.AppendAOR(nil, m.Buf(), &m.To.URI)
 	now := r.cfg.Clock()
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.StoreTimeout)
 	defer cancel()

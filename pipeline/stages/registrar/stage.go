@@ -130,7 +130,7 @@ func (s *stage) Resume(c *pipeline.Ctx) pipeline.Verdict {
 // Request-URI names one of the domains or, with a user part absent, the
 // node itself.
 func (r *Registrar) ours(m *sipcore.Msg) bool {
-	if r.cfg.Domains.Has(m.B(m.RURI.Host)) {
+	if r.cfg.Domains.Local(m.B(m.RURI.Host)) {
 		return true
 	}
 	return r.cfg.Node != nil && r.cfg.Node.IsSelf(m.Buf(), &m.RURI)
@@ -143,10 +143,10 @@ func (r *Registrar) check(m *sipcore.Msg, aor []byte) (int, string) {
 	if err := m.Validate(); err != nil {
 		return 400, "Bad Request (malformed To or Contact)"
 	}
-	if _, ok := bindings.AppendAOR(aor, m.Buf(), &m.To.URI); !ok {
+	if _, ok := r.cfg.Domains.AppendAOR(aor, m.Buf(), &m.To.URI); !ok {
 		return 400, "Bad Request (To is not a sip: address with a user)"
 	}
-	if !r.cfg.Domains.Has(m.B(m.To.URI.Host)) {
+	if !r.cfg.Domains.Local(m.B(m.To.URI.Host)) {
 		return 404, "Not Found (not a domain of this registrar)"
 	}
 	hexp, ok := m.ExpiresValue()

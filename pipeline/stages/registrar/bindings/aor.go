@@ -6,17 +6,65 @@ import (
 	"sipedge/sipcore"
 )
 
-// Domains are the SIP domains the cluster is the registrar of. Read-only
-// after NewDomains: every worker shares it.
-type Domains struct{ names [][]byte }
+// Domains are the SIP domains the cluster is the registrar of, and how
+// an address-of-record is keyed. Read-only after NewDomains: every worker
+// shares it.
+type Domains struct {
+	names  [][]byte
+	isNode func(host []byte) bool
+	noHost bool
+}
+
+// DomainOptions complete NewDomains.
+type DomainOptions struct {
+	// IgnoreDomain keys bindings by user alone ("sip:alice"), as
+	// Kamailio's use_domain = 0: sip:alice@example.com, sip:alice@edge-a
+	// and sip:alice@edge-b are then one AOR. Only for a single-domain
+	// cluster.
+	IgnoreDomain bool
+	// IsNode, with IgnoreDomain, makes the node's own names local too (a
+	// phone set up with the edge's address as its domain); otherwise a
+	// request for user@node stays the dispatcher's.
+	IsNode func(host []byte) bool
+}
 
 // NewDomains returns the set of names (case-insensitive).
-func NewDomains(names []string) *Domains {
+func NewDomains(names []string, opt ...DomainOptions) *Domains {
 	d := &Domains{}
 	for _, n := range names {
 		d.names = append(d.names, []byte(strings.ToLower(n)))
 	}
+	for _, o := range opt {
+		d.isNode, d.noHost = o.IsNode, o.IgnoreDomain
+	}
 	return d
+}
+
+// Local reports whether host is one of the domains or, with IgnoreDomain
+// and IsNode, the node itself. It allocates nothing.
+func (d *Domains) Local(host []byte) bool {
+	return d.Has(host) || (d.noHost && d.isNode != nil && d.isNode(host))
+}
+
+// AppendAOR is the package's AppendAOR, without the host when the
+// domains were made with IgnoreDomain.
+func (d *Domains) AppendAOR(dst, buf []byte, u *sipcore.URI) ([]byte, bool) {
+	out, ok := AppendAOR(dst, buf, u)
+	if !ok || !d.noHost {
+		return out, ok
+	}
+	at := len(dst) + 4 + int(u.User.Len) // "sip:" user
+	return out[:at], true
+}
+
+// CanonicalAOR is AppendAOR for an AOR an operator typed
+// ("sip:alice@Example.com"): what the admin API looks up.
+func (d *Domains) CanonicalAOR(aor string) string {
+	user, host, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(aor, "sips:"), "sip:"), "@")
+	if d.noHost {
+		return "sip:" + user
+	}
+	return "sip:" + user + "@" + strings.ToLower(host)
 }
 
 // Has reports whether host is one of the domains. It allocates nothing.
