@@ -104,6 +104,10 @@ type Location struct {
 	hash        hasher
 	fwdInitial  sipcore.ForwardOptions
 	fwdInDialog sipcore.ForwardOptions
+	// rr: initial requests are record-routed, with a flow token naming
+	// where the request went, so that the caller's in-dialog requests
+	// (Request-URI: the contact) come back through the edge and follow.
+	rr bool
 	retry       []byte
 	box         *bindings.Mailbox[*Target]
 	cores       []*core
@@ -166,6 +170,7 @@ func New(cfg Config) (*Location, error) {
 	l.fwdInDialog = sipcore.ForwardOptions{Key: cfg.Node.Key, SentBy: []byte(cfg.SentBy), IsLocal: cfg.Node.IsLocal}
 	l.fwdInitial = l.fwdInDialog
 	if cfg.RecordRoute != "" {
+		l.rr = true
 		l.fwdInitial.RecordRoute = []byte(cfg.RecordRoute)
 	}
 	for i := 0; i < cfg.Workers; i++ {

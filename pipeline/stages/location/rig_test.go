@@ -342,7 +342,7 @@ func TestStoreDown(t *testing.T) {
 
 // A cached location costs no allocation: the hot path of every call.
 func TestLocationHitAllocs(t *testing.T) {
-	a := newRig(t, edgeA, bindings.NewMemory())
+	a := newRig(t, edgeA, bindings.NewMemory(), recordRoute) // the Record-Route with a flow token too
 	a.status(phone, register("ivy", "i1", 1, "Contact: <sip:ivy@198.51.100.7>\r\n"), 200)
 	msg := invite("ivy")
 	a.send(caller, msg) // fill the cache
@@ -441,5 +441,66 @@ func TestIgnoreDomain(t *testing.T) {
 	msg = strings.Replace(invite("pia"), "INVITE sip:pia@example.com", "INVITE sip:pia@192.0.2.3:5060", 1)
 	if _, d := c.one(caller, msg); d.Dst != backend {
 		t.Fatalf("with the domain kept, sent to %v, want the dispatcher's backend", d.Dst)
+	}
+}
+
+func recordRoute(_ *registrar.Config, lc *location.Config) { lc.RecordRoute = "sip:" + lc.SentBy + ";lr" }
+
+// rrValues returns the Record-Route values of a forwarded request, top first.
+func rrValues(t *testing.T, payload []byte) []string {
+	t.Helper()
+	var m sipcore.Msg
+	if err := sipcore.Parse(append([]byte(nil), payload...), &m); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for i := 0; i < m.NRecordRoute; i++ {
+		out = append(out, string(m.B(m.RecordRoutes[i].Value)))
+	}
+	return out
+}
+
+func bye(ruri, routes string) string {
+	seq++
+	return "BYE " + ruri + " SIP/2.0\r\n" +
+		fmt.Sprintf("Via: SIP/2.0/UDP 198.51.100.99:5060;branch=z9hG4bKbye%d\r\n", seq) +
+		"Max-Forwards: 70\r\nFrom: <sip:bob@example.org>;tag=i1\r\nTo: <sip:x@example.com>;tag=callee\r\n" +
+		"Call-ID: dialog1\r\nCSeq: 2 BYE\r\n" + routes + "Content-Length: 0\r\n\r\n"
+}
+
+// With the edge record-routing, a call routed by location carries a
+// Record-Route with a flow token of where it went, so the caller's
+// in-dialog requests (Request-URI: the contact) follow it through the edge
+// instead of going to the dispatcher; through the node holding a NATed
+// flow too. From the callee they go the other way, not back to it.
+func TestInDialogFollowsRecordRoute(t *testing.T) {
+	store := bindings.NewMemory()
+	a := newRig(t, edgeA, store, recordRoute)
+	b := newRig(t, edgeB, store, recordRoute)
+	a.status(phone, register("rita", "r1", 1, "Contact: <sip:rita@198.51.100.7:5060>\r\n"), 200)
+	_, d := a.one(caller, invite("rita"))
+	rr := rrValues(t, d.Payload)
+	if d.Dst != phone || len(rr) != 1 || !strings.Contains(rr[0], "@192.0.2.1:5060;lr") {
+		t.Fatalf("INVITE to %v, Record-Route %q", d.Dst, rr)
+	}
+	m, d := a.one(caller, bye("sip:rita@198.51.100.7:5060", "Route: "+rr[0]+"\r\n"))
+	if d.Dst != phone || m.NRoute != 0 {
+		t.Fatalf("caller's BYE went to %v:\n%s", d.Dst, d.Payload)
+	}
+	if _, d := a.one(phone, bye("sip:bob@198.51.100.99", "Route: "+rr[0]+"\r\n")); d.Dst == phone {
+		t.Fatal("the callee's BYE was sent back to the callee")
+	}
+
+	a.status(natted, register("nat", "n1", 1, "Contact: <sip:nat@10.0.0.5:5060>\r\n"), 200)
+	_, d = b.one(caller, invite("nat"))
+	_, d2 := a.one(edgeB, string(d.Payload))
+	rr = rrValues(t, d2.Payload)
+	// Only A, which holds the flow, record-routes: the caller's BYE goes
+	// straight to it (B then A would look like a loop to A).
+	if d2.Dst != natted || len(rr) != 1 || !strings.Contains(rr[0], "@192.0.2.1:5060;lr") {
+		t.Fatalf("NATed INVITE delivered to %v with Record-Route %q", d2.Dst, rr)
+	}
+	if _, d = a.one(caller, bye("sip:nat@10.0.0.5:5060", "Route: "+rr[0]+"\r\n")); d.Dst != natted {
+		t.Fatalf("edge A sent the BYE to %v, want the flow %v", d.Dst, natted)
 	}
 }

@@ -15,6 +15,8 @@ type stage struct {
 	cnt    pipeline.Counters
 	helper pipeline.HelperRef
 	key    [pipeline.HelperKeyMax]byte
+	fo     sipcore.ForwardOptions // fwdInitial with this request's Record-Route
+	rr     [192]byte
 }
 
 var (
@@ -54,10 +56,12 @@ func (s *stage) Process(c *pipeline.Ctx) pipeline.Verdict {
 	routes := m.NRoute
 	if routes > 0 && l.cfg.Node.IsLocal(buf, &m.Routes[0].URI) {
 		u := &m.Routes[0].URI
-		if a, ok := l.cfg.Node.Key.ParseFlowToken(m.B(u.User)); ok {
-			// Another node routed it here: we hold the flow.
+		if a, ok := l.cfg.Node.Key.ParseFlowToken(m.B(u.User)); ok && !sameAddr(c.Src, a) {
+			// Another node routed it here (we hold the flow), or it is
+			// in a dialog we record-routed: on to where the token says.
+			// From that very address it goes the other way: not back.
 			s.cnt.Inc(cFlow)
-			return s.forward(c, nil, a, nil)
+			return s.forward(c, nil, a, nil, a)
 		}
 		routes--
 	}
@@ -119,12 +123,27 @@ func (s *stage) send(c *pipeline.Ctx, t *Target) pipeline.Verdict {
 		s.cnt.Inc(cViaNode)
 	}
 	s.cnt.Inc(cForwarded)
-	return s.forward(c, t.RURI, t.Dst, t.Route)
+	rrTo := t.Dst
+	if t.ViaNode {
+		// The node holding the flow record-routes (with the flow's
+		// token): the caller's in-dialog requests go straight to it. Two
+		// nodes of one cluster in a row would look like a loop to the
+		// second (the same key made both branches).
+		rrTo = netip.AddrPort{}
+	}
+	return s.forward(c, t.RURI, t.Dst, t.Route, rrTo)
+}
+
+func sameAddr(a, b netip.AddrPort) bool {
+	return a.Port() == b.Port() && a.Addr().Unmap() == b.Addr().Unmap()
 }
 
 // forward sends the request to dst with ruri (nil: unchanged) and the
-// Route lines route added after the request line.
-func (s *stage) forward(c *pipeline.Ctx, ruri []byte, dst netip.AddrPort, route []byte) pipeline.Verdict {
+// Route lines route added after the request line. An initial request is
+// record-routed (when the edge record-routes) with a flow token of rrTo,
+// where the caller's in-dialog requests are to go on to; not at all when
+// rrTo is not valid.
+func (s *stage) forward(c *pipeline.Ctx, ruri []byte, dst netip.AddrPort, route []byte, rrTo netip.AddrPort) pipeline.Verdict {
 	m := c.Msg
 	b := c.TxBuf()
 	if b == nil {
@@ -133,6 +152,18 @@ func (s *stage) forward(c *pipeline.Ctx, ruri []byte, dst netip.AddrPort, route 
 	fo := &s.l.fwdInDialog
 	if m.To.Tag.Len == 0 {
 		fo = &s.l.fwdInitial
+		if !rrTo.IsValid() {
+			fo = &s.l.fwdInDialog // no Record-Route
+		} else if s.l.rr {
+			r := append(s.rr[:0], "sip:"...)
+			r = s.l.cfg.Node.Key.AppendFlowToken(r, rrTo)
+			r = append(r, '@')
+			r = append(r, s.l.cfg.SentBy...)
+			r = append(r, ";lr"...)
+			s.fo = s.l.fwdInitial
+			s.fo.RecordRoute = r
+			fo = &s.fo
+		}
 	}
 	n, err := sipcore.BuildForward(b, m, fo, c.Src, ruri)
 	switch {
