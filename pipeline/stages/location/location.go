@@ -107,15 +107,15 @@ type Location struct {
 	// rr: initial requests are record-routed, with a flow token naming
 	// where the request went, so that the caller's in-dialog requests
 	// (Request-URI: the contact) come back through the edge and follow.
-	rr bool
-	retry       []byte
-	box         *bindings.Mailbox[*Target]
-	cores       []*core
-	invMu       sync.Mutex
-	seq         atomic.Uint64
-	done        chan struct{}
-	closeOnce   sync.Once
-	wg          sync.WaitGroup
+	rr        bool
+	retry     []byte
+	box       *bindings.Mailbox[*Target]
+	cores     []*core
+	invMu     sync.Mutex
+	seq       atomic.Uint64
+	done      chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
 
 	// Lookups, Errors and Invalidations are the helpers' counts.
 	Lookups, Errors, Invalidations atomic.Uint64

@@ -444,7 +444,9 @@ func TestIgnoreDomain(t *testing.T) {
 	}
 }
 
-func recordRoute(_ *registrar.Config, lc *location.Config) { lc.RecordRoute = "sip:" + lc.SentBy + ";lr" }
+func recordRoute(_ *registrar.Config, lc *location.Config) {
+	lc.RecordRoute = "sip:" + lc.SentBy + ";lr"
+}
 
 // rrValues returns the Record-Route values of a forwarded request, top first.
 func rrValues(t *testing.T, payload []byte) []string {
