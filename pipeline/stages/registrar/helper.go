@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"sipedge/pipeline"
@@ -16,32 +17,26 @@ import (
 // request is one REGISTER on its way to the helper, copied whole into the
 // queue (a buffered channel of values: sending allocates nothing).
 type request struct {
-	h     pipeline.Handle
-	start time.Time
-	n     uint16
-	buf   [keyHead + maxRegister]byte
-}
-
-type result struct {
 	h   pipeline.Handle
-	ans pipeline.Answer
+	n   uint16
+	buf [keyHead + maxRegister]byte
 }
 
 // helper is one worker's pipeline.Helper: Concurrency goroutines call the
-// store, one hands the answers back (the worker's ring has one producer).
+// store and hand their answers back one at a time (answerMu: the worker's
+// answer ring takes one producer at a time), with no goroutine in between.
 type helper struct {
-	r       *Registrar
-	reqs    chan request
-	results chan result
+	r        *Registrar
+	reqs     chan request
+	answerMu sync.Mutex
 }
 
 func (r *Registrar) startHelper() *helper {
-	h := &helper{r: r, reqs: make(chan request, r.cfg.QueueLen), results: make(chan result, r.cfg.QueueLen)}
-	r.wg.Add(r.cfg.Concurrency + 1)
+	h := &helper{r: r, reqs: make(chan request, r.cfg.QueueLen)}
+	r.wg.Add(r.cfg.Concurrency)
 	for i := 0; i < r.cfg.Concurrency; i++ {
 		go h.storeLoop()
 	}
-	go h.answerLoop()
 	return h
 }
 
@@ -56,7 +51,7 @@ func (h *helper) Request(hd pipeline.Handle, key []byte) {
 }
 
 func makeRequest(hd pipeline.Handle, key []byte) (r request) {
-	r.h, r.start = hd, time.Now()
+	r.h = hd
 	r.n = uint16(copy(r.buf[:], key))
 	return r
 }
@@ -65,6 +60,7 @@ func (h *helper) storeLoop() {
 	r := h.r
 	defer r.wg.Done()
 	var m sipcore.Msg
+	var ans pipeline.Answer
 	for {
 		var q request
 		select {
@@ -72,32 +68,18 @@ func (h *helper) storeLoop() {
 		case <-r.done:
 			return
 		}
-		res := result{h: q.h}
 		st, lines := r.register(&m, q.buf[:q.n])
 		var slot uint32
 		var seq uint64
 		if st == ansOK {
 			slot, seq = r.box.Put(lines)
 		}
-		encodeAnswer(&res.ans, st, slot, seq)
-		select {
-		case h.results <- res:
-		case <-r.done:
-			return
-		}
-	}
-}
-
-func (h *helper) answerLoop() {
-	defer h.r.wg.Done()
-	for {
-		select {
-		case res := <-h.results:
-			if !res.h.Answer(&res.ans) {
-				h.r.stats.RingFull.Add(1)
-			}
-		case <-h.r.done:
-			return
+		encodeAnswer(&ans, st, slot, seq)
+		h.answerMu.Lock()
+		ok := q.h.Answer(&ans)
+		h.answerMu.Unlock()
+		if !ok {
+			r.stats.RingFull.Add(1)
 		}
 	}
 }
