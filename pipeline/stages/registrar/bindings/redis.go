@@ -104,15 +104,24 @@ func (s *Redis) connect() {
 			return
 		}
 		s.logf("bindings: connecting to Redis %v: %v (retrying)", s.opt.Addresses, err)
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-s.ctx.Done():
-			t.Stop()
+		if !s.wait(&backoff, 5*time.Second) {
 			return
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// wait sleeps *backoff, then doubles it up to most; false when the store
+// is closing.
+func (s *Redis) wait(backoff *time.Duration, most time.Duration) bool {
+	t := time.NewTimer(*backoff)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.ctx.Done():
+		return false
+	}
+	*backoff = min(2**backoff, most)
+	return true
 }
 
 // Connected reports whether the store has a client (it may still fail).
@@ -199,14 +208,9 @@ func (s *Redis) recheck() {
 				return
 			}
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-s.ctx.Done():
-			t.Stop()
+		if !s.wait(&backoff, 2*time.Second) {
 			return
 		}
-		backoff = min(2*backoff, 2*time.Second)
 	}
 }
 
