@@ -56,18 +56,43 @@ func startEdge(t testing.TB, dir, sections string) *regEdge {
 	return startEdgeIO(t, dir, sections, "")
 }
 
-// startEdgeIO is startEdge with extra [io] keys.
+// startEdgeIO is startEdge with extra [io] keys. A free port can be taken
+// by another test between the pick and the listen: on "address already in
+// use" the edge starts again on other ports (three tries).
 func startEdgeIO(t testing.TB, dir, sections, io string) *regEdge {
 	t.Helper()
-	d := filepath.Join(dir, fmt.Sprintf("edge-%d", time.Now().UnixNano()))
-	if err := os.MkdirAll(d, 0o700); err != nil {
-		t.Fatal(err)
+	for try := 1; ; try++ {
+		d := filepath.Join(dir, fmt.Sprintf("edge-%d", time.Now().UnixNano()))
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		sip, admin := freeUDP(t, "127.0.0.1"), freeTCP(t, "127.0.0.1")
+		cfg := e2eConfigWith("[guard]\nenabled = false\n"+sections, sip, admin, freeUDP(t, "127.0.0.1"))
+		path := filepath.Join(d, "appliance.toml")
+		if err := os.WriteFile(path, []byte(strings.Replace(cfg, "[io]\n", "[io]\n"+io, 1)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		a := &app{cfgPath: path, admin: admin, sip: sip}
+		a.proc = start(t, d, nil, applianceBinary(t), "run", "-c", path)
+		deadline := time.After(20 * time.Second)
+		for !strings.Contains(a.log.String(), "worker started") {
+			select {
+			case <-a.log.wrote:
+				continue
+			case <-a.done:
+				if try < 3 && strings.Contains(a.log.String(), "address already in use") {
+					break
+				}
+				t.Fatalf("appliance exited: %v\n%s", a.err, a.log.String())
+			case <-deadline:
+				t.Fatalf("appliance did not start its worker:\n%s", a.log.String())
+			}
+			break
+		}
+		if strings.Contains(a.log.String(), "worker started") {
+			return &regEdge{app: a, sip: sip}
+		}
 	}
-	sip, admin := freeUDP(t, "127.0.0.1"), freeTCP(t, "127.0.0.1")
-	cfg := e2eConfigWith("[guard]\nenabled = false\n"+sections, sip, admin, freeUDP(t, "127.0.0.1"))
-	a := startApp(t, d, nil, strings.Replace(cfg, "[io]\n", "[io]\n"+io, 1), 1)
-	a.admin = admin
-	return &regEdge{app: a, sip: sip}
 }
 
 // bindingsOf polls GET /registrar/aor until cond holds (bounded).
