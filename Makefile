@@ -84,6 +84,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime 5s ./appliance/config
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 5s ./pipeline/stages/media/ng
 	$(GO) test -run '^$$' -fuzz '^FuzzParseName$$' -fuzztime 5s ./appliance/resolve
+	$(GO) test -run '^$$' -fuzz '^FuzzContactParams$$' -fuzztime 5s ./sipcore
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -55,6 +55,9 @@ func openProxy(env *ModuleEnv) (Module, error) {
 		RetryAfter: int(cfg.Dispatcher.RetryAfter.Std() / time.Second),
 		// Longer requests get 513 even with the guard off.
 		MaxMessageSize: cfg.Guard.MaxMessageSize,
+		// Phones often register at the node's address: the registrar
+		// stage answers, not self's 404.
+		PassRegister: cfg.Registrar.HasRole("registrar"),
 	}
 	if cfg.Dispatcher.RecordRoute {
 		pc.RecordRoute = "sip:" + sentBy + ";lr"

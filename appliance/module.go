@@ -61,6 +61,7 @@ var Modules = []ModuleDef{
 	{Name: "auth", Section: "[auth]", Doc: "digest authentication from a per-core cache, the credential store (file or Redis) and one lookup helper per worker", Open: openAuth},
 	{Name: "media", Section: "[media]", Doc: "SDP anchored on rtpengine relays (ng protocol): offers and answers parked while the relay answers, deletes, the relay set and its pinger, /relays and /media/calls/{callid}", Open: openMedia},
 	{Name: "drain", Section: "[drain]", Doc: "graceful withdrawal: the drain stage refusing new INVITEs, /healthz 503 while draining, idle detection, /drain and /undrain", Open: openDrain},
+	{Name: "registrar", Section: "[registrar]", Doc: "the registrar and location roles: bindings in memory or Redis (Cluster), a per-core location cache kept fresh by pushes, /registrar/aor", Open: openRegistrar},
 }
 
 // ModuleEnv is what a module opens with.

@@ -26,7 +26,7 @@ import (
 )
 
 // requireSipp skips (or, when CI=true, fails) a test that needs sipp.
-func requireSipp(t *testing.T) string {
+func requireSipp(t testing.TB) string {
 	t.Helper()
 	p, err := exec.LookPath("sipp")
 	if err == nil {
@@ -48,7 +48,7 @@ var (
 
 // applianceBinary builds bin/appliance once per test run, into a temporary
 // directory: the tests run what users run.
-func applianceBinary(t *testing.T) string {
+func applianceBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "sipedge-e2e-bin")
@@ -70,7 +70,7 @@ func applianceBinary(t *testing.T) string {
 }
 
 // freeUDP returns ip with a UDP port free right now; freeTCP the same for TCP.
-func freeUDP(t *testing.T, ip string) string {
+func freeUDP(t testing.TB, ip string) string {
 	t.Helper()
 	c, err := net.ListenPacket("udp", ip+":0")
 	if err != nil {
@@ -80,7 +80,7 @@ func freeUDP(t *testing.T, ip string) string {
 	return c.LocalAddr().String()
 }
 
-func freeTCP(t *testing.T, ip string) string {
+func freeTCP(t testing.TB, ip string) string {
 	t.Helper()
 	l, err := net.Listen("tcp", ip+":0")
 	if err != nil {
@@ -121,7 +121,7 @@ func (l *logBuffer) String() string {
 }
 
 // waitLog waits (bounded) until the log contains what.
-func (l *logBuffer) waitLog(t *testing.T, what string, within time.Duration) {
+func (l *logBuffer) waitLog(t testing.TB, what string, within time.Duration) {
 	t.Helper()
 	deadline := time.After(within)
 	for !strings.Contains(l.String(), what) {
@@ -143,7 +143,7 @@ type proc struct {
 
 // start runs name args (prefix, when set, wraps it: ip netns exec NS) and
 // kills its process group when the test ends.
-func start(t *testing.T, dir string, prefix []string, name string, args ...string) *proc {
+func start(t testing.TB, dir string, prefix []string, name string, args ...string) *proc {
 	t.Helper()
 	all := append(append(append([]string{}, prefix...), name), args...)
 	cmd := exec.Command(all[0], all[1:]...)
@@ -168,7 +168,7 @@ func start(t *testing.T, dir string, prefix []string, name string, args ...strin
 }
 
 // signalWait sends sig and waits (bounded) for the process to exit.
-func (p *proc) signalWait(t *testing.T, sig syscall.Signal, within time.Duration) (exitCode int, ok bool) {
+func (p *proc) signalWait(t testing.TB, sig syscall.Signal, within time.Duration) (exitCode int, ok bool) {
 	t.Helper()
 	p.cmd.Process.Signal(sig)
 	select {
@@ -180,7 +180,7 @@ func (p *proc) signalWait(t *testing.T, sig syscall.Signal, within time.Duration
 }
 
 // wait waits (bounded) for the process to exit by itself.
-func (p *proc) wait(t *testing.T, within time.Duration) int {
+func (p *proc) wait(t testing.TB, within time.Duration) int {
 	t.Helper()
 	select {
 	case <-p.done:
@@ -200,14 +200,14 @@ type app struct {
 
 // startApp writes cfg to dir and runs the appliance on it, waiting until
 // every worker runs.
-func startApp(t *testing.T, dir string, prefix []string, cfg string, workers int) *app {
+func startApp(t testing.TB, dir string, prefix []string, cfg string, workers int) *app {
 	t.Helper()
 	return startAppBin(t, dir, prefix, applianceBinary(t), cfg, 0o600, workers)
 }
 
 // startAppBin is startApp with another binary and the configuration file's
 // mode (a binary run as another user must be able to read it).
-func startAppBin(t *testing.T, dir string, prefix []string, bin, cfg string, mode os.FileMode, workers int) *app {
+func startAppBin(t testing.TB, dir string, prefix []string, bin, cfg string, mode os.FileMode, workers int) *app {
 	t.Helper()
 	path := filepath.Join(dir, "appliance.toml")
 	if err := os.WriteFile(path, []byte(cfg), mode); err != nil {
@@ -228,7 +228,7 @@ func startAppBin(t *testing.T, dir string, prefix []string, bin, cfg string, mod
 	return a
 }
 
-func (a *app) get(t *testing.T, path string, into any) int {
+func (a *app) get(t testing.TB, path string, into any) int {
 	t.Helper()
 	c := http.Client{Timeout: 5 * time.Second}
 	resp, err := c.Get("http://" + a.admin + path)
@@ -247,7 +247,7 @@ func (a *app) get(t *testing.T, path string, into any) int {
 	return resp.StatusCode
 }
 
-func (a *app) backends(t *testing.T) map[string]appliance.BackendJSON {
+func (a *app) backends(t testing.TB) map[string]appliance.BackendJSON {
 	t.Helper()
 	var list []appliance.BackendJSON
 	a.get(t, "/backends", &list)
@@ -260,7 +260,7 @@ func (a *app) backends(t *testing.T) map[string]appliance.BackendJSON {
 
 // waitBackends polls /backends (bounded; the appliance has no push
 // channel) until cond holds.
-func (a *app) waitBackends(t *testing.T, what string, within time.Duration, cond func(map[string]appliance.BackendJSON) bool) map[string]appliance.BackendJSON {
+func (a *app) waitBackends(t testing.TB, what string, within time.Duration, cond func(map[string]appliance.BackendJSON) bool) map[string]appliance.BackendJSON {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -276,7 +276,7 @@ func (a *app) waitBackends(t *testing.T, what string, within time.Duration, cond
 }
 
 // metric returns the value of one sample line of /metrics ("name{labels}").
-func metric(t *testing.T, text, sample string) float64 {
+func metric(t testing.TB, text, sample string) float64 {
 	t.Helper()
 	for _, line := range strings.Split(text, "\n") {
 		if rest, ok := strings.CutPrefix(line, sample+" "); ok {
@@ -305,7 +305,7 @@ func sumMetric(text, name string) float64 {
 }
 
 // uasScenario is the UAS that answers OPTIONS (the appliance's probes).
-func uasScenario(t *testing.T) string {
+func uasScenario(t testing.TB) string {
 	t.Helper()
 	p, err := filepath.Abs("testdata/uas.xml")
 	if err != nil {
@@ -316,14 +316,14 @@ func uasScenario(t *testing.T) string {
 
 // sipp runs one sipp in the foreground (no -bg, so its pid is ours) with
 // statistics dumped every second to name.csv in dir.
-func sipp(t *testing.T, dir string, prefix []string, name string, args ...string) *proc {
+func sipp(t testing.TB, dir string, prefix []string, name string, args ...string) *proc {
 	t.Helper()
 	base := []string{"-nostdin", "-trace_stat", "-stf", name + ".csv", "-fd", "1", "-trace_err", "-error_file", name + "_errors.log"}
 	return start(t, dir, prefix, requireSipp(t), append(base, args...)...)
 }
 
 // sippStats reads the last row of a sipp -trace_stat CSV.
-func sippStats(t *testing.T, dir, name string) map[string]int {
+func sippStats(t testing.TB, dir, name string) map[string]int {
 	t.Helper()
 	f, err := os.Open(filepath.Join(dir, name+".csv"))
 	if err != nil {
@@ -351,7 +351,7 @@ func sippStats(t *testing.T, dir, name string) map[string]int {
 
 // stopUAS asks a sipp UAS to quit (SIGUSR1: it finishes, dumps its final
 // statistics and exits) and returns them.
-func stopUAS(t *testing.T, p *proc, dir, name string) map[string]int {
+func stopUAS(t testing.TB, p *proc, dir, name string) map[string]int {
 	t.Helper()
 	if _, ok := p.signalWait(t, syscall.SIGUSR1, 10*time.Second); !ok {
 		t.Fatalf("sipp %s did not quit on SIGUSR1:\n%s", name, p.log.String())

@@ -24,6 +24,7 @@ type Config struct {
 	Auth       Auth       `toml:"auth"`
 	Media      Media      `toml:"media"`
 	Drain      Drain      `toml:"drain"`
+	Registrar  Registrar  `toml:"registrar"`
 	Log        Log        `toml:"log"`
 }
 

@@ -301,7 +301,7 @@ colour = true
 func TestUnknownKeys(t *testing.T) {
 	c := Default()
 	tests := []struct{ toml, want string }{
-		{"[registrar]\nrealm = \"x\"", "config: [registrar]: unknown section (the sections are [node], [io], [admin], [dispatcher], [guard], [auth],"},
+		{"[registry]\nrealm = \"x\"", "config: [registry]: unknown section (the sections are [node], [io], [admin], [dispatcher], [guard], [auth],"},
 		{"realm = \"x\"", "config: realm: unknown key outside any section"},
 		{"[io]\nbatchsize = 3", "config: io.batchsize: unknown key (did you mean batch?"},
 		{"[io]\nBatch = 3", "config: io.Batch: unknown key (keys are case-sensitive: write batch)"},

@@ -123,6 +123,8 @@ type ProxyConfig struct {
 	// MaxMessageSize is the longest datagram served ([guard]
 	// max_message_size; 0: UDP's limit): longer requests get 513.
 	MaxMessageSize int
+	// PassRegister: REGISTER to the node itself goes on to the registrar.
+	PassRegister bool
 }
 
 // Proxy makes the stateless proxy's four stages (their shared, compiled
@@ -140,7 +142,7 @@ func Proxy(cfg ProxyConfig) ([]pipeline.StageMaker, error) {
 	if err != nil {
 		return nil, err
 	}
-	se, err := self.New(self.Config{Node: n, Allow: cfg.Allow, Accept: cfg.Accept})
+	se, err := self.New(self.Config{Node: n, Allow: cfg.Allow, Accept: cfg.Accept, PassRegister: cfg.PassRegister})
 	if err != nil {
 		return nil, err
 	}

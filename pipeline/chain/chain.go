@@ -4,8 +4,10 @@ import (
 	"sipedge/pipeline/stages/auth"
 	"sipedge/pipeline/stages/drain"
 	"sipedge/pipeline/stages/guard"
+	"sipedge/pipeline/stages/location"
 	"sipedge/pipeline/stages/media"
 	"sipedge/pipeline/stages/mediaanswer"
+	"sipedge/pipeline/stages/registrar"
 	"sipedge/pipeline/stages/response"
 	"sipedge/pipeline/stages/route"
 	"sipedge/pipeline/stages/sanity"
@@ -25,6 +27,8 @@ var Default = Chain{
 	&response.Def,    // responses end here
 	&self.Def,        // requests to the node; before auth, so keepalive OPTIONS need no credentials
 	&auth.Def,        // initial requests from outside authenticate
-	&media.Def,       // SDP offers: after auth (only admitted calls take relay ports), before route forwards
+	&registrar.Def,   // REGISTER for our domains, once authenticated
+	&media.Def,       // SDP offers: after auth (only admitted calls take relay ports), before location and route forward
+	&location.Def,    // requests for our domains go to a registered contact, before the dispatcher decides
 	&route.Def,       // the dispatcher: last, it forwards
 }

@@ -19,12 +19,16 @@ type Config struct {
 	Node *node.Node
 	// Allow and Accept are the values of our answer to OPTIONS.
 	Allow, Accept string
+	// PassRegister leaves REGISTER to the node itself to the registrar
+	// stage after it (phones commonly register at the node's address).
+	PassRegister bool
 }
 
 // Self is the compiled Config, shared by every worker's stage.
 type Self struct {
 	n            *node.Node
 	optionsExtra []byte
+	passRegister bool
 }
 
 // New checks cfg and fills in the defaults.
@@ -38,7 +42,7 @@ func New(cfg Config) (*Self, error) {
 	if cfg.Accept == "" {
 		cfg.Accept = "application/sdp"
 	}
-	return &Self{n: cfg.Node, optionsExtra: []byte("Allow: " + cfg.Allow + "\r\nAccept: " + cfg.Accept + "\r\n")}, nil
+	return &Self{n: cfg.Node, optionsExtra: []byte("Allow: " + cfg.Allow + "\r\nAccept: " + cfg.Accept + "\r\n"), passRegister: cfg.PassRegister}, nil
 }
 
 // Def implements pipeline.StageMaker.
@@ -63,6 +67,10 @@ func (s stage) Process(c *pipeline.Ctx) pipeline.Verdict {
 		return pipeline.Continue // a Route to follow
 	}
 	switch m.Method {
+	case sipcore.MethodREGISTER:
+		if s.passRegister {
+			return pipeline.Continue
+		}
 	case sipcore.MethodOPTIONS:
 		return c.Respond(200, "OK", s.optionsExtra)
 	case sipcore.MethodACK:
