@@ -54,6 +54,8 @@ func (w *writer) emit(m *Msg, from, to int, es *edits, c *emitCtx) {
 		case editRPort:
 			w.str("=")
 			w.uint(uint64(c.src.Port()))
+		case editRPortVal:
+			w.uint(uint64(c.src.Port()))
 		case editMaxFwd:
 			w.uint(uint64(c.maxFwd))
 		case editToTag:
