@@ -52,6 +52,8 @@ func openProxy(env *ModuleEnv) (Module, error) {
 		Ports:      []uint16{env.Self.Port()},
 		Backends:   m.backends,
 		RetryAfter: int(cfg.Dispatcher.RetryAfter.Std() / time.Second),
+
+		BackendDestinations: cfg.Dispatcher.BackendDestinationPrefixes(),
 	}
 	if cfg.Dispatcher.RecordRoute {
 		pc.RecordRoute = "sip:" + sentBy + ";lr"

@@ -21,6 +21,9 @@ type Dispatcher struct {
 	Backends []Backend `toml:"backends"`
 	// Probe is how backends are health-checked.
 	Probe Probe `toml:"probe"`
+	// BackendDestinations are the CIDRs initial requests from backends may
+	// be sent to (dispatcher_trust.go).
+	BackendDestinations []string `toml:"backend_destinations"`
 }
 
 // Backend is one entry of dispatcher.backends.
@@ -64,6 +67,7 @@ func (d *Dispatcher) setDefaults() {
 			UpAfter:   2,
 		},
 	}
+	d.BackendDestinations = []string{}
 }
 
 // afterDecode gives weight 1 to the backends that leave it out. It needs
@@ -118,6 +122,7 @@ func (d *Dispatcher) check(p *problems, c *Config, _ System) {
 			p.addv(key+".weight", b.Weight, "want 1 to %d (to drain a backend, remove it)", maxWeight)
 		}
 	}
+	d.checkBackendDestinations(p)
 	pr := d.Probe
 	if pr.Interval.Std() <= 0 {
 		p.addv("dispatcher.probe.interval", pr.Interval, "want a positive duration such as \"2s\"")

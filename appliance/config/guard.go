@@ -95,15 +95,7 @@ func (g *Guard) setDefaults() {
 
 // AllowPrefixes returns Allow as prefixes (a bare address is a /32 or
 // /128); call it on a validated Config.
-func (g *Guard) AllowPrefixes() []netip.Prefix {
-	var out []netip.Prefix
-	for _, s := range g.Allow {
-		if p, ok := parseAllow(s); ok {
-			out = append(out, p)
-		}
-	}
-	return out
-}
+func (g *Guard) AllowPrefixes() []netip.Prefix { return prefixList(g.Allow) }
 
 func parseAllow(s string) (netip.Prefix, bool) {
 	if strings.Contains(s, "/") {
