@@ -138,6 +138,28 @@ func viaEdits(es *edits, m *Msg, src netip.AddrPort) {
 	}
 }
 
+// ViaClaimsOther reports whether the top Via of request m, received from
+// src, carries a received= or rport= value naming another address or port
+// than src: what the forward replaces with the observation, worth
+// counting, since honest clients do not write them.
+func ViaClaimsOther(m *Msg, src netip.AddrPort) bool {
+	if m.NVia == 0 {
+		return false
+	}
+	v := &m.Vias[0]
+	if v.Received.Len > 0 {
+		if ip, ok := ParseIP(m.B(v.Received)); !ok || ip.Unmap() != src.Addr().Unmap() {
+			return true
+		}
+	}
+	if v.RPort.Len > 0 {
+		if p, end, ok := parsePort(m.B(v.RPort), 0, int(v.RPort.Len)); !ok || end != int(v.RPort.Len) || p != src.Port() {
+			return true
+		}
+	}
+	return false
+}
+
 // deleteFirstValue removes the first value of a comma-separated header
 // line (the top Route, the top Via): the whole line when it is the line's
 // only value, else the value up to the next one ("a, b" -> "b").

@@ -18,6 +18,7 @@ var Def = pipeline.StageDef{
 	Counters: []pipeline.CounterDef{
 		{Name: "sipedge_route_refused_total", Help: "Requests from a backend's address the dispatcher refused (403, ACKs dropped): in-dialog without this node's signed Record-Route token, with a token that does not verify, or initial to a destination [dispatcher] backend_destinations does not allow.",
 			Label: "reason", Values: refusedNames[:]},
+		{Name: "sipedge_route_via_corrected_total", Help: "Forwarded requests whose top Via carried a received or rport naming another address than the one observed: replaced by the observation, so responses cannot be reflected to a third party."},
 	},
 }
 
@@ -27,6 +28,7 @@ const (
 	refusedBadToken
 	refusedDestination
 	numRefused
+	cViaCorrected = numRefused // the next counter slot
 )
 
 var refusedNames = [numRefused]string{"no-token", "bad-token", "destination"}
@@ -224,6 +226,9 @@ func (s *stage) Process(c *pipeline.Ctx) pipeline.Verdict {
 	fo := &s.fwdInDialog
 	if m.To.Tag.Len == 0 {
 		fo = &s.fwdInitial
+	}
+	if sipcore.ViaClaimsOther(m, c.Src) {
+		s.cnt.Inc(cViaCorrected)
 	}
 	n, err := sipcore.BuildForward(b, m, fo, c.Src, nil)
 	switch {
