@@ -72,7 +72,7 @@ type Ban struct {
 // mutex only orders the admin calls among themselves.
 type Program struct {
 	mu      sync.Mutex
-	banned  *ebpf.Map // key [16]byte (IPv4 as v4-mapped IPv6), value u64 expiry (CLOCK_MONOTONIC ns)
+	banned  *ebpf.Map // LRU hash, key [16]byte (IPv4 as v4-mapped IPv6), value u64 expiry (CLOCK_MONOTONIC ns)
 	ports   *ebpf.Map // Array[65536] u32: non-zero = redirect
 	xsks    *ebpf.Map // XSKMAP: queue -> socket fd
 	stats   *ebpf.Map // PerCPUArray[statCount] u64
@@ -110,7 +110,7 @@ func LoadProgram(cfg ProgramConfig) (*Program, error) {
 		}
 	}()
 	var err error
-	if p.banned, err = ebpf.NewMap(&ebpf.MapSpec{Name: "sip_banned", Type: ebpf.Hash, KeySize: 16, ValueSize: 8, MaxEntries: uint32(cfg.MaxBans)}); err != nil {
+	if p.banned, err = ebpf.NewMap(&ebpf.MapSpec{Name: "sip_banned", Type: ebpf.LRUHash, KeySize: 16, ValueSize: 8, MaxEntries: uint32(cfg.MaxBans)}); err != nil {
 		return nil, fmt.Errorf("afxdp: creating the banned map: %w", err)
 	}
 	if p.ports, err = ebpf.NewMap(&ebpf.MapSpec{Name: "sip_ports", Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 65536}); err != nil {
@@ -292,7 +292,9 @@ func monotonicNow() (uint64, error) {
 
 // Ban drops every packet from addr for ttl. Banning again replaces the TTL.
 // The program compares the expiry with bpf_ktime_get_ns (CLOCK_MONOTONIC),
-// so a ban lapses by itself; Bans prunes lapsed entries.
+// so a ban lapses by itself; PruneBans (and Bans) delete lapsed entries.
+// The map is an LRU: when it is full the least recently used ban makes
+// room, so a flood of (spoofed) sources can never make later bans fail.
 func (p *Program) Ban(addr netip.Addr, ttl time.Duration) error {
 	key, err := banKey(addr)
 	if err != nil {
@@ -308,9 +310,6 @@ func (p *Program) Ban(addr netip.Addr, ttl time.Duration) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := p.banned.Put(key, now+uint64(ttl)); err != nil {
-		if errors.Is(err, unix.E2BIG) || errors.Is(err, unix.ENOMEM) {
-			return fmt.Errorf("afxdp: banning %v: the banned map is full (%d entries): raise MaxBans or shorten ban TTLs: %w", addr, p.banned.MaxEntries(), err)
-		}
 		return fmt.Errorf("afxdp: banning %v: %w", addr, err)
 	}
 	return nil
@@ -333,11 +332,27 @@ func (p *Program) Unban(addr netip.Addr) error {
 // Bans lists the bans in force with the time each has left, sorted by
 // address, and deletes the ones that have lapsed.
 func (p *Program) Bans() ([]Ban, error) {
+	out, _, err := p.walkBans(true)
+	sort.Slice(out, func(i, j int) bool { return out[i].Addr.Less(out[j].Addr) })
+	return out, err
+}
+
+// PruneBans deletes the bans that have lapsed and returns how many. The
+// map is an LRU, so it never refuses a ban; pruning keeps lapsed entries
+// from pushing live ones out.
+func (p *Program) PruneBans() (int, error) {
+	_, n, err := p.walkBans(false)
+	return n, err
+}
+
+// walkBans deletes the lapsed bans and, when list is set, returns the
+// others.
+func (p *Program) walkBans(list bool) ([]Ban, int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now, err := monotonicNow()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var (
 		out     []Ban
@@ -351,20 +366,21 @@ func (p *Program) Bans() ([]Ban, error) {
 			lapsed = append(lapsed, key)
 			continue
 		}
-		out = append(out, Ban{Addr: keyAddr(key), Left: time.Duration(expires - now)})
+		if list {
+			out = append(out, Ban{Addr: keyAddr(key), Left: time.Duration(expires - now)})
+		}
 	}
 	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("afxdp: listing bans: %w", err)
+		return nil, 0, fmt.Errorf("afxdp: listing bans: %w", err)
 	}
-	for _, k := range lapsed {
+	for i, k := range lapsed {
 		// The mutex keeps a concurrent Ban from being deleted here;
 		// only the program reads the map otherwise.
 		if err := p.banned.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return nil, fmt.Errorf("afxdp: deleting the lapsed ban of %v: %w", keyAddr(k), err)
+			return nil, i, fmt.Errorf("afxdp: deleting the lapsed ban of %v: %w", keyAddr(k), err)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Addr.Less(out[j].Addr) })
-	return out, nil
+	return out, len(lapsed), nil
 }
 
 // Counters sums the per-CPU verdict counters.
