@@ -345,7 +345,8 @@ func TestE2EReloadSecurity(t *testing.T) {
 	sip, admin := freeUDP(t, "127.0.0.1"), freeTCP(t, "127.0.0.1")
 	backend := freeUDP(t, backendIP) // nobody answers: this test sends no calls
 	cfgText := func(allow, inviteRate string) string {
-		return e2eConfigWith("[guard]\nallow = ["+allow+"]\ninvite_rate = "+inviteRate+"\n"+authSection(users), sip, admin, backend)
+		// allow_backends (off by default) puts the backend in the list.
+		return e2eConfigWith("[guard]\nallow_backends = true\nallow = ["+allow+"]\ninvite_rate = "+inviteRate+"\n"+authSection(users), sip, admin, backend)
 	}
 	a := startApp(t, dir, nil, cfgText(`"192.0.2.0/24"`, "20"), 1)
 	a.admin = admin

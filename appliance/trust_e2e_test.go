@@ -171,3 +171,38 @@ func TestE2ECallerOnBackendHost(t *testing.T) {
 		t.Errorf("caller on the backend's IP: %d successful, %d failed calls, want %d and 0\n%s", st["SuccessfulCall(C)"], st["FailedCall(C)"], calls, errorsLog(r.dir, "samehost"))
 	}
 }
+
+// Framing a caller: spoofed datagrams with the caller's source address, a
+// scanner display name and a scanner User-Agent (fewer times than
+// scanner_matches), are dropped and counted but ban nobody: the caller's
+// calls that follow all succeed.
+func TestE2EForgedScannerBansNobody(t *testing.T) {
+	sp := newSpoofer(t)
+	r := newLoopRig(t, 1)
+	victim := addrPort(t, uacIP+":5099")
+	edge := addrPort(t, r.sip)
+	framed := invite("frame-1", victim.String(), "", "sip:bob@"+r.sip)
+	framed = strings.Replace(framed, "From: <sip:alice@example.org>", `From: "sipvicious" <sip:100@example.org>`, 1)
+	sp.send(t, victim, edge, framed)
+	ua := strings.Replace(invite("frame-2", victim.String(), "", "sip:bob@"+r.sip), "Content-Length: 0", "User-Agent: friendly-scanner\r\nContent-Length: 0", 1)
+	for i := 0; i < 4; i++ { // scanner_matches is 5
+		sp.send(t, victim, edge, ua)
+	}
+	var m string
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		r.app.get(t, "/metrics", &m)
+		if metric(t, m, `sipedge_guard_dropped_total{reason="scanner"}`) >= 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the forged scanner datagrams were not dropped as scanner:\n%s", m)
+		}
+		time.Sleep(20 * time.Millisecond) // polling an external process's counter, bounded
+	}
+	if bans := r.app.bans(t); len(bans) != 0 {
+		t.Fatalf("forged datagrams got a ban: %+v", bans)
+	}
+	if st := r.fewCalls(t, "framed", 10); st["SuccessfulCall(C)"] != 10 {
+		t.Errorf("the framed caller: %d of 10 calls succeeded\n%s", st["SuccessfulCall(C)"], errorsLog(r.dir, "framed"))
+	}
+}

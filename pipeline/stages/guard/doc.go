@@ -4,7 +4,11 @@
 // source with per-core token buckets (all messages, INVITE, REGISTER),
 // recognises scanners by User-Agent/From/To, turns repeated abuse and
 // authentication failures into bans, and sheds new INVITEs and REGISTERs
-// with 503 when its worker falls behind.
+// with 503 when its worker falls behind, heavy sources first. Bans need
+// evidence a third party cannot forge for someone else: From/To matches
+// never ban, User-Agent matches only repeated, and backends (address and
+// port: limited by their own limit), their addresses and trusted networks
+// are never banned.
 //
 // Bans are enforced twice: in the stage itself (any port) and, when a
 // Banner is configured (afxdp.Program), in the XDP program, so a banned

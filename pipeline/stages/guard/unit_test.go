@@ -347,8 +347,16 @@ func TestScannerBannedAndOperatorUnban(t *testing.T) {
 	s := soloStage(t, g)
 	var ctx pipeline.Ctx
 	src := netip.MustParseAddrPort("203.0.113.66:5070")
-	if v := proc(s, &ctx, register("sipcli/v1.8"), src, clock); v != pipeline.Drop {
-		t.Fatalf("scanner: %v", v)
+	// ScannerMatches (5) User-Agent matches: dropped, the 5th bans.
+	for i := 0; i < 5; i++ {
+		if i > 0 && i < 5 {
+			if v := proc(s, &ctx, register("PBX"), src, clock); v != pipeline.Continue {
+				t.Fatalf("clean message after %d scanner matches: %v, want it through (no ban yet)", i, v)
+			}
+		}
+		if v := proc(s, &ctx, register("sipcli/v1.8"), src, clock); v != pipeline.Drop {
+			t.Fatalf("scanner: %v", v)
+		}
 	}
 	// Later messages, even clean ones, hit the ban.
 	for i := 0; i < 3; i++ {
