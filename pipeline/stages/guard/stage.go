@@ -272,6 +272,7 @@ func (s *Stage) Process(c *pipeline.Ctx) pipeline.Verdict {
 	if !allowed {
 		if bs := s.bans.check(k, now); bs != nil {
 			bs.dropped.Add(1)
+			s.heavyRx++ // a banned flood still fills the batches: blame it, not the others
 			return s.drop(c, ReasonBanned)
 		}
 	}
