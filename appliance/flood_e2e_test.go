@@ -99,31 +99,7 @@ func TestE2EFloodBesideCallerAFXDP(t *testing.T) {
 	admin := freeTCP(t, "127.0.0.1")
 	uasAddr := pair.PeerV4.String() + ":5080"
 	sipp(t, dir, ns, "uas0", "-sf", uasScenario(t), "-i", pair.PeerV4.String(), "-p", "5080", "-recv_timeout", "4s")
-	cfg := fmt.Sprintf(`[node]
-addresses = [%q]
-secret = "afxdp e2e test secret, 32 bytes."
-[io]
-port = "afxdp"
-interface = %q
-queues = [0]
-cores = [0]
-listen = %q
-frame_size = 2048
-frame_count = 2048
-fill_ring = 1024
-comp_ring = 1024
-rx_ring = 1024
-tx_ring = 512
-[admin]
-listen = %q
-[[dispatcher.backends]]
-address = %q
-[dispatcher.probe]
-interval = "200ms"
-timeout = "100ms"
-down_after = 2
-up_after = 1
-`, pair.HostV4.String(), pair.Host, sip, admin, uasAddr) + floodGuard
+	cfg := afxdpConfig(pair, sip.String(), admin, uasAddr) + floodGuard
 	a := startApp(t, dir, nil, cfg, 1)
 	a.admin = admin
 	a.waitBackends(t, "backend probed up", 10*time.Second, func(m map[string]appliance.BackendJSON) bool {
