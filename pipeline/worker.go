@@ -283,6 +283,7 @@ func (w *Worker) Poll() (int, error) {
 		p := &w.rx[i]
 		w.ctx.reset(p.Payload, p.Src, p.Dst, p.HW)
 		v, at := w.chain.run(&w.ctx, 0)
+		p.Passed = v == Forward
 		w.finish(v, at)
 	}
 	terr := w.flush()

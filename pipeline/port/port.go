@@ -28,6 +28,11 @@ type Packet struct {
 	HW [6]byte
 	// Handle is private to the port (a UMEM frame address, a buffer index).
 	Handle uint64
+	// Passed is set by the worker on a received packet, before Release,
+	// when the chain forwarded it: it passed every check (bans, limits,
+	// signatures, relay rules). A port learns from such packets only
+	// (xdpport: the source's MAC), never from what anyone could send.
+	Passed bool
 }
 
 // Port is a batch datagram source and sink, used by exactly one worker

@@ -175,6 +175,7 @@ func newPort(g *Group, ifi *net.Interface, sc afxdp.Config, cfg Config) (*Port, 
 		addr6:     cfg.Addr6,
 		ports:     append([]uint16(nil), cfg.Ports...),
 		neigh:     cfg.Neighbours,
+		firm:      firmOf(cfg.Neighbours),
 		epoch:     time.Now(),
 		headroom:  frame.Headroom(true, true),
 		frameMask: uint64(sc.FrameSize) - 1,
@@ -266,4 +267,9 @@ func (g *Group) close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func firmOf(n Neighbours) FirmNeighbours {
+	f, _ := n.(FirmNeighbours)
+	return f
 }

@@ -23,6 +23,13 @@ type Neighbours interface {
 	Lookup(dst netip.Addr) (mac [6]byte, ok bool)
 }
 
+// FirmNeighbours is the optional part of Neighbours that tells the next
+// hops the kernel holds firmly (reachable, permanent, no-ARP): those win
+// over a MAC learnt from frames, which anyone on the link can forge.
+type FirmNeighbours interface {
+	Firm(dst netip.Addr) (mac [6]byte, ok bool)
+}
+
 // Config configures a Group: the interface's XDP program and every queue's
 // port.
 type Config struct {
@@ -203,6 +210,7 @@ type Port struct {
 	addr6     netip.Addr
 	ports     []uint16
 	neigh     Neighbours
+	firm      FirmNeighbours // neigh, when it tells firm entries
 	busyPoll  bool
 	headroom  int
 	frameMask uint64
@@ -497,7 +505,6 @@ func (p *Port) receiveRing(rx []port.Packet, drops *[dropCount]uint32) int {
 	if k == 0 {
 		return 0
 	}
-	now := p.clock()
 	out := 0
 	for i := 0; i < k; i++ {
 		d := p.rxd[i]
@@ -507,11 +514,7 @@ func (p *Port) receiveRing(rx []port.Packet, drops *[dropCount]uint32) int {
 			continue
 		}
 		rx[out].Handle = d.Addr
-		if p.learn != nil {
-			// Every frame, not only the first: the newest observation
-			// wins, so a peer that moved is followed at its next frame.
-			p.learn.observe(rx[out].Src.Addr(), rx[out].HW, now)
-		}
+		rx[out].Passed = false
 		out++
 	}
 	return out
@@ -616,7 +619,15 @@ func (p *Port) Release(rx []port.Packet) {
 	if freed {
 		return
 	}
+	now := p.clock()
 	for i := range rx {
+		if p.learn != nil && rx[i].Passed {
+			// Only what the chain forwarded (it passed the bans, limits
+			// and relay rules), and every such frame, not only the
+			// first: the newest observation wins, so a peer that moved
+			// is followed at its next frame.
+			p.learn.observe(rx[i].Src.Addr(), rx[i].HW, now)
+		}
 		p.sock.ReleaseAddr(rx[i].Handle)
 		rx[i].Payload = nil
 	}
@@ -825,11 +836,19 @@ func (p *Port) prepare(pk *port.Packet) (afxdp.Desc, int) {
 	fromLearn := false
 	if mac == ([6]byte{}) {
 		ok := false
-		if e != nil && e.hasMAC && p.tc.now-e.seen < p.learn.ttl {
+		if p.firm != nil {
+			// The kernel's confirmed or static entry wins over anything
+			// learnt from frames.
+			mac, ok = p.firm.Firm(dst)
+		}
+		switch {
+		case ok:
+		case e != nil && e.hasMAC && p.tc.now-e.seen < p.learn.ttl:
 			// A MAC seen on the wire from dst within the TTL wins over
-			// the neighbour snapshot: it is at least as new.
+			// the rest of the neighbour snapshot (stale, probing): it is
+			// at least as new.
 			mac, ok, fromLearn = e.mac, true, true
-		} else if p.neigh != nil {
+		case p.neigh != nil:
 			mac, ok = p.neigh.Lookup(dst)
 		}
 		if !ok {
