@@ -246,6 +246,9 @@ func (d *Daemon) openAFXDP(cfg *config.Config, listen netip.AddrPort) (netip.Add
 	} else {
 		xc.Addr6 = self
 	}
+	if xc.ForeignSources, err = foreignSources(cfg, ifi.Index); err != nil {
+		return self, err
+	}
 	if d.group, err = xdpport.Open(io.Interface, len(qs), xc); err != nil {
 		return self, fmt.Errorf("appliance: afxdp on %s: %w", io.Interface, err)
 	}

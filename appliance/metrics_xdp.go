@@ -1,14 +1,25 @@
 package appliance
 
-import "sipedge/afxdp"
+import (
+	"sipedge/afxdp"
+	"sipedge/pipeline/port/xdpport"
+)
 
 // writeXDPProgramMetrics exports the XDP program's verdict counters
 // (afxdp.Program.Counters, per-CPU sums): without them an operator sees
-// the drops of banned sources in the driver only with `ethtool -S`.
+// the drops of banned sources in the driver only with `ethtool -S`. And
+// the afxdp ports' reverse-path drops.
 func (d *Daemon) writeXDPProgramMetrics(p promWriter) {
 	if d.group == nil || d.group.Program() == nil {
 		return
 	}
+	var rp uint64
+	for _, w := range d.workers {
+		if pt, ok := w.Port().(*xdpport.Port); ok {
+			rp += pt.Stats().Drops.ReversePath
+		}
+	}
+	p.counter("sipedge_afxdp_reverse_path_drops_total", "Frames claiming a trusted source (backend, allow-listed, [auth] trusted) that the kernel routes through another interface: spoofed, dropped.", rp)
 	c, err := d.group.Program().Counters()
 	if err != nil {
 		d.log.Warn("metrics: reading the XDP program's counters", "err", err)

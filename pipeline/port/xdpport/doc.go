@@ -66,6 +66,6 @@
 // kernel drops for a full socket buffer (1 MiB) are counted as
 // DecodeDrops.SlowPathOverflow when it reports them.
 //
-// xdpport may import afxdp, afxdp/frame and pipeline/port; it must not import
+// xdpport may import afxdp, afxdp/frame, afxdp/neigh and pipeline/port; it must not import
 // sipcore, appliance, the other ports or bench.
 package xdpport

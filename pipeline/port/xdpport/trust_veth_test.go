@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"sipedge/afxdp/vethtest"
+	"sipedge/pipeline/port"
 )
 
 // firmNeigh is Neighbours that holds one firm (reachable or permanent)
@@ -46,6 +47,63 @@ func TestFirmNeighbourWinsOverLearnt(t *testing.T) {
 			}
 			if !firm && err == nil {
 				t.Errorf("the forged learnt MAC was not used over a non-firm entry: the attack this test shows did not happen")
+			}
+		})
+	}
+}
+
+// TestReversePathCheck: a source the kernel routes through another
+// interface (a backend on loopback here) is foreign to the veth; a frame
+// claiming it on the veth gets through without the check (the attack),
+// and is dropped and counted with it, while the peer's own frames pass.
+func TestReversePathCheck(t *testing.T) {
+	vethtest.Require(t)
+	pair := vethtest.New(t, vethtest.Options{})
+	foreign, err := ForeignSources(pair.HostIndex, []netip.Prefix{
+		netip.PrefixFrom(pair.PeerV4, 32), netip.MustParsePrefix("127.0.0.1/32")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(foreign) != 1 || foreign[0] != netip.MustParsePrefix("127.0.0.1/32") {
+		t.Fatalf("ForeignSources = %v, want only 127.0.0.1/32 (the peer is routed through the veth)", foreign)
+	}
+	// The claim: a host on the veth sending as 198.18.x.y, an address the
+	// configuration trusts and the kernel routes elsewhere.
+	b := pair.PeerV4.As4()
+	claimed := netip.AddrFrom4([4]byte{198, 18, b[2], b[3]})
+	pair.Exec(t, "ip", "addr", "add", claimed.String()+"/32", "dev", pair.Peer)
+	dst := netip.AddrPortFrom(pair.HostV4, sipPort)
+	for _, check := range []bool{false, true} {
+		t.Run(map[bool]string{false: "unchecked", true: "checked"}[check], func(t *testing.T) {
+			var cfg Config
+			if check {
+				cfg.ForeignSources = []netip.Prefix{netip.PrefixFrom(claimed, 32)}
+			}
+			r := newRigOn(t, pair, 1, cfg)
+			p := r.g.Ports()[0]
+			honest := r.pair.ListenUDP(t, netip.AddrPortFrom(r.pair.PeerV4, 0))
+			p.Release([]port.Packet{awaitPacket(t, p, honest, dst, []byte("honest"))})
+			spoof := r.pair.ListenUDP(t, netip.AddrPortFrom(claimed, 0))
+			if !check {
+				p.Release([]port.Packet{awaitPacket(t, p, spoof, dst, []byte("claimed"))})
+				return
+			}
+			rx := make([]port.Packet, 16)
+			for deadline := time.Now().Add(10 * time.Second); p.Stats().Drops.ReversePath == 0; {
+				if time.Now().After(deadline) {
+					t.Fatalf("no reverse-path drop: %+v", p.Stats())
+				}
+				spoof.WriteToUDPAddrPort([]byte("claimed"), dst)
+				n, err := port.ReceiveWait(p, rx, testWait)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, pk := range rx[:n] {
+					if string(pk.Payload) == "claimed" {
+						t.Fatalf("a frame claiming %v was handed up", claimed)
+					}
+				}
+				p.Release(rx[:n])
 			}
 		})
 	}

@@ -75,6 +75,12 @@ type Config struct {
 	// LearnTTL is how long a learnt MAC is used without a new frame from
 	// that IP (default 5m); after it the Neighbours table decides again.
 	LearnTTL time.Duration
+	// ForeignSources are trusted sources (backends, trunks) that are not
+	// expected on this interface: the kernel routes them through another
+	// one (ForeignSources builds the list). A frame claiming one of them
+	// is spoofed and dropped (DecodeDrops.ReversePath): a reverse-path
+	// check of our own, since XDP redirects before the kernel's rp_filter.
+	ForeignSources []netip.Prefix
 }
 
 // DecodeDrops counts received frames that were not handed up, by reason.
@@ -99,11 +105,14 @@ type DecodeDrops struct {
 	// socket's receive buffer was full. The kernel reports them with the
 	// next datagram read from that socket, so the count can lag.
 	SlowPathOverflow uint64
+	// ReversePath: a source in Config.ForeignSources (a backend or trunk
+	// routed through another interface) arrived on this one: spoofed.
+	ReversePath uint64
 }
 
 // Total is the sum of all reasons.
 func (d DecodeDrops) Total() uint64 {
-	return d.Truncated + d.NotIP + d.NotUDP + d.Fragment + d.BadIHL + d.BadIPLength + d.UDPLength + d.VLAN + d.NotSIPPort + d.Other + d.TooLarge + d.SlowPathRead + d.SlowPathOverflow
+	return d.Truncated + d.NotIP + d.NotUDP + d.Fragment + d.BadIHL + d.BadIPLength + d.UDPLength + d.VLAN + d.NotSIPPort + d.Other + d.TooLarge + d.SlowPathRead + d.SlowPathOverflow + d.ReversePath
 }
 
 // TxDrops counts packets given to Transmit that did not go out, by reason.
@@ -169,6 +178,7 @@ const (
 	dropTooLarge
 	dropSlowRead
 	dropSlowOverflow
+	dropReversePath
 	dropCount
 )
 
@@ -211,6 +221,7 @@ type Port struct {
 	ports     []uint16
 	neigh     Neighbours
 	firm      FirmNeighbours // neigh, when it tells firm entries
+	foreign   []netip.Prefix // Config.ForeignSources
 	busyPoll  bool
 	headroom  int
 	frameMask uint64
@@ -277,6 +288,7 @@ func (p *Port) Stats() Stats {
 			BadIHL: d(dropBadIHL), BadIPLength: d(dropBadIPLength), UDPLength: d(dropUDPLength),
 			VLAN: d(dropVLAN), NotSIPPort: d(dropNotSIPPort), Other: d(dropOther),
 			TooLarge: d(dropTooLarge), SlowPathRead: d(dropSlowRead), SlowPathOverflow: d(dropSlowOverflow),
+			ReversePath: d(dropReversePath),
 		},
 		TxDrops: TxDrops{NoDestination: t(txNoDestination), BadBuffer: t(txBadBuffer), RingFull: t(txRingFull), SlowPathFailed: t(txSlowFailed), Closed: t(txClosed)},
 	}
@@ -590,6 +602,11 @@ func (p *Port) decode(b []byte, pk *port.Packet) int {
 	pk.Src = f.SrcAddrPort()
 	pk.Dst = f.DstAddrPort()
 	pk.HW = f.SrcMAC
+	for _, fp := range p.foreign {
+		if fp.Contains(pk.Src.Addr().Unmap()) {
+			return dropReversePath
+		}
+	}
 	return -1
 }
 

@@ -1,0 +1,37 @@
+package appliance
+
+import (
+	"fmt"
+	"net/netip"
+
+	"sipedge/appliance/config"
+	"sipedge/pipeline/port/xdpport"
+)
+
+// foreignSources is the afxdp port's reverse-path check: the trusted
+// sources (backends, [guard] allow, [auth] trusted) that the kernel routes
+// through another interface than ifindex. Trust by source address holds
+// only with the expected ingress, and XDP redirects before the kernel's
+// rp_filter could refuse a frame claiming one of them on this interface.
+func foreignSources(cfg *config.Config, ifindex int) ([]netip.Prefix, error) {
+	specs, err := backendSpecs(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var trusted []netip.Prefix
+	for _, b := range specs {
+		a := b.Addr.Addr().Unmap()
+		trusted = append(trusted, netip.PrefixFrom(a, a.BitLen()))
+	}
+	trusted = append(trusted, cfg.Guard.AllowPrefixes()...)
+	for _, s := range cfg.Auth.Trusted {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			trusted = append(trusted, p)
+		}
+	}
+	out, err := xdpport.ForeignSources(ifindex, trusted)
+	if err != nil {
+		return nil, fmt.Errorf("appliance: %w", err)
+	}
+	return out, nil
+}
