@@ -111,3 +111,60 @@ func TestRouteTokenAllocatesNothing(t *testing.T) {
 		t.Errorf("token build, check and Call-ID hash: %v allocs", a)
 	}
 }
+
+// FuzzRouteTarget: a Route from the wire, whatever its token, never
+// panics and never verifies without our MAC; a forwarded request's
+// Record-Route built from any source verifies for that source.
+func FuzzRouteTarget(f *testing.F) {
+	f.Add("sip:192.0.2.1:5060;lr;se-rt=cb007109-9c41-0123456789abcdef", "call-1", []byte{203, 0, 113, 9}, uint16(40001))
+	f.Add("sip:192.0.2.1;se-rt=;lr", "x", []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, uint16(5060))
+	f.Add("sip:192.0.2.1;se-rt=20010db8000000000000000000000009-13c6-b81fc8431000ec68", "", []byte{1, 2, 3}, uint16(0))
+	f.Fuzz(func(t *testing.T, route, callID string, ip []byte, port uint16) {
+		if strings.ContainsAny(route+callID, "\r\n<>") || callID == "" {
+			return
+		}
+		bye := "BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKb1\r\nRoute: <" + route + ">\r\n" +
+			"From: <sip:b@e>;tag=b\r\nTo: <sip:a@e>;tag=a\r\nCall-ID: " + callID + "\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+		var m Msg
+		if Parse([]byte(bye), &m) == nil && m.NRoute > 0 {
+			// Only the token we would write for this Call-ID verifies.
+			if a, res := testKey.RouteTarget(&m, &m.Routes[0].URI); res == RouteTokenOK {
+				var tok [maxRouteToken]byte
+				n := testKey.putRouteToken(tok[:], m.B(m.CallID), a)
+				if !strings.Contains(strings.ToLower(route), string(tok[:n])) {
+					t.Fatalf("%q verified to %v without our token %s", route, a, tok[:n])
+				}
+			}
+		}
+		src, ok := netip.AddrFromSlice(ip)
+		if !ok || port == 0 {
+			return
+		}
+		inv := strings.Replace(simpleInvite, "a84b4c76e66710@pc33.example.com", callID, 1)
+		var in Msg
+		if Parse([]byte(inv), &in) != nil {
+			return
+		}
+		o := *testForward
+		o.RouteToken = true
+		out := make([]byte, 4096)
+		n, err := BuildForward(out, &in, &o, netip.AddrPortFrom(src, port), nil)
+		if err != nil {
+			return
+		}
+		var fwd Msg
+		if err := Parse(out[:n], &fwd); err != nil || fwd.NRecordRoute == 0 || fwd.ParseAddress(&fwd.RecordRoutes[0]) != nil {
+			t.Fatalf("forwarded request unparsable or without Record-Route: %v\n%s", err, out[:n])
+		}
+		rr := string(fwd.B(fwd.RecordRoutes[0].URI.Raw))
+		b2 := strings.Replace(bye, "Route: <"+route+">", "Route: <"+rr+">", 1)
+		b2 = strings.Replace(b2, "Call-ID: "+callID, "Call-ID: "+string(in.B(in.CallID)), 1)
+		var m2 Msg
+		if err := Parse([]byte(b2), &m2); err != nil {
+			return
+		}
+		if a, res := testKey.RouteTarget(&m2, &m2.Routes[0].URI); res != RouteTokenOK || a != netip.AddrPortFrom(src.Unmap(), port) {
+			t.Fatalf("own token of %v: %v %v\n%s", netip.AddrPortFrom(src, port), a, res, b2)
+		}
+	})
+}
