@@ -59,6 +59,9 @@ type Daemon struct {
 	neigh   *neigh.Table
 	pcapOut *os.File
 
+	// sockBans is the socket port's ban filter (nil without CAP_BPF).
+	sockBans *afxdp.SocketBans
+
 	admin    *http.Server
 	adminLn  net.Listener
 	running  atomic.Int32
@@ -107,6 +110,8 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 		Probe: cfg.IO.Port != "pcap", Wake: d.wakeWorkers}
 	if d.group != nil {
 		env.Banner = d.group.Program() // bans also dropped by the XDP program
+	} else if d.sockBans != nil {
+		env.Banner = d.sockBans // bans also dropped by the sockets' filter
 	}
 	if d.node, err = OpenNode(env); err != nil {
 		return nil, err
@@ -177,12 +182,14 @@ func (d *Daemon) openSockets(cfg *config.Config, listen netip.AddrPort) (netip.A
 	if err != nil {
 		return self, err
 	}
+	filter := d.openSocketBans()
 	for i := range cfg.IO.Cores {
 		p, err := socketport.Open(socketport.Config{
 			Listen:     listen,
 			Buffers:    max(1024, 4*cfg.IO.Batch),
 			Batch:      cfg.IO.Batch,
 			RecvBuffer: 4 << 20, // absorbs a burst while a worker is descheduled
+			Filter:     filter,
 		})
 		if err != nil {
 			return self, fmt.Errorf("appliance: worker %d: %w (is another process on io.listen %s?)", i, err, listen)
@@ -439,6 +446,10 @@ func (d *Daemon) closeAll() {
 		}
 	}
 	d.ports = nil
+	if d.sockBans != nil {
+		d.sockBans.Close()
+		d.sockBans = nil
+	}
 	d.node.Close() // after the workers: auth stops their helpers
 	if d.neigh != nil {
 		d.neigh.Stop()

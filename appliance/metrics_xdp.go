@@ -10,6 +10,13 @@ import (
 // the drops of banned sources in the driver only with `ethtool -S`. And
 // the afxdp ports' reverse-path drops.
 func (d *Daemon) writeXDPProgramMetrics(p promWriter) {
+	if d.sockBans != nil {
+		n, err := d.sockBans.Dropped()
+		if err != nil {
+			d.log.Warn("metrics: reading the socket filter's counter", "err", err)
+		}
+		p.counter("sipedge_socket_filter_dropped_banned_total", "Datagrams from banned sources the sockets' eBPF filter dropped before they were queued (socket port).", n)
+	}
 	if d.group == nil || d.group.Program() == nil {
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"sipedge/afxdp"
 	"sipedge/appliance/config"
 	"sipedge/pipeline/port/xdpport"
 )
@@ -34,4 +35,18 @@ func foreignSources(cfg *config.Config, ifindex int) ([]netip.Prefix, error) {
 		return nil, fmt.Errorf("appliance: %w", err)
 	}
 	return out, nil
+}
+
+// openSocketBans makes the socket port's ban filter, whose Attach every
+// socket gets: bans then drop a flood in the kernel, before it fills the
+// socket buffer and crowds legitimate datagrams out. Without CAP_BPF the
+// bans stay in the workers, as the log says.
+func (d *Daemon) openSocketBans() func(fd int) error {
+	sb, err := afxdp.NewSocketBans(0)
+	if err != nil {
+		d.log.Warn("bans stay in the workers: no socket filter (needs CAP_BPF)", "err", err)
+		return nil
+	}
+	d.sockBans = sb
+	return sb.Attach
 }
