@@ -11,8 +11,10 @@
 // are never banned.
 //
 // Bans are enforced twice: in the stage itself (any port) and, when a
-// Banner is configured (afxdp.Program), in the XDP program, so a banned
-// source costs no more than a map lookup in the driver. The map update is
+// Banner is configured, below userspace: in the XDP program
+// (afxdp.Program) or in the socket port's socket filter
+// (afxdp.SocketBans), so a banned source costs no more than a map lookup
+// in the kernel. The map update is
 // a syscall: stages hand ban requests to the Guard's ban goroutine through
 // one lock-free single-producer ring per worker.
 //
