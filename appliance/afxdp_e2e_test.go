@@ -38,7 +38,34 @@ func TestE2EAFXDPCalls(t *testing.T) {
 	for i, a := range uasAddrs {
 		uas = append(uas, sipp(t, dir, ns, fmt.Sprintf("uas%d", i), "-sf", uasScenario(t), "-i", pair.PeerV4.String(), "-p", portOf(a), "-recv_timeout", "4s"))
 	}
-	cfg := afxdpConfig(pair, sip, admin, uasAddrs...) + e2eGuard
+	cfg := fmt.Sprintf(`[node]
+addresses = [%q]
+secret = "afxdp e2e test secret, 32 bytes."
+[io]
+port = "afxdp"
+interface = %q
+queues = [0]
+cores = [0]
+listen = %q
+# 4 MiB of UMEM: fits the default 8 MiB RLIMIT_MEMLOCK of containers.
+frame_size = 2048
+frame_count = 2048
+fill_ring = 1024
+comp_ring = 1024
+rx_ring = 1024
+tx_ring = 512
+[admin]
+listen = %q
+[[dispatcher.backends]]
+address = %q
+[[dispatcher.backends]]
+address = %q
+[dispatcher.probe]
+interval = "200ms"
+timeout = "100ms"
+down_after = 2
+up_after = 1
+`, pair.HostV4.String(), pair.Host, sip, admin, uasAddrs[0], uasAddrs[1]) + e2eGuard
 	a := startApp(t, dir, nil, cfg, 1)
 	a.admin = admin
 	if !strings.Contains(a.log.String(), "afxdp") {
@@ -87,36 +114,6 @@ func TestE2EAFXDPCalls(t *testing.T) {
 	if !strings.Contains(log, "leaked=0") || !strings.Contains(log, "XDP program detached") {
 		t.Errorf("stop did not report every frame back and the program detached:\n%s", log)
 	}
-}
-
-// afxdpConfig is the afxdp-mode configuration of the e2e tests: the
-// appliance on the host end of pair, one queue, probes every 200 ms.
-func afxdpConfig(pair *vethtest.Pair, sip, admin string, backends ...string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, `[node]
-addresses = [%q]
-secret = "afxdp e2e test secret, 32 bytes."
-[io]
-port = "afxdp"
-interface = %q
-queues = [0]
-cores = [0]
-listen = %q
-# 4 MiB of UMEM: fits the default 8 MiB RLIMIT_MEMLOCK of containers.
-frame_size = 2048
-frame_count = 2048
-fill_ring = 1024
-comp_ring = 1024
-rx_ring = 1024
-tx_ring = 512
-[admin]
-listen = %q
-`, pair.HostV4.String(), pair.Host, sip, admin)
-	for _, be := range backends {
-		fmt.Fprintf(&b, "[[dispatcher.backends]]\naddress = %q\n", be)
-	}
-	b.WriteString("[dispatcher.probe]\ninterval = \"200ms\"\ntimeout = \"100ms\"\ndown_after = 2\nup_after = 1\n")
-	return b.String()
 }
 
 // hostRoute routes dst to dev on the host; the route goes with the veth.

@@ -164,3 +164,33 @@ func udpRcvbufErrors(t *testing.T) uint64 {
 	}
 	return 0
 }
+
+// afxdpConfig is the afxdp-mode configuration of the e2e tests: the
+// appliance on the host end of pair, one queue, probes every 200 ms.
+func afxdpConfig(pair *vethtest.Pair, sip, admin string, backends ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `[node]
+addresses = [%q]
+secret = "afxdp e2e test secret, 32 bytes."
+[io]
+port = "afxdp"
+interface = %q
+queues = [0]
+cores = [0]
+listen = %q
+# 4 MiB of UMEM: fits the default 8 MiB RLIMIT_MEMLOCK of containers.
+frame_size = 2048
+frame_count = 2048
+fill_ring = 1024
+comp_ring = 1024
+rx_ring = 1024
+tx_ring = 512
+[admin]
+listen = %q
+`, pair.HostV4.String(), pair.Host, sip, admin)
+	for _, be := range backends {
+		fmt.Fprintf(&b, "[[dispatcher.backends]]\naddress = %q\n", be)
+	}
+	b.WriteString("[dispatcher.probe]\ninterval = \"200ms\"\ntimeout = \"100ms\"\ndown_after = 2\nup_after = 1\n")
+	return b.String()
+}
