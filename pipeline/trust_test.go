@@ -175,3 +175,29 @@ func TestCallIDHashKeyed(t *testing.T) {
 		t.Errorf("only %d of 200 calls changed backend under another key: the hash is not keyed", moved)
 	}
 }
+
+// Relaying through the route token allocates nothing: the backend's
+// in-dialog BYEs (token checked, sent to the caller it binds) and forged
+// ones (refused with 403), cycled through a worker.
+func TestBackendRelayAllocatesNothing(t *testing.T) {
+	r := newRig(t, pipeline.Config{Batch: 64})
+	c := newCall(7)
+	rr, be := r.recordRoute(c, caller)
+	good := dgram(be, backendBYE(c, "sip:alice@192.168.1.5:5060", rr))
+	forged := dgram(be, backendBYE(c, "sip:x@198.51.100.99:5060", "sip:192.0.2.1:5060;lr"))
+	for i := 0; i < 64; i++ {
+		if i%2 == 0 {
+			r.port.In = append(r.port.In, good)
+		} else {
+			r.port.In = append(r.port.In, forged)
+		}
+	}
+	poll, _ := r.cycle(t, 10)
+	before := r.w.Stats()
+	if a := testing.AllocsPerRun(50, poll); a != 0 {
+		t.Fatalf("%v allocations per batch of 64 backend requests, want 0", a)
+	}
+	if after := r.w.Stats(); after.Rx-before.Rx < 3000 || r.routeRefused()[0] < 1500 {
+		t.Fatalf("rx %d, refused %v: the cycle did not run both kinds", after.Rx-before.Rx, r.routeRefused())
+	}
+}
