@@ -53,12 +53,12 @@ test: test-deps lint
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./sipcore
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCredentials$$' -fuzztime 10s ./sipcore
+	$(GO) test -run '^$$' -fuzz '^FuzzRouteTarget$$' -fuzztime 5s ./sipcore
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 10s ./afxdp/frame
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime 10s ./pipeline/port/capture
 	$(GO) test -run '^$$' -fuzz '^FuzzNameAddr$$' -fuzztime 5s ./sipcore
 	$(GO) test -run '^$$' -fuzz '^FuzzViaList$$' -fuzztime 5s ./sipcore
 	$(GO) test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime 5s ./appliance/config
-	$(GO) test -run '^$$' -fuzz '^FuzzRouteTarget$$' -fuzztime 5s ./sipcore
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
