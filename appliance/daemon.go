@@ -501,6 +501,7 @@ func (d *Daemon) Reload(cfg *config.Config) error {
 	next.Guard.Allow, next.Guard.AllowBackends = cfg.Guard.Allow, cfg.Guard.AllowBackends
 	d.cfg = &next
 	d.node.Env.Cfg = &next
+	d.reloadForeignSources(&next)
 	d.reloadOK.Add(1)
 	addrs := make([]string, len(specs))
 	for i, s := range specs {

@@ -50,3 +50,18 @@ func (d *Daemon) openSocketBans() func(fd int) error {
 	d.sockBans = sb
 	return sb.Attach
 }
+
+// reloadForeignSources recomputes the afxdp reverse-path check after a
+// reload changed the backends or the allow-list; on failure the previous
+// list stays, as the log says.
+func (d *Daemon) reloadForeignSources(cfg *config.Config) {
+	if d.group == nil {
+		return
+	}
+	f, err := foreignSources(cfg, d.group.Program().Ifindex())
+	if err != nil {
+		d.log.Error("reload: reverse-path check not updated", "err", err)
+		return
+	}
+	d.group.SetForeignSources(f)
+}

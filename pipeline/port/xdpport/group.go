@@ -176,7 +176,6 @@ func newPort(g *Group, ifi *net.Interface, sc afxdp.Config, cfg Config) (*Port, 
 		ports:     append([]uint16(nil), cfg.Ports...),
 		neigh:     cfg.Neighbours,
 		firm:      firmOf(cfg.Neighbours),
-		foreign:   cfg.ForeignSources,
 		epoch:     time.Now(),
 		headroom:  frame.Headroom(true, true),
 		frameMask: uint64(sc.FrameSize) - 1,
@@ -206,7 +205,19 @@ func newPort(g *Group, ifi *net.Interface, sc afxdp.Config, cfg Config) (*Port, 
 		}
 	}
 	p.name = fmt.Sprintf("afxdp %s queue %d (%s, %s, %s)", ifi.Name, sc.Queue, sock.BindMode(), g.prog.Mode(), busy)
+	foreign := append([]netip.Prefix(nil), cfg.ForeignSources...)
+	p.foreign.Store(&foreign)
 	return p, nil
+}
+
+// SetForeignSources replaces Config.ForeignSources on every port (a
+// reload changed the trusted sources); each port sees the new list from
+// its next receive.
+func (g *Group) SetForeignSources(foreign []netip.Prefix) {
+	for _, p := range g.ports {
+		f := append([]netip.Prefix(nil), foreign...)
+		p.foreign.Store(&f)
+	}
 }
 
 // Ports returns the ports, indexed by queue.

@@ -55,7 +55,8 @@ func TestFirmNeighbourWinsOverLearnt(t *testing.T) {
 // TestReversePathCheck: a source the kernel routes through another
 // interface (a backend on loopback here) is foreign to the veth; a frame
 // claiming it on the veth gets through without the check (the attack),
-// and is dropped and counted with it, while the peer's own frames pass.
+// and is dropped and counted with it (from the start, or from a reload's
+// SetForeignSources on), while the peer's own frames pass.
 func TestReversePathCheck(t *testing.T) {
 	vethtest.Require(t)
 	pair := vethtest.New(t, vethtest.Options{})
@@ -85,8 +86,11 @@ func TestReversePathCheck(t *testing.T) {
 			p.Release([]port.Packet{awaitPacket(t, p, honest, dst, []byte("honest"))})
 			spoof := r.pair.ListenUDP(t, netip.AddrPortFrom(claimed, 0))
 			if !check {
+				// The attack gets through; then a reload makes the
+				// claimed source foreign (SetForeignSources), checked
+				// from the next receive on.
 				p.Release([]port.Packet{awaitPacket(t, p, spoof, dst, []byte("claimed"))})
-				return
+				r.g.SetForeignSources([]netip.Prefix{netip.PrefixFrom(claimed, 32)})
 			}
 			rx := make([]port.Packet, 16)
 			for deadline := time.Now().Add(10 * time.Second); p.Stats().Drops.ReversePath == 0; {

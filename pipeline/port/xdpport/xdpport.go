@@ -220,8 +220,8 @@ type Port struct {
 	addr6     netip.Addr
 	ports     []uint16
 	neigh     Neighbours
-	firm      FirmNeighbours // neigh, when it tells firm entries
-	foreign   []netip.Prefix // Config.ForeignSources
+	firm      FirmNeighbours                 // neigh, when it tells firm entries
+	foreign   atomic.Pointer[[]netip.Prefix] // Config.ForeignSources; SetForeignSources replaces it, loaded once per receive
 	busyPoll  bool
 	headroom  int
 	frameMask uint64
@@ -517,10 +517,18 @@ func (p *Port) receiveRing(rx []port.Packet, drops *[dropCount]uint32) int {
 	if k == 0 {
 		return 0
 	}
+	var foreign []netip.Prefix
+	if f := p.foreign.Load(); f != nil {
+		foreign = *f
+	}
 	out := 0
 	for i := 0; i < k; i++ {
 		d := p.rxd[i]
-		if r := p.decode(s.Frame(d), &rx[out]); r >= 0 {
+		r := p.decode(s.Frame(d), &rx[out])
+		if r < 0 && len(foreign) > 0 && foreignSource(foreign, rx[out].Src.Addr()) {
+			r = dropReversePath
+		}
+		if r >= 0 {
 			drops[r]++
 			s.ReleaseAddr(d.Addr)
 			continue
@@ -602,12 +610,18 @@ func (p *Port) decode(b []byte, pk *port.Packet) int {
 	pk.Src = f.SrcAddrPort()
 	pk.Dst = f.DstAddrPort()
 	pk.HW = f.SrcMAC
-	for _, fp := range p.foreign {
-		if fp.Contains(pk.Src.Addr().Unmap()) {
-			return dropReversePath
+	return -1
+}
+
+// foreignSource reports whether src is a trusted source the kernel routes
+// through another interface (Config.ForeignSources): spoofed here.
+func foreignSource(foreign []netip.Prefix, src netip.Addr) bool {
+	for _, fp := range foreign {
+		if fp.Contains(src.Unmap()) {
+			return true
 		}
 	}
-	return -1
+	return false
 }
 
 func dropReason(err error) int {
