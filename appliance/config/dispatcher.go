@@ -17,13 +17,13 @@ type Dispatcher struct {
 	// RetryAfter is the Retry-After of the 503 sent when every backend is
 	// down.
 	RetryAfter Duration `toml:"retry_after"`
+	// BackendDestinations are the CIDRs initial requests from backends may
+	// be sent to (dispatcher_trust.go).
+	BackendDestinations []string `toml:"backend_destinations"`
 	// Backends are the stateful servers calls are spread over.
 	Backends []Backend `toml:"backends"`
 	// Probe is how backends are health-checked.
 	Probe Probe `toml:"probe"`
-	// BackendDestinations are the CIDRs initial requests from backends may
-	// be sent to (dispatcher_trust.go).
-	BackendDestinations []string `toml:"backend_destinations"`
 }
 
 // Backend is one entry of dispatcher.backends.
@@ -67,12 +67,12 @@ func (d *Dispatcher) setDefaults() {
 			UpAfter:   2,
 		},
 	}
-	d.BackendDestinations = []string{}
 }
 
 // afterDecode gives weight 1 to the backends that leave it out. It needs
 // the raw table because a decoded 0 cannot tell "left out" from "0".
 func (d *Dispatcher) afterDecode(raw map[string]any) []Warning {
+	d.normalizeBackendDestinations()
 	// [[dispatcher.backends]] tables and inline arrays of tables decode to
 	// different slice types.
 	var list []map[string]any
@@ -97,6 +97,7 @@ func (d *Dispatcher) afterDecode(raw map[string]any) []Warning {
 }
 
 func (d *Dispatcher) check(p *problems, c *Config, _ System) {
+	d.checkBackendDestinations(p)
 	if d.Hashing != "rendezvous" {
 		p.addv("dispatcher.hashing", d.Hashing, `want "rendezvous" (the only method so far)`)
 	}
@@ -122,7 +123,6 @@ func (d *Dispatcher) check(p *problems, c *Config, _ System) {
 			p.addv(key+".weight", b.Weight, "want 1 to %d (to drain a backend, remove it)", maxWeight)
 		}
 	}
-	d.checkBackendDestinations(p)
 	pr := d.Probe
 	if pr.Interval.Std() <= 0 {
 		p.addv("dispatcher.probe.interval", pr.Interval, "want a positive duration such as \"2s\"")

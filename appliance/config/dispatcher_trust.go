@@ -28,3 +28,11 @@ func prefixList(list []string) []netip.Prefix {
 	}
 	return out
 }
+
+// normalizeBackendDestinations makes an empty list nil, the default's
+// form, so a file that lists none equals the defaults.
+func (d *Dispatcher) normalizeBackendDestinations() {
+	if len(d.BackendDestinations) == 0 {
+		d.BackendDestinations = nil
+	}
+}
