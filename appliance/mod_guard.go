@@ -133,6 +133,7 @@ func (m *guardModule) Start(ctx context.Context, goFn func(func())) error {
 // Reload applies the allow-list entries the file added or removed (the
 // operator's own stay); everything else in [guard] is compiled once.
 func (m *guardModule) Reload(old, cfg *config.Config) []string {
+	m.reloadTrust(cfg)
 	var restart []string
 	og, ng := old.Guard, cfg.Guard
 	og.Allow, ng.Allow = nil, nil
@@ -162,7 +163,6 @@ func (m *guardModule) Reload(old, cfg *config.Config) []string {
 		}
 	}
 	m.applied = now
-	m.g.SetTrusted(guardTrust(cfg, proxySpecs(m.env)))
 	return restart
 }
 

@@ -40,3 +40,11 @@ func writeRegistryRefused(p promWriter, st guard.Stats) {
 	p.sample(name, float64(st.RegistryFull), "reason", "full")
 	p.sample(name, float64(st.RegistryAllowed), "reason", "allow-listed")
 }
+
+// reloadTrust gives the guard the reloaded backends (the proxy module
+// reloads first) and trusted networks.
+func (m *guardModule) reloadTrust(cfg *config.Config) {
+	if m.g != nil && cfg.Guard.Enabled {
+		m.g.SetTrusted(guardTrust(cfg, proxySpecs(m.env)))
+	}
+}
