@@ -77,6 +77,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzNonceCheck$$' -fuzztime 5s ./sipcore
 	$(GO) test -run '^$$' -fuzz '^FuzzAddHeader$$' -fuzztime 5s ./sipcore
 	$(GO) test -run '^$$' -fuzz '^FuzzWorker$$' -fuzztime 10s ./pipeline/chain
+	$(GO) test -run '^$$' -fuzz '^FuzzRouteTarget$$' -fuzztime 5s ./sipcore
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 10s ./afxdp/frame
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime 10s ./pipeline/port/capture
 	$(GO) test -run '^$$' -fuzz '^FuzzNameAddr$$' -fuzztime 5s ./sipcore

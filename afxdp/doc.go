@@ -1,8 +1,10 @@
 // Package afxdp owns the kernel fast path: AF_XDP sockets and their UMEM,
 // the XDP program (assembled at start-up with cilium/ebpf's asm package, no
 // clang, no committed objects) with its maps (SIP ports, banned sources,
-// XSKMAP, per-CPU counters), L2/L3/L4 frame decode/encode and next-hop
-// neighbour lookup.
+// XSKMAP, per-CPU counters), the socket port's ban filter (SocketBans: an
+// eBPF socket filter over a banned map of the same form), L2/L3/L4 frame
+// decode/encode and next-hop neighbour lookup. Bans drop SIP-port traffic
+// only, in LRU maps pruned on expiry (PruneBans).
 //
 // afxdp must not import pipeline, sipcore or appliance: it moves frames and
 // knows nothing of SIP. The pipeline's afxdp port adapts it.

@@ -72,7 +72,7 @@ type Ban struct {
 // mutex only orders the admin calls among themselves.
 type Program struct {
 	mu      sync.Mutex
-	banned  *ebpf.Map // key [16]byte (IPv4 as v4-mapped IPv6), value u64 expiry (CLOCK_MONOTONIC ns)
+	banned  *ebpf.Map // LRU hash, key [16]byte (IPv4 as v4-mapped IPv6), value u64 expiry (CLOCK_MONOTONIC ns)
 	ports   *ebpf.Map // Array[65536] u32: non-zero = redirect
 	xsks    *ebpf.Map // XSKMAP: queue -> socket fd
 	stats   *ebpf.Map // PerCPUArray[statCount] u64
@@ -110,8 +110,8 @@ func LoadProgram(cfg ProgramConfig) (*Program, error) {
 		}
 	}()
 	var err error
-	if p.banned, err = ebpf.NewMap(&ebpf.MapSpec{Name: "sip_banned", Type: ebpf.Hash, KeySize: 16, ValueSize: 8, MaxEntries: uint32(cfg.MaxBans)}); err != nil {
-		return nil, fmt.Errorf("afxdp: creating the banned map: %w", err)
+	if p.banned, err = newBannedMap(cfg.MaxBans); err != nil {
+		return nil, err
 	}
 	if p.ports, err = ebpf.NewMap(&ebpf.MapSpec{Name: "sip_ports", Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 65536}); err != nil {
 		return nil, fmt.Errorf("afxdp: creating the ports map: %w", err)
@@ -290,10 +290,34 @@ func monotonicNow() (uint64, error) {
 	return uint64(ts.Nano()), nil
 }
 
-// Ban drops every packet from addr for ttl. Banning again replaces the TTL.
-// The program compares the expiry with bpf_ktime_get_ns (CLOCK_MONOTONIC),
-// so a ban lapses by itself; Bans prunes lapsed entries.
+// Ban drops the SIP datagrams of addr for ttl. Banning again replaces the
+// TTL. The program compares the expiry with bpf_ktime_get_ns
+// (CLOCK_MONOTONIC), so a ban lapses by itself; PruneBans (and Bans)
+// delete lapsed entries. The map is an LRU: when it is full the least
+// recently used ban makes room, so a flood of (spoofed) sources can never
+// make later bans fail.
 func (p *Program) Ban(addr netip.Addr, ttl time.Duration) error {
+	return banIn(&p.mu, p.banned, addr, ttl)
+}
+
+// Unban lifts a ban; lifting one that does not exist is not an error.
+func (p *Program) Unban(addr netip.Addr) error { return unbanIn(&p.mu, p.banned, addr) }
+
+// Bans lists the bans in force with the time each has left, sorted by
+// address, and deletes the ones that have lapsed.
+func (p *Program) Bans() ([]Ban, error) { return listBansIn(&p.mu, p.banned) }
+
+// PruneBans deletes the bans that have lapsed and returns how many.
+// Pruning keeps lapsed entries from pushing live ones out of the LRU.
+func (p *Program) PruneBans() (int, error) {
+	_, n, err := walkBansIn(&p.mu, p.banned, false)
+	return n, err
+}
+
+// The banned map's operations, shared by the XDP program and the socket
+// filter (SocketBans): mu orders the admin calls on m among themselves.
+
+func banIn(mu *sync.Mutex, m *ebpf.Map, addr netip.Addr, ttl time.Duration) error {
 	key, err := banKey(addr)
 	if err != nil {
 		return err
@@ -305,39 +329,41 @@ func (p *Program) Ban(addr netip.Addr, ttl time.Duration) error {
 	if err != nil {
 		return err
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if err := p.banned.Put(key, now+uint64(ttl)); err != nil {
-		if errors.Is(err, unix.E2BIG) || errors.Is(err, unix.ENOMEM) {
-			return fmt.Errorf("afxdp: banning %v: the banned map is full (%d entries): raise MaxBans or shorten ban TTLs: %w", addr, p.banned.MaxEntries(), err)
-		}
+	mu.Lock()
+	defer mu.Unlock()
+	if err := m.Put(key, now+uint64(ttl)); err != nil {
 		return fmt.Errorf("afxdp: banning %v: %w", addr, err)
 	}
 	return nil
 }
 
-// Unban lifts a ban; lifting one that does not exist is not an error.
-func (p *Program) Unban(addr netip.Addr) error {
+func unbanIn(mu *sync.Mutex, m *ebpf.Map, addr netip.Addr) error {
 	key, err := banKey(addr)
 	if err != nil {
 		return err
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if err := p.banned.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+	mu.Lock()
+	defer mu.Unlock()
+	if err := m.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("afxdp: unbanning %v: %w", addr, err)
 	}
 	return nil
 }
 
-// Bans lists the bans in force with the time each has left, sorted by
-// address, and deletes the ones that have lapsed.
-func (p *Program) Bans() ([]Ban, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+func listBansIn(mu *sync.Mutex, m *ebpf.Map) ([]Ban, error) {
+	out, _, err := walkBansIn(mu, m, true)
+	sort.Slice(out, func(i, j int) bool { return out[i].Addr.Less(out[j].Addr) })
+	return out, err
+}
+
+// walkBansIn deletes the lapsed bans of m and, when list is set, returns
+// the others.
+func walkBansIn(mu *sync.Mutex, m *ebpf.Map, list bool) ([]Ban, int, error) {
+	mu.Lock()
+	defer mu.Unlock()
 	now, err := monotonicNow()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var (
 		out     []Ban
@@ -345,26 +371,37 @@ func (p *Program) Bans() ([]Ban, error) {
 		key     [16]byte
 		expires uint64
 	)
-	it := p.banned.Iterate()
+	it := m.Iterate()
 	for it.Next(&key, &expires) {
 		if expires <= now {
 			lapsed = append(lapsed, key)
 			continue
 		}
-		out = append(out, Ban{Addr: keyAddr(key), Left: time.Duration(expires - now)})
-	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("afxdp: listing bans: %w", err)
-	}
-	for _, k := range lapsed {
-		// The mutex keeps a concurrent Ban from being deleted here;
-		// only the program reads the map otherwise.
-		if err := p.banned.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return nil, fmt.Errorf("afxdp: deleting the lapsed ban of %v: %w", keyAddr(k), err)
+		if list {
+			out = append(out, Ban{Addr: keyAddr(key), Left: time.Duration(expires - now)})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Addr.Less(out[j].Addr) })
-	return out, nil
+	if err := it.Err(); err != nil {
+		return nil, 0, fmt.Errorf("afxdp: listing bans: %w", err)
+	}
+	for i, k := range lapsed {
+		// The mutex keeps a concurrent Ban from being deleted here;
+		// only the program reads the map otherwise.
+		if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return nil, i, fmt.Errorf("afxdp: deleting the lapsed ban of %v: %w", keyAddr(k), err)
+		}
+	}
+	return out, len(lapsed), nil
+}
+
+// newBannedMap makes the banned map: an LRU hash, key [16]byte (IPv4 as
+// v4-mapped IPv6), value u64 expiry (CLOCK_MONOTONIC ns).
+func newBannedMap(maxBans int) (*ebpf.Map, error) {
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "sip_banned", Type: ebpf.LRUHash, KeySize: 16, ValueSize: 8, MaxEntries: uint32(maxBans)})
+	if err != nil {
+		return nil, fmt.Errorf("afxdp: creating the banned map: %w", err)
+	}
+	return m, nil
 }
 
 // Counters sums the per-CPU verdict counters.

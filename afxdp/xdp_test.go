@@ -327,3 +327,66 @@ func TestFragmentsPass(t *testing.T) {
 		}
 	}
 }
+
+// TestBanSIPPortsOnly: a ban drops the source's SIP datagrams only: the
+// same source still pings the host and reaches its other UDP ports, so a
+// ban won by forging a victim's address cuts nothing else off. The map is
+// an LRU: more bans than it holds all succeed, and lapsed ones are pruned.
+func TestBanSIPPortsOnly(t *testing.T) {
+	r := newRig(t, vethtest.Options{}, XDPAuto, 1)
+	if err := r.prog.Ban(r.pair.PeerV4, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.pair.Ping(r.pair.HostV4, 5*time.Second); err != nil {
+		t.Errorf("a banned source cannot ping the host: %v", err)
+	}
+	k, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(r.hostAddr(false, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	c := r.peerConn(t, false)
+	before, _ := r.prog.Counters()
+	if _, err := c.WriteToUDPAddrPort([]byte("to-kernel"), k.LocalAddr().(*net.UDPAddr).AddrPort()); err != nil {
+		t.Fatal(err)
+	}
+	k.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 64)
+	if n, _, err := k.ReadFromUDPAddrPort(buf); err != nil || string(buf[:n]) != "to-kernel" {
+		t.Errorf("a banned source's non-SIP UDP: got %q, %v; want it delivered", buf[:n], err)
+	}
+	if _, err := c.WriteToUDPAddrPort([]byte("sip"), r.hostAddr(false, sipPort)); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		cn, _ := r.prog.Counters()
+		if cn.DroppedBanned > before.DroppedBanned {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the banned source's SIP datagram was not dropped: %+v", cn)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	// LRU: 70,000 bans in a 65,536-entry map, all accepted; the ones
+	// that lapsed at once are pruned.
+	const n = 70000
+	for i := 0; i < n; i++ {
+		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		ttl := time.Hour
+		if i%2 == 0 {
+			ttl = time.Nanosecond
+		}
+		if err := r.prog.Ban(a, ttl); err != nil {
+			t.Fatalf("ban %d of %d: %v", i+1, n, err)
+		}
+	}
+	pruned, err := r.prog.PruneBans()
+	if err != nil || pruned == 0 {
+		t.Errorf("PruneBans = %d, %v; want the lapsed bans deleted", pruned, err)
+	}
+	if left, _ := r.prog.PruneBans(); left != 0 {
+		t.Errorf("a second PruneBans found %d lapsed bans, want 0", left)
+	}
+}

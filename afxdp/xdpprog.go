@@ -75,10 +75,9 @@ func buildProgram(banned, ports, xsks, stats int) asm.Instructions {
 		asm.LoadMem(asm.R1, asm.R9, 12, asm.Word),
 		asm.StoreMem(asm.R10, stackBanKey+12, asm.R1, asm.Word),
 	)
-	add(banCheck(banned, "v4_allowed")...)
 	add(
 		// Only UDP can be SIP here; ICMP, TCP (SSH, SIP over TCP) pass.
-		asm.LoadMem(asm.R1, asm.R9, 9, asm.Byte).WithSymbol("v4_allowed"),
+		asm.LoadMem(asm.R1, asm.R9, 9, asm.Byte),
 		asm.JNE.Imm(asm.R1, ipProtoUDP, "pass"),
 		// A fragment (MF set or offset non-zero) has no usable UDP
 		// header or only part of the datagram: the kernel reassembles.
@@ -111,11 +110,10 @@ func buildProgram(banned, ports, xsks, stats int) asm.Instructions {
 		asm.LoadMem(asm.R1, asm.R9, 16, asm.DWord),
 		asm.StoreMem(asm.R10, stackBanKey+8, asm.R1, asm.DWord),
 	)
-	add(banCheck(banned, "v6_allowed")...)
 	add(
 		// Only a UDP next header is parsed: extension headers (fragment,
 		// hop-by-hop, routing) and ICMPv6 (neighbour discovery) pass.
-		asm.LoadMem(asm.R1, asm.R9, 6, asm.Byte).WithSymbol("v6_allowed"),
+		asm.LoadMem(asm.R1, asm.R9, 6, asm.Byte),
 		asm.JNE.Imm(asm.R1, ipProtoUDP, "pass"),
 		asm.Add.Imm(asm.R9, ipv6HdrLen),
 		// The 8-byte UDP header must be there to read its ports.
@@ -137,10 +135,16 @@ func buildProgram(banned, ports, xsks, stats int) asm.Instructions {
 		asm.JEq.Imm(asm.R0, 0, "pass"),
 		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word),
 		asm.JEq.Imm(asm.R1, 0, "pass"),
+	)
+	// Bans apply to the SIP ports only: a ban obtained by forging a
+	// victim's source address must not cut the victim off from anything
+	// else on this host (SSH, DNS answers, RTP).
+	add(banCheck(banned, "redirect")...)
+	add(
 		// To the socket of the queue the packet came in on; XDP_PASS in
 		// the flags makes a queue without a socket hand the packet to the
 		// kernel instead of dropping it.
-		asm.LoadMapPtr(asm.R1, xsks),
+		asm.LoadMapPtr(asm.R1, xsks).WithSymbol("redirect"),
 		asm.LoadMem(asm.R2, asm.R6, mdRxQueueIndex, asm.Word),
 		asm.Mov.Imm(asm.R3, xdpPass),
 		asm.FnRedirectMap.Call(),

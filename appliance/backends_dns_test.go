@@ -155,6 +155,7 @@ func TestNumericBackendsSkipDNS(t *testing.T) {
 func TestDNSBackendsFollowGuardAllowList(t *testing.T) {
 	s := dnstest.Start(t, `_sip._udp.pbx.test. 1 IN SRV 10 1 5080 a.pbx.test.`, `a.pbx.test. 1 IN A 127.0.6.1`)
 	cfg := dnsConfig(s.Addr, config.Backend{Address: "sip:pbx.test;transport=udp", Weight: 1})
+	cfg.Guard.AllowBackends = true
 	n, err := OpenNode(&ModuleEnv{Cfg: cfg, Self: netip.MustParseAddrPort("127.0.0.1:5060"), Workers: 1, Probe: false})
 	if err != nil {
 		t.Fatal(err)
@@ -167,8 +168,11 @@ func TestDNSBackendsFollowGuardAllowList(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := n.guardOf()
+	// A backend DNS adds is allow-listed (allow_backends) and trusted as a
+	// backend (its own limits, never banned) at once, not at the next reload.
 	allowed := func(ip string) bool {
-		return slices.Contains(g.AllowList(), netip.MustParsePrefix(ip+"/32"))
+		return slices.Contains(g.AllowList(), netip.MustParsePrefix(ip+"/32")) &&
+			slices.Contains(g.TrustedBackends(), netip.MustParseAddrPort(ip+":5080"))
 	}
 	if !allowed("127.0.6.1") {
 		t.Fatalf("the first DNS backend is not allowed: %v", g.AllowList())
@@ -177,7 +181,7 @@ func TestDNSBackendsFollowGuardAllowList(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for !allowed("127.0.6.2") || allowed("127.0.6.1") {
 		if time.Now().After(deadline) {
-			t.Fatalf("the allow-list did not follow the DNS change: %v", g.AllowList())
+			t.Fatalf("the allow-list and trusted backends did not follow the DNS change: %v, %v", g.AllowList(), g.TrustedBackends())
 		}
 		time.Sleep(20 * time.Millisecond) // the guard applies allow-list changes on its own goroutine
 	}

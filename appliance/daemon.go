@@ -62,6 +62,9 @@ type Daemon struct {
 	neigh   *neigh.Table
 	pcapOut *os.File
 
+	// sockBans is the socket port's ban filter (nil without CAP_BPF).
+	sockBans *afxdp.SocketBans
+
 	admin    *http.Server
 	adminLn  net.Listener
 	running  atomic.Int32
@@ -111,6 +114,8 @@ func New(cfg *config.Config, opts Options) (*Daemon, error) {
 		Probe: cfg.IO.Port != "pcap", Wake: d.wakeWorkers}
 	if d.group != nil {
 		env.Banner = d.group.Program() // bans also dropped by the XDP program
+	} else if d.sockBans != nil {
+		env.Banner = d.sockBans // bans also dropped by the sockets' filter
 	}
 	if d.node, err = OpenNode(env); err != nil {
 		return nil, err
@@ -185,6 +190,7 @@ func (d *Daemon) openSockets(cfg *config.Config, listen netip.AddrPort) (netip.A
 	if err != nil {
 		return self, err
 	}
+	filter := d.openSocketBans()
 	for i := range cfg.IO.Cores {
 		p, err := socketport.Open(socketport.Config{
 			Listen:     listen,
@@ -193,6 +199,7 @@ func (d *Daemon) openSockets(cfg *config.Config, listen netip.AddrPort) (netip.A
 			Buffers:    max(1024, 4*cfg.IO.Batch),
 			Batch:      cfg.IO.Batch,
 			RecvBuffer: 4 << 20, // absorbs a burst while a worker is descheduled
+			Filter:     filter,
 		})
 		if err != nil {
 			return self, fmt.Errorf("appliance: worker %d: %w (is another process on io.listen %s?)", i, err, listen)
@@ -255,6 +262,9 @@ func (d *Daemon) openAFXDP(cfg *config.Config, listen netip.AddrPort) (netip.Add
 		xc.Addr4 = self
 	} else {
 		xc.Addr6 = self
+	}
+	if xc.ForeignSources, err = foreignSources(cfg, ifi.Index); err != nil {
+		return self, err
 	}
 	if d.group, err = xdpport.Open(io.Interface, len(qs), xc); err != nil {
 		return self, fmt.Errorf("appliance: afxdp on %s: %w", io.Interface, err)
@@ -451,6 +461,10 @@ func (d *Daemon) closeAll() {
 		}
 	}
 	d.ports = nil
+	if d.sockBans != nil {
+		d.sockBans.Close()
+		d.sockBans = nil
+	}
 	d.node.Close() // after the workers: auth stops their helpers
 	if d.neigh != nil {
 		d.neigh.Stop()
@@ -505,6 +519,7 @@ func (d *Daemon) Reload(cfg *config.Config) error {
 	d.cfg = &next
 	d.live.Store(&next) // what the admin server reads, without d.mu
 	d.node.Env.Cfg = &next
+	d.reloadForeignSources(&next)
 	d.reloadOK.Add(1)
 	addrs := make([]string, len(specs))
 	for i, s := range specs {

@@ -12,8 +12,9 @@ import (
 )
 
 // Loopback plan: the appliance and the UAS backends on 127.0.0.1, the UAC on
-// 127.0.0.2, so the appliance does not take the caller for a backend (a
-// backend is recognised by its IP).
+// 127.0.0.2. A backend is an address and port, so a caller on 127.0.0.1
+// would do too (TestE2ECallerOnBackendHost); another IP keeps the guard's
+// per-source limits of callers and backends apart.
 const (
 	uacIP     = "127.0.0.2"
 	backendIP = "127.0.0.1"

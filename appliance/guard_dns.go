@@ -8,9 +8,10 @@ import (
 	"sipedge/pipeline"
 )
 
-// followBackends keeps the guard's allow-list in step with backends that
-// DNS adds or removes between reloads (allow_backends): a backend's
-// responses must not meet the per-source limits meant for callers. It
+// followBackends keeps the guard in step with backends that DNS adds or
+// removes between reloads: a backend (address and port) gets its own
+// limits and is never banned, and with allow_backends its IP is
+// allow-listed, so its responses never meet the limits meant for callers. It
 // waits on the backend set's Changed channel (health changes wake it too,
 // and change nothing here).
 func (m *guardModule) followBackends(ctx context.Context) {
@@ -32,18 +33,20 @@ func (m *guardModule) followBackends(ctx context.Context) {
 			continue
 		}
 		addrs = now
-		if cfg := m.live.Load(); cfg.Guard.AllowBackends {
+		cfg := m.live.Load()
+		m.reloadTrust(cfg)
+		if cfg.Guard.AllowBackends {
 			m.applyAllow(configAllow(cfg, proxySpecs(m.env)))
-			m.env.wake()
 		}
+		m.env.wake()
 	}
 }
 
-func backendAddrs(bs []pipeline.Backend) []netip.Addr {
-	out := make([]netip.Addr, 0, len(bs))
+func backendAddrs(bs []pipeline.Backend) []netip.AddrPort {
+	out := make([]netip.AddrPort, 0, len(bs))
 	for _, b := range bs {
-		out = append(out, b.Addr.Addr())
+		out = append(out, b.Addr)
 	}
-	slices.SortFunc(out, netip.Addr.Compare)
+	slices.SortFunc(out, netip.AddrPort.Compare)
 	return slices.Compact(out)
 }

@@ -106,6 +106,7 @@ func (d *Daemon) WriteMetrics(w io.Writer) {
 	p.sample("sipedge_config_reloads_total", float64(d.reloadOK.Load()), "result", "ok")
 	p.sample("sipedge_config_reloads_total", float64(d.reloadNo.Load()), "result", "refused")
 	d.writePortMetrics(p)
+	d.writeXDPProgramMetrics(p)
 	if d.node != nil {
 		d.node.writeMetrics(p)
 	}

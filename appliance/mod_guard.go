@@ -36,7 +36,9 @@ func openGuard(env *ModuleEnv) (Module, error) {
 		return m, nil
 	}
 	m.applied = configAllow(env.Cfg, proxySpecs(env))
-	g, err := guard.New(guardConfig(env.Cfg, m.applied, env.Banner))
+	gc := guardConfig(env.Cfg, m.applied, env.Banner)
+	gc.Backends, gc.NeverBan = guardTrust(env.Cfg, proxySpecs(env))
+	g, err := guard.New(gc)
 	if err != nil {
 		return nil, fmt.Errorf("appliance: [guard]: %w", err)
 	}
@@ -91,6 +93,7 @@ func guardConfig(cfg *config.Config, allow []netip.Prefix, banner guard.Banner) 
 	if banner != nil {
 		gc.Banner = banner
 	}
+	guardTrustLimits(cfg, &gc)
 	return gc
 }
 
@@ -138,6 +141,7 @@ func (m *guardModule) Start(ctx context.Context, goFn func(func())) error {
 // Reload applies the allow-list entries the file added or removed (the
 // operator's own stay); everything else in [guard] is compiled once.
 func (m *guardModule) Reload(old, cfg *config.Config) []string {
+	m.reloadTrust(cfg)
 	var restart []string
 	og, ng := old.Guard, cfg.Guard
 	og.Allow, ng.Allow = nil, nil
@@ -188,6 +192,7 @@ func (m *guardModule) WriteMetrics(p promWriter) {
 	p.counter("sipedge_guard_xdp_bans_total", "Bans written to the XDP banned map.", st.XDPBans)
 	p.counter("sipedge_guard_xdp_unbans_total", "Bans lifted from the XDP banned map.", st.XDPUnbans)
 	p.counter("sipedge_guard_xdp_errors_total", "Failed XDP banned map updates.", st.XDPErrors)
+	writeRegistryRefused(p, st)
 	p.family("sipedge_guard_bans_active", "gauge", "Bans in force (automatic and operator).")
 	p.sample("sipedge_guard_bans_active", float64(len(m.g.Bans())))
 }

@@ -58,6 +58,8 @@ func openProxy(env *ModuleEnv) (Module, error) {
 		// Phones often register at the node's address: the registrar
 		// stage answers, not self's 404.
 		PassRegister: cfg.Registrar.HasRole("registrar"),
+
+		BackendDestinations: cfg.Dispatcher.BackendDestinationPrefixes(),
 	}
 	if cfg.Dispatcher.RecordRoute {
 		pc.RecordRoute = "sip:" + sentBy + ";lr"

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+
+	"sipedge/sipcore"
 )
 
 // BackendSpec is one configured backend ([dispatcher] backends).
@@ -75,18 +77,20 @@ type BackendSet struct {
 	Backends []Backend
 	// Version counts publications, starting at 1.
 	Version uint64
-	byAddr  map[netip.Addr]struct{}
+	byAddr  map[netip.AddrPort]struct{}
 	changed chan struct{}
+	key     *sipcore.Key
 }
 
 // Changed is closed when a newer snapshot replaces this one: wait on it to
 // see health changes or reloads without polling.
 func (s *BackendSet) Changed() <-chan struct{} { return s.changed }
 
-// IsBackend reports whether a is a backend's IP address. Only the address
-// is compared: a backend may send from another port than it listens on.
-func (s *BackendSet) IsBackend(a netip.Addr) bool {
-	_, ok := s.byAddr[a.Unmap()]
+// IsBackend reports whether a is a backend's address and port: a caller on
+// a backend's IP from another port (edge and PBX on one host, one NAT) is
+// a caller, and trust is not extended to a whole host.
+func (s *BackendSet) IsBackend(a netip.AddrPort) bool {
+	_, ok := s.byAddr[netip.AddrPortFrom(a.Addr().Unmap(), a.Port())]
 	return ok
 }
 
@@ -113,6 +117,9 @@ func (s *BackendSet) Up(addr netip.AddrPort) bool {
 // backend can take a call.
 func (s *BackendSet) Pick(callID []byte) int {
 	h := hashBytes(callID)
+	if s.key != nil {
+		h = s.key.CallHash(callID)
+	}
 	best, bestScore := -1, 0.0
 	for i := range s.Backends {
 		b := &s.Backends[i]
@@ -140,10 +147,10 @@ func mix64(x uint64) uint64 {
 	return x
 }
 
-// hashBytes hashes a Call-ID 8 bytes at a time (multiply-rotate rounds and
-// the splitmix64 finaliser). It needs no key: Call-IDs are chosen by
-// clients, and a client steering its own calls to one backend gains nothing
-// it could not get by reusing a Call-ID.
+// hashBytes hashes 8 bytes at a time (multiply-rotate rounds and the
+// splitmix64 finaliser): backend seeds, and Call-IDs only until SetKey
+// gives the cluster key (whoever chooses Call-IDs could otherwise aim a
+// flood's calls at one backend).
 func hashBytes(b []byte) uint64 {
 	h := uint64(len(b)) * 0x9e3779b97f4a7c15
 	for len(b) >= 8 {
@@ -209,6 +216,17 @@ type Backends struct {
 	specs  []BackendSpec
 	health map[netip.AddrPort]*health
 	ver    uint64
+	key    *sipcore.Key
+}
+
+// SetKey keys the Call-ID hash with the cluster key (sipcore.Key.CallHash):
+// every node holding the secret picks the same backend for a Call-ID, and
+// nobody else can predict which.
+func (b *Backends) SetKey(k *sipcore.Key) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.key = k
+	b.publishLocked()
 }
 
 // NewBackends validates specs and publishes them, every backend up until
@@ -272,13 +290,14 @@ func (b *Backends) publishLocked() {
 	s := &BackendSet{
 		Backends: make([]Backend, len(b.specs)),
 		Version:  b.ver,
-		byAddr:   make(map[netip.Addr]struct{}, len(b.specs)),
+		byAddr:   make(map[netip.AddrPort]struct{}, len(b.specs)),
 		changed:  make(chan struct{}),
+		key:      b.key,
 	}
 	for i, sp := range b.specs {
 		h := b.health[sp.Addr]
 		s.Backends[i] = Backend{Addr: sp.Addr, Weight: sp.Weight, Priority: sp.Priority, Up: h.up, seed: addrSeed(sp.Addr), ctr: h.ctr}
-		s.byAddr[sp.Addr.Addr()] = struct{}{}
+		s.byAddr[sp.Addr] = struct{}{}
 	}
 	old := b.cur.Swap(s)
 	if old != nil {

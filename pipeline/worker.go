@@ -293,6 +293,7 @@ func (w *Worker) Poll() (int, error) {
 		w.ctx.reset(p.Payload, p.Src, p.Dst, p.HW)
 		w.ctx.Truncated = p.Truncated
 		v, at := w.run(-1)
+		p.Passed = v == Forward
 		w.finish(v, at)
 	}
 	terr := w.flush()

@@ -69,6 +69,7 @@ const (
 	editReceived                    // insert ";received=<src ip>" at off (end == off)
 	editReceivedVal                 // [off,end) (an existing received value) becomes <src ip>
 	editRPort                       // insert "=<src port>" at off
+	editRPortVal                    // [off,end) (an existing rport value) becomes <src port>
 	editMaxFwd                      // [off,end) becomes Max-Forwards - 1
 	editToTag                       // insert ";tag=<derived>" at off
 	editInsertTop                   // insert our Via, Record-Route, missing Max-Forwards
@@ -99,9 +100,13 @@ func (es *edits) add(off, end int, k editKind) {
 	es.n++
 }
 
-// viaEdits adds the RFC 3261 18.2.1 / RFC 3581 changes to the top Via of a
-// request received from src: received= when the sent-by is not the source
-// address (always when rport is asked for), and the rport value.
+// viaEdits makes received and rport on the top Via of a request received
+// from src this node's observation (RFC 3261 18.2.1, RFC 3581), whatever
+// the client wrote: received= when the sent-by is not the source address,
+// when rport is asked for, or when the client wrote a received= of its
+// own; the rport value always src's port. A client-written received= or
+// rport= that names another address would otherwise aim every response
+// of the transaction at a third party (reflection).
 func viaEdits(es *edits, m *Msg, src netip.AddrPort) {
 	if m.NVia == 0 || !src.IsValid() {
 		return
@@ -110,25 +115,49 @@ func viaEdits(es *edits, m *Msg, src netip.AddrPort) {
 	srcIP := src.Addr().Unmap()
 	// A valueless rport has an empty RPort span placed just past its name:
 	// that is where "=<port>" goes.
-	rportBare := v.HasRPort && v.RPort.Len == 0
-	rportEnd := int(v.RPort.Off)
-	if rportBare { // before received: when rport ends the Via both insert at one offset
-		es.add(rportEnd, rportEnd, editRPort)
+	if v.HasRPort {
+		if v.RPort.Len == 0 { // before received: when rport ends the Via both insert at one offset
+			es.add(int(v.RPort.Off), int(v.RPort.Off), editRPort)
+		} else if p, end, ok := parsePort(m.B(v.RPort), 0, int(v.RPort.Len)); !ok || end != int(v.RPort.Len) || p != src.Port() {
+			es.add(int(v.RPort.Off), v.RPort.End(), editRPortVal)
+		}
 	}
-	need := rportBare
+	if v.Received.Len > 0 {
+		if ip, ok := ParseIP(m.B(v.Received)); !ok || ip.Unmap() != srcIP {
+			es.add(int(v.Received.Off), v.Received.End(), editReceivedVal)
+		}
+		return
+	}
+	need := v.HasRPort
 	if !need {
 		ip, ok := ParseIP(m.B(v.Host))
 		need = !ok || ip.Unmap() != srcIP
 	}
 	if need {
-		if v.Received.Len > 0 {
-			if ip, ok := ParseIP(m.B(v.Received)); !ok || ip.Unmap() != srcIP {
-				es.add(int(v.Received.Off), v.Received.End(), editReceivedVal)
-			}
-		} else {
-			es.add(v.Value.End(), v.Value.End(), editReceived)
+		es.add(v.Value.End(), v.Value.End(), editReceived)
+	}
+}
+
+// ViaClaimsOther reports whether the top Via of request m, received from
+// src, carries a received= or rport= value naming another address or port
+// than src: what the forward replaces with the observation, worth
+// counting, since honest clients do not write them.
+func ViaClaimsOther(m *Msg, src netip.AddrPort) bool {
+	if m.NVia == 0 {
+		return false
+	}
+	v := &m.Vias[0]
+	if v.Received.Len > 0 {
+		if ip, ok := ParseIP(m.B(v.Received)); !ok || ip.Unmap() != src.Addr().Unmap() {
+			return true
 		}
 	}
+	if v.RPort.Len > 0 {
+		if p, end, ok := parsePort(m.B(v.RPort), 0, int(v.RPort.Len)); !ok || end != int(v.RPort.Len) || p != src.Port() {
+			return true
+		}
+	}
+	return false
 }
 
 // deleteFirstValue removes the first value of a comma-separated header

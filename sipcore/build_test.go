@@ -382,3 +382,51 @@ func BenchmarkBuildForwardINVITE(b *testing.B) {
 		}
 	}
 }
+
+// TestViaReceivedIsObserved: received= and rport= the client wrote are
+// replaced by what this node saw, so no response (forwarded or our own)
+// goes to an address the client chose (reflection).
+func TestViaReceivedIsObserved(t *testing.T) {
+	for _, via := range []string{
+		"SIP/2.0/UDP 203.0.113.9:40001;branch=z9hG4bKrefl;received=198.51.100.77;rport=9999",
+		"SIP/2.0/UDP 203.0.113.9:40001;received=198.51.100.77;rport=9999;branch=z9hG4bKrefl",
+		"SIP/2.0/UDP 203.0.113.9:40001;rport=9999;received=198.51.100.77;branch=z9hG4bKrefl",
+		"SIP/2.0/UDP 203.0.113.9:40001;branch=z9hG4bKrefl;received=not-an-ip;rport=x",
+		"SIP/2.0/UDP 203.0.113.9:40001;branch=z9hG4bKrefl;received=198.51.100.77",
+		"SIP/2.0/UDP 203.0.113.9:40001;branch=z9hG4bKrefl;rport=9999",
+	} {
+		req := strings.Replace(simpleInvite, "SIP/2.0/UDP pc33.example.com;branch=z9hG4bK776asdhds;rport", via, 1)
+		fwd := forward(t, mustParseStr(t, req), nil)
+		prev := &fwd.Vias[1]
+		if got := string(fwd.B(prev.Received)); got != "203.0.113.9" {
+			t.Errorf("Via %q: forwarded received = %q, want the observed 203.0.113.9", via, got)
+		}
+		if strings.Contains(via, "rport") {
+			if got := string(fwd.B(prev.RPort)); got != "40001" {
+				t.Errorf("Via %q: forwarded rport = %q, want the observed 40001", via, got)
+			}
+		}
+		// The backend's 180 comes back through us: it must go to the caller.
+		resp := make([]byte, 2048)
+		n, err := BuildResponse(resp, fwd, 180, "Ringing", netip.MustParseAddrPort("192.0.2.1:5060"), &ResponseOptions{Key: &testKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var hop NextHop
+		if _, err := BuildResponseForward(make([]byte, 2048), mustParseStr(t, string(resp[:n])), &testKey, &hop); err != nil {
+			t.Fatal(err)
+		}
+		if hop.Addr.Addr() != testSrc.Addr() {
+			t.Errorf("Via %q: response goes to %v, want the caller %v", via, hop.Addr, testSrc.Addr())
+		}
+		// Our own responses (BuildResponse) carry the observation too.
+		n, err = BuildResponse(resp, mustParseStr(t, req), 503, "Service Unavailable", testSrc, &ResponseOptions{Key: &testKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		own := mustParseStr(t, string(resp[:n]))
+		if got := string(own.B(own.Vias[0].Received)); got != "203.0.113.9" {
+			t.Errorf("Via %q: own response received = %q", via, got)
+		}
+	}
+}

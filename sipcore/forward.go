@@ -20,6 +20,11 @@ type ForwardOptions struct {
 	// IsLocal reports whether a Route URI names this node: such a top Route
 	// is removed (loose routing, RFC 3261 16.4). nil never removes one.
 	IsLocal func(buf []byte, u *URI) bool
+	// RouteToken adds to our Record-Route a token binding the Call-ID and
+	// the address the request came from (Key.RouteTarget checks it), so
+	// that in-dialog requests from the backend side can be relayed to
+	// that address and nowhere else.
+	RouteToken bool
 }
 
 // emitCtx carries what insertions need while the message is copied.
@@ -32,6 +37,8 @@ type emitCtx struct {
 	addMF   bool
 	toTag   [toTagLen]byte
 	bodyLen int
+	rt      [maxRouteToken]byte
+	rtLen   int
 }
 
 // emit copies m.buf[from:to] into w, applying the edits that fall in it.
@@ -54,6 +61,8 @@ func (w *writer) emit(m *Msg, from, to int, es *edits, c *emitCtx) {
 		case editRPort:
 			w.str("=")
 			w.uint(uint64(c.src.Port()))
+		case editRPortVal:
+			w.uint(uint64(c.src.Port()))
 		case editMaxFwd:
 			w.uint(uint64(c.maxFwd))
 		case editToTag:
@@ -74,6 +83,10 @@ func (w *writer) emit(m *Msg, from, to int, es *edits, c *emitCtx) {
 			if c.o.RecordRoute != nil {
 				w.str("Record-Route: <")
 				w.put(c.o.RecordRoute)
+				if c.rtLen > 0 {
+					w.str(";" + routeTokenParam + "=")
+					w.put(c.rt[:c.rtLen])
+				}
 				w.str(">\r\n")
 			}
 			if c.addMF {
@@ -113,6 +126,9 @@ func BuildForward(dst []byte, m *Msg, o *ForwardOptions, src netip.AddrPort, rur
 	var c emitCtx
 	c.o, c.src, c.ruri = o, src, ruri
 	o.Key.putBranch(c.branch[:], m)
+	if o.RouteToken && o.RecordRoute != nil && src.IsValid() {
+		c.rtLen = o.Key.putRouteToken(c.rt[:], m.B(m.CallID), src)
+	}
 
 	var es edits
 	if ruri != nil {

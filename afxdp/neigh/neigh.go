@@ -40,7 +40,7 @@ type Stats struct {
 // number of goroutines; Start/Stop/Refresh from one controlling goroutine.
 type Table struct {
 	cfg       Config
-	snap      atomic.Pointer[map[netip.Addr][6]byte]
+	snap      atomic.Pointer[map[netip.Addr]hop]
 	misses    chan netip.Addr
 	refreshed chan struct{}
 
@@ -83,7 +83,7 @@ func New(cfg Config) (*Table, error) {
 		nl:        nl,
 		wanted:    make(map[netip.Addr]int),
 	}
-	empty := map[netip.Addr][6]byte{}
+	empty := map[netip.Addr]hop{}
 	t.snap.Store(&empty)
 	return t, nil
 }
@@ -92,15 +92,45 @@ func New(cfg Config) (*Table, error) {
 // nothing; on a miss it queues dst for the refresher without blocking (a
 // full queue drops the request; the next miss repeats it).
 func (t *Table) Lookup(dst netip.Addr) (mac [6]byte, ok bool) {
+	h, ok := t.lookup(dst)
+	return h.mac, ok
+}
+
+// Firm is Lookup for next hops the kernel holds firmly (reachable,
+// permanent or no-ARP): a MAC learnt from frames, which anyone on the link
+// can forge, must never override one of those.
+func (t *Table) Firm(dst netip.Addr) (mac [6]byte, ok bool) {
+	h, ok := t.lookup(dst)
+	return h.mac, ok && h.firm
+}
+
+func (t *Table) lookup(dst netip.Addr) (hop, bool) {
 	dst = dst.Unmap()
-	mac, ok = (*t.snap.Load())[dst]
+	h, ok := (*t.snap.Load())[dst]
 	if !ok {
 		select {
 		case t.misses <- dst:
 		default:
 		}
 	}
-	return mac, ok
+	return h, ok
+}
+
+// OutInterface returns the index of the interface the kernel routes dst
+// through (RTM_GETROUTE on a netlink socket of its own, in the calling
+// thread's namespace): what a reverse-path check compares the ingress
+// interface with. Not for the hot path.
+func OutInterface(dst netip.Addr) (int, error) {
+	nl, err := openNetlink()
+	if err != nil {
+		return 0, err
+	}
+	defer nl.close()
+	_, oif, err := nl.route(dst.Unmap())
+	if err != nil {
+		return 0, fmt.Errorf("neigh: route to %v: %w", dst, err)
+	}
+	return int(oif), nil
 }
 
 // Want asks the table to track dst without a lookup (a configured backend,
@@ -234,7 +264,7 @@ func (t *Table) resolve() error {
 	if err != nil {
 		return err
 	}
-	next := make(map[netip.Addr][6]byte, len(t.wanted))
+	next := make(map[netip.Addr]hop, len(t.wanted))
 	for dst, idle := range t.wanted {
 		// idle counts rounds since the last miss. Hits are invisible (Lookup
 		// writes nothing), so a resolved destination ages too but stays,
@@ -245,8 +275,8 @@ func (t *Table) resolve() error {
 		t.wanted[dst] = idle + 1
 		hop, oif, err := t.nl.route(dst)
 		if err == nil {
-			if mac, ok := neigh[neighKey{oif, hop}]; ok {
-				next[dst] = mac
+			if h, ok := neigh[neighKey{oif, hop}]; ok {
+				next[dst] = h
 				continue
 			}
 		}

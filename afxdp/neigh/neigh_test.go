@@ -138,13 +138,7 @@ func kick(dst string) error {
 
 func TestLookupResolvesThroughKernel(t *testing.T) {
 	n := newTestNet(t)
-	inNetns(t, n.us, func() error {
-		tb, err := New(Config{Interval: 20 * time.Millisecond})
-		if err != nil {
-			return err
-		}
-		tb.Start()
-		defer tb.Stop()
+	inNetns(t, n.us, withTable(func(tb *Table) error {
 		for _, tc := range []struct{ dst, kick string }{
 			{"10.77.0.2", "10.77.0.2"},           // directly connected
 			{"fd77::2", "fd77::2"},               // IPv6, neighbour discovery
@@ -184,7 +178,7 @@ func TestLookupResolvesThroughKernel(t *testing.T) {
 			return fmt.Errorf("stats %+v, want 4 entries and no errors", s)
 		}
 		return nil
-	})
+	}))
 }
 
 func TestLookupZeroAllocs(t *testing.T) {
@@ -194,7 +188,7 @@ func TestLookupZeroAllocs(t *testing.T) {
 	}
 	defer tb.Stop()
 	hit := netip.MustParseAddr("192.0.2.1")
-	m := map[netip.Addr][6]byte{hit: {1, 2, 3, 4, 5, 6}}
+	m := map[netip.Addr]hop{hit: {mac: [6]byte{1, 2, 3, 4, 5, 6}}}
 	tb.snap.Store(&m)
 	miss := netip.MustParseAddr("2001:db8::1")
 	allocs := testing.AllocsPerRun(1000, func() {
@@ -203,6 +197,9 @@ func TestLookupZeroAllocs(t *testing.T) {
 		}
 		if _, ok := tb.Lookup(miss); ok {
 			panic("miss hit")
+		}
+		if _, ok := tb.Firm(hit); ok {
+			panic("a stale entry taken for a firm one")
 		}
 	})
 	if allocs != 0 {
@@ -241,9 +238,9 @@ func BenchmarkLookupHit(b *testing.B) {
 		b.Skip(err)
 	}
 	defer tb.Stop()
-	m := map[netip.Addr][6]byte{}
+	m := map[netip.Addr]hop{}
 	for i := range 256 {
-		m[netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})] = [6]byte{byte(i)}
+		m[netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})] = hop{mac: [6]byte{byte(i)}}
 	}
 	tb.snap.Store(&m)
 	dst := netip.MustParseAddr("192.0.2.77")
@@ -252,5 +249,53 @@ func BenchmarkLookupHit(b *testing.B) {
 		if _, ok := tb.Lookup(dst); !ok {
 			b.Fatal("miss")
 		}
+	}
+}
+
+// TestFirm: a permanent kernel entry is firm, a stale one is not (a MAC
+// learnt from frames may stand in for it); OutInterface names the
+// interface a destination is routed through.
+func TestFirm(t *testing.T) {
+	n := newTestNet(t)
+	dev := "nu" + strings.TrimPrefix(n.us, "sipedge-nu-")
+	run(t, "-n", n.us, "neigh", "replace", "10.77.0.50", "lladdr", "02:00:00:00:00:50", "dev", dev, "nud", "permanent")
+	run(t, "-n", n.us, "neigh", "replace", "10.77.0.51", "lladdr", "02:00:00:00:00:51", "dev", dev, "nud", "stale")
+	inNetns(t, n.us, withTable(func(tb *Table) error {
+		perm, stale := netip.MustParseAddr("10.77.0.50"), netip.MustParseAddr("10.77.0.51")
+		if !await(tb, func() bool { _, a := tb.Lookup(perm); _, b := tb.Lookup(stale); return a && b }) {
+			return fmt.Errorf("the static entries never showed: %+v", tb.Stats())
+		}
+		if mac, ok := tb.Firm(perm); !ok || mac != [6]byte{2, 0, 0, 0, 0, 0x50} {
+			return fmt.Errorf("permanent entry: Firm = %x, %v; want its MAC, true", mac, ok)
+		}
+		if _, ok := tb.Firm(stale); ok {
+			return fmt.Errorf("a stale entry is firm")
+		}
+		oif, err := OutInterface(perm)
+		if err != nil {
+			return err
+		}
+		ifi, err := net.InterfaceByName(dev)
+		if err != nil {
+			return err
+		}
+		if oif != ifi.Index {
+			return fmt.Errorf("OutInterface(%v) = %d, want %s's %d", perm, oif, dev, ifi.Index)
+		}
+		return nil
+	}))
+}
+
+// withTable runs fn with a started table of the calling namespace,
+// refreshed every 20 ms.
+func withTable(fn func(tb *Table) error) func() error {
+	return func() error {
+		tb, err := New(Config{Interval: 20 * time.Millisecond})
+		if err != nil {
+			return err
+		}
+		tb.Start()
+		defer tb.Stop()
+		return fn(tb)
 	}
 }

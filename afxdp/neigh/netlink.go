@@ -180,9 +180,19 @@ type neighKey struct {
 // usable neighbour states: the MAC is known (possibly being re-confirmed).
 const usable = unix.NUD_REACHABLE | unix.NUD_STALE | unix.NUD_DELAY | unix.NUD_PROBE | unix.NUD_PERMANENT | unix.NUD_NOARP
 
+// firmStates are the states in which the kernel's MAC is confirmed or set
+// by the operator: nothing learnt from a frame overrides them.
+const firmStates = unix.NUD_REACHABLE | unix.NUD_PERMANENT | unix.NUD_NOARP
+
+// hop is a next hop's MAC and whether the kernel holds it firmly.
+type hop struct {
+	mac  [6]byte
+	firm bool
+}
+
 // neighbours dumps the IPv4 and IPv6 neighbour tables.
-func (c *nlConn) neighbours() (map[neighKey][6]byte, error) {
-	out := make(map[neighKey][6]byte)
+func (c *nlConn) neighbours() (map[neighKey]hop, error) {
+	out := make(map[neighKey]hop)
 	body := make([]byte, unix.SizeofNdMsg) // AF_UNSPEC: both families
 	err := c.request(unix.RTM_GETNEIGH, unix.NLM_F_DUMP, body, func(typ uint16, data []byte) {
 		if typ != unix.RTM_NEWNEIGH || len(data) < unix.SizeofNdMsg {
@@ -207,7 +217,7 @@ func (c *nlConn) neighbours() (map[neighKey][6]byte, error) {
 			}
 		})
 		if haveMAC && k.addr.IsValid() {
-			out[k] = mac
+			out[k] = hop{mac: mac, firm: nd.State&firmStates != 0}
 		}
 	})
 	return out, err

@@ -17,6 +17,9 @@ type Dispatcher struct {
 	// RetryAfter is the Retry-After of the 503 sent when every backend is
 	// down.
 	RetryAfter Duration `toml:"retry_after"`
+	// BackendDestinations are the CIDRs initial requests from backends may
+	// be sent to (dispatcher_trust.go).
+	BackendDestinations []string `toml:"backend_destinations"`
 	// Backends are the stateful servers calls are spread over.
 	Backends []Backend `toml:"backends"`
 	// Probe is how backends are health-checked.
@@ -78,6 +81,7 @@ func (d *Dispatcher) setDefaults() {
 // afterDecode gives weight 1 to the backends that leave it out. It needs
 // the raw table because a decoded 0 cannot tell "left out" from "0".
 func (d *Dispatcher) afterDecode(raw map[string]any) []Warning {
+	d.normalizeBackendDestinations()
 	// [[dispatcher.backends]] tables and inline arrays of tables decode to
 	// different slice types.
 	var list []map[string]any
@@ -102,6 +106,7 @@ func (d *Dispatcher) afterDecode(raw map[string]any) []Warning {
 }
 
 func (d *Dispatcher) check(p *problems, c *Config, _ System) {
+	d.checkBackendDestinations(p)
 	if d.Hashing != "rendezvous" {
 		p.addv("dispatcher.hashing", d.Hashing, `want "rendezvous" (the only method so far)`)
 	}

@@ -50,6 +50,10 @@ type Guard struct {
 	Allow []string `toml:"allow"`
 	// AllowBackends adds the dispatcher backends' addresses to Allow.
 	AllowBackends bool `toml:"allow_backends"`
+	// BackendRate/BackendBurst, ScannerMatches: guard_trust.go.
+	BackendRate    int `toml:"backend_rate"`
+	BackendBurst   int `toml:"backend_burst"`
+	ScannerMatches int `toml:"scanner_matches"`
 	// TableSize is the sources tracked per worker; MaxBans the bans
 	// enforced per worker.
 	TableSize int `toml:"table_size"`
@@ -88,26 +92,19 @@ func (g *Guard) setDefaults() {
 		AuthFailures:    10,
 		AuthWindow:      Duration(time.Minute),
 		Allow:           []string{},
-		AllowBackends:   true,
+		AllowBackends:   false,
 		TableSize:       65536,
 		MaxBans:         4096,
 		OverloadBatches: 8,
 		OverloadFill:    100,
 	}
 	g.IPv6SourcePrefix = 64
+	g.setTrustDefaults()
 }
 
 // AllowPrefixes returns Allow as prefixes (a bare address is a /32 or
 // /128); call it on a validated Config.
-func (g *Guard) AllowPrefixes() []netip.Prefix {
-	var out []netip.Prefix
-	for _, s := range g.Allow {
-		if p, ok := parseAllow(s); ok {
-			out = append(out, p)
-		}
-	}
-	return out
-}
+func (g *Guard) AllowPrefixes() []netip.Prefix { return prefixList(g.Allow) }
 
 func parseAllow(s string) (netip.Prefix, bool) {
 	if strings.Contains(s, "/") {
@@ -122,6 +119,7 @@ func parseAllow(s string) (netip.Prefix, bool) {
 }
 
 func (g *Guard) check(p *problems, c *Config, _ System) {
+	g.checkTrust(p)
 	if g.MaxMessageSize < 512 || g.MaxMessageSize > 65535 {
 		p.addv("guard.max_message_size", g.MaxMessageSize, "want 512 to 65535 bytes")
 	}

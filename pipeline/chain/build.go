@@ -3,6 +3,7 @@ package chain
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -118,6 +119,9 @@ type ProxyConfig struct {
 	Backends *pipeline.Backends
 	// RetryAfter is the Retry-After (seconds) of 503s when no backend is up.
 	RetryAfter int
+	// BackendDestinations are where initial requests from backends may go
+	// (route.Config).
+	BackendDestinations []netip.Prefix
 	// Allow and Accept are the values of our answer to OPTIONS.
 	Allow, Accept string
 	// MaxMessageSize is the longest datagram served ([guard]
@@ -146,7 +150,8 @@ func Proxy(cfg ProxyConfig) ([]pipeline.StageMaker, error) {
 	if err != nil {
 		return nil, err
 	}
-	ro, err := route.New(route.Config{Node: n, SentBy: cfg.SentBy, RecordRoute: cfg.RecordRoute, Backends: cfg.Backends, RetryAfter: cfg.RetryAfter})
+	ro, err := route.New(route.Config{Node: n, SentBy: cfg.SentBy, RecordRoute: cfg.RecordRoute, Backends: cfg.Backends, RetryAfter: cfg.RetryAfter,
+		BackendDestinations: cfg.BackendDestinations})
 	if err != nil {
 		return nil, err
 	}

@@ -37,6 +37,11 @@ type Packet struct {
 	// buffer and Payload holds only its start: the stages answer 513 when
 	// they can read its Via there, instead of the datagram vanishing.
 	Truncated bool
+	// Passed is set by the worker on a received packet, before Release,
+	// when the chain forwarded it: it passed every check (bans, limits,
+	// signatures, relay rules). A port learns from such packets only
+	// (xdpport: the source's MAC), never from what anyone could send.
+	Passed bool
 }
 
 // Port is a batch datagram source and sink, used by exactly one worker

@@ -54,6 +54,10 @@ type Config struct {
 	// root, else SO_RCVBUF capped by net.core.rmem_max); 0 leaves the
 	// kernel default.
 	RecvBuffer int
+	// Filter, when set, is called with the socket before it receives
+	// anything: a socket filter (afxdp.SocketBans.Attach) that drops
+	// banned sources in the kernel, before they fill the receive buffer.
+	Filter func(fd int) error
 }
 
 // Stats are the port's counters since Open.
@@ -162,6 +166,12 @@ func Open(cfg Config) (*Port, error) {
 		if err := steer(p.fd, cfg.Steer); err != nil {
 			p.closeFDs()
 			return nil, fmt.Errorf("socketport: %v: steering one source to one worker: %w", laddr, err)
+		}
+	}
+	if cfg.Filter != nil {
+		if err := cfg.Filter(p.fd); err != nil {
+			p.closeFDs()
+			return nil, fmt.Errorf("socketport: %v: %w", laddr, err)
 		}
 	}
 

@@ -12,23 +12,26 @@
 // counters. Nothing is allocated and no lock is taken per packet.
 //
 // Destination MAC, in order: Packet.HW (a reply to the frame's sender);
-// else the MAC learnt from the destination's own frames; else Neighbours
-// (the kernel's tables via afxdp/neigh); else the slow path. Learning:
-// every frame handed up teaches the port (source IP -> source MAC), since
-// that MAC is a valid next hop for that IP on this interface: the peer
-// itself when on-link, or the router the frame came through (symmetric
-// routing, the normal case at an edge). The table is per port (one worker,
-// no lock), fixed size (Config.LearnEntries, default 4096) with open
-// addressing over a window of 8 slots from a seeded hash; a full window
-// gives up its least recently touched entry, one holding a slow-path mark
-// (below) last. An entry is used for Config.LearnTTL (default 5m) after
-// the last frame from that IP, then Neighbours decides again. When both
-// know an IP, the newest observation wins: a learnt entry is refreshed by
-// every frame, so within its TTL it is at least as new as the neighbour
-// snapshot; a peer that moves is followed at its first frame from the new
-// MAC. The cost: a host on the link that forges a source IP diverts our
-// datagrams to that IP, as ARP spoofing would; the XDP program's bans and
-// the guard still apply to its traffic.
+// else a next hop the kernel holds firmly (reachable, permanent or
+// no-ARP: FirmNeighbours, afxdp/neigh); else the MAC learnt from the
+// destination's own frames; else Neighbours (the kernel's other entries);
+// else the slow path. Learning: a frame teaches the port (source IP ->
+// source MAC) only once the chain has forwarded it (Packet.Passed, set by
+// the worker before Release): it passed the bans, limits and relay rules,
+// so a datagram anyone can send (a forged source the guard drops or the
+// dispatcher refuses) teaches nothing. That MAC is a valid next hop for
+// that IP on this interface: the peer itself when on-link, or the router
+// the frame came through (symmetric routing, the normal case at an edge).
+// The table is per port (one worker, no lock), fixed size
+// (Config.LearnEntries, default 4096) with open addressing over a window
+// of 8 slots from a seeded hash; a full window gives up its least
+// recently touched entry, one holding a slow-path mark (below) last. An
+// entry is used for Config.LearnTTL (default 5m) after the last frame
+// from that IP, then Neighbours decides again. Against a stale or probing
+// kernel entry the newest observation wins (a peer that moves is followed
+// at its first forwarded frame from the new MAC); against a firm one the
+// kernel wins, so a host on the link forging a source IP cannot re-point
+// a confirmed or static neighbour (a backend) to itself.
 //
 // Order per destination. A datagram given to the slow path may wait in the
 // kernel (while it resolves the neighbour: up to seconds), so a later one
@@ -69,6 +72,6 @@
 // kernel drops for a full socket buffer (1 MiB) are counted as
 // DecodeDrops.SlowPathOverflow when it reports them.
 //
-// xdpport may import afxdp, afxdp/frame and pipeline/port; it must not import
+// xdpport may import afxdp, afxdp/frame, afxdp/neigh and pipeline/port; it must not import
 // sipcore, appliance, the other ports or bench.
 package xdpport

@@ -175,6 +175,7 @@ func newPort(g *Group, ifi *net.Interface, sc afxdp.Config, cfg Config) (*Port, 
 		addr6:     cfg.Addr6,
 		ports:     append([]uint16(nil), cfg.Ports...),
 		neigh:     cfg.Neighbours,
+		firm:      firmOf(cfg.Neighbours),
 		epoch:     time.Now(),
 		headroom:  frame.Headroom(true, true),
 		frameMask: uint64(sc.FrameSize) - 1,
@@ -204,7 +205,19 @@ func newPort(g *Group, ifi *net.Interface, sc afxdp.Config, cfg Config) (*Port, 
 		}
 	}
 	p.name = fmt.Sprintf("afxdp %s queue %d (%s, %s, %s)", ifi.Name, sc.Queue, sock.BindMode(), g.prog.Mode(), busy)
+	foreign := append([]netip.Prefix(nil), cfg.ForeignSources...)
+	p.foreign.Store(&foreign)
 	return p, nil
+}
+
+// SetForeignSources replaces Config.ForeignSources on every port (a
+// reload changed the trusted sources); each port sees the new list from
+// its next receive.
+func (g *Group) SetForeignSources(foreign []netip.Prefix) {
+	for _, p := range g.ports {
+		f := append([]netip.Prefix(nil), foreign...)
+		p.foreign.Store(&f)
+	}
 }
 
 // Ports returns the ports, indexed by queue.
@@ -266,4 +279,9 @@ func (g *Group) close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func firmOf(n Neighbours) FirmNeighbours {
+	f, _ := n.(FirmNeighbours)
+	return f
 }

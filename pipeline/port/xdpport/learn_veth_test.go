@@ -64,7 +64,16 @@ func TestLearntPeerUsesRing(t *testing.T) {
 			if kernelKnows(t, r.pair.Host, r.peerAddr(v6)) {
 				t.Fatalf("the host still has a neighbour entry for %v after the flush", r.peerAddr(v6))
 			}
-			p.Release([]port.Packet{awaitPacket(t, p, c, dst, []byte("again"))})
+			// A frame the chain did not forward (dropped, refused)
+			// teaches nothing: the datagram to the peer goes slow.
+			p.Release([]port.Packet{awaitPacket(t, p, c, dst, []byte("dropped"))})
+			if _, ok := lookupMAC(p.learn, r.peerAddr(v6), p.clock()); ok {
+				t.Fatalf("learnt %v's MAC from a frame the chain did not forward", r.peerAddr(v6))
+			}
+			hostNeigh(t, "flush", "dev", r.pair.Host)
+			pk := awaitPacket(t, p, c, dst, []byte("again"))
+			pk.Passed = true // the chain forwarded it
+			p.Release([]port.Packet{pk})
 
 			before := p.Stats()
 			to := target.LocalAddr().(*net.UDPAddr).AddrPort()
@@ -188,6 +197,9 @@ func TestLearnForwardZeroAllocs(t *testing.T) {
 			}
 			tx[i].Payload = append(tx[i].Payload, pl...)
 			tx[i].Dst = to
+		}
+		for i := range rx[:n] {
+			rx[i].Passed = true // as if the chain forwarded each
 		}
 		p.Release(rx[:n])
 		p.Transmit(tx[:m])

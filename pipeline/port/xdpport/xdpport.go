@@ -23,6 +23,13 @@ type Neighbours interface {
 	Lookup(dst netip.Addr) (mac [6]byte, ok bool)
 }
 
+// FirmNeighbours is the optional part of Neighbours that tells the next
+// hops the kernel holds firmly (reachable, permanent, no-ARP): those win
+// over a MAC learnt from frames, which anyone on the link can forge.
+type FirmNeighbours interface {
+	Firm(dst netip.Addr) (mac [6]byte, ok bool)
+}
+
 // Config configures a Group: the interface's XDP program and every queue's
 // port.
 type Config struct {
@@ -68,6 +75,12 @@ type Config struct {
 	// LearnTTL is how long a learnt MAC is used without a new frame from
 	// that IP (default 5m); after it the Neighbours table decides again.
 	LearnTTL time.Duration
+	// ForeignSources are trusted sources (backends, trunks) that are not
+	// expected on this interface: the kernel routes them through another
+	// one (ForeignSources builds the list). A frame claiming one of them
+	// is spoofed and dropped (DecodeDrops.ReversePath): a reverse-path
+	// check of our own, since XDP redirects before the kernel's rp_filter.
+	ForeignSources []netip.Prefix
 }
 
 // DecodeDrops counts received frames that were not handed up, by reason.
@@ -93,11 +106,14 @@ type DecodeDrops struct {
 	// socket's receive buffer was full. The kernel reports them with the
 	// next datagram read from that socket, so the count can lag.
 	SlowPathOverflow uint64
+	// ReversePath: a source in Config.ForeignSources (a backend or trunk
+	// routed through another interface) arrived on this one: spoofed.
+	ReversePath uint64
 }
 
 // Total is the sum of all reasons.
 func (d DecodeDrops) Total() uint64 {
-	return d.Truncated + d.NotIP + d.NotUDP + d.Fragment + d.BadIHL + d.BadIPLength + d.UDPLength + d.VLAN + d.NotSIPPort + d.Other + d.TooLarge + d.SlowPathRead + d.SlowPathOverflow
+	return d.Truncated + d.NotIP + d.NotUDP + d.Fragment + d.BadIHL + d.BadIPLength + d.UDPLength + d.VLAN + d.NotSIPPort + d.Other + d.TooLarge + d.SlowPathRead + d.SlowPathOverflow + d.ReversePath
 }
 
 // TxDrops counts packets given to Transmit that did not go out, by reason.
@@ -163,6 +179,7 @@ const (
 	dropTooLarge
 	dropSlowRead
 	dropSlowOverflow
+	dropReversePath
 	dropCount
 )
 
@@ -204,6 +221,8 @@ type Port struct {
 	addr6     netip.Addr
 	ports     []uint16
 	neigh     Neighbours
+	firm      FirmNeighbours                 // neigh, when it tells firm entries
+	foreign   atomic.Pointer[[]netip.Prefix] // Config.ForeignSources; SetForeignSources replaces it, loaded once per receive
 	busyPoll  bool
 	headroom  int
 	frameMask uint64
@@ -270,6 +289,7 @@ func (p *Port) Stats() Stats {
 			BadIHL: d(dropBadIHL), BadIPLength: d(dropBadIPLength), UDPLength: d(dropUDPLength),
 			VLAN: d(dropVLAN), NotSIPPort: d(dropNotSIPPort), Other: d(dropOther),
 			TooLarge: d(dropTooLarge), SlowPathRead: d(dropSlowRead), SlowPathOverflow: d(dropSlowOverflow),
+			ReversePath: d(dropReversePath),
 		},
 		TxDrops: TxDrops{NoDestination: t(txNoDestination), BadBuffer: t(txBadBuffer), RingFull: t(txRingFull), SlowPathFailed: t(txSlowFailed), Closed: t(txClosed)},
 	}
@@ -498,21 +518,24 @@ func (p *Port) receiveRing(rx []port.Packet, drops *[dropCount]uint32) int {
 	if k == 0 {
 		return 0
 	}
-	now := p.clock()
+	var foreign []netip.Prefix
+	if f := p.foreign.Load(); f != nil {
+		foreign = *f
+	}
 	out := 0
 	for i := 0; i < k; i++ {
 		d := p.rxd[i]
-		if r := p.decode(s.Frame(d), &rx[out]); r >= 0 {
+		r := p.decode(s.Frame(d), &rx[out])
+		if r < 0 && len(foreign) > 0 && foreignSource(foreign, rx[out].Src.Addr()) {
+			r = dropReversePath
+		}
+		if r >= 0 {
 			drops[r]++
 			s.ReleaseAddr(d.Addr)
 			continue
 		}
 		rx[out].Handle, rx[out].Truncated = d.Addr, false
-		if p.learn != nil {
-			// Every frame, not only the first: the newest observation
-			// wins, so a peer that moved is followed at its next frame.
-			p.learn.observe(rx[out].Src.Addr(), rx[out].HW, now)
-		}
+		rx[out].Passed = false
 		out++
 	}
 	return out
@@ -594,6 +617,17 @@ func (p *Port) decode(b []byte, pk *port.Packet) int {
 	return -1
 }
 
+// foreignSource reports whether src is a trusted source the kernel routes
+// through another interface (Config.ForeignSources): spoofed here.
+func foreignSource(foreign []netip.Prefix, src netip.Addr) bool {
+	for _, fp := range foreign {
+		if fp.Contains(src.Unmap()) {
+			return true
+		}
+	}
+	return false
+}
+
 func dropReason(err error) int {
 	switch err {
 	case frame.ErrTruncated:
@@ -620,7 +654,15 @@ func (p *Port) Release(rx []port.Packet) {
 	if freed {
 		return
 	}
+	now := p.clock()
 	for i := range rx {
+		if p.learn != nil && rx[i].Passed {
+			// Only what the chain forwarded (it passed the bans, limits
+			// and relay rules), and every such frame, not only the
+			// first: the newest observation wins, so a peer that moved
+			// is followed at its next frame.
+			p.learn.observe(rx[i].Src.Addr(), rx[i].HW, now)
+		}
 		p.sock.ReleaseAddr(rx[i].Handle)
 		rx[i].Payload = nil
 	}
@@ -829,11 +871,19 @@ func (p *Port) prepare(pk *port.Packet) (afxdp.Desc, int) {
 	fromLearn := false
 	if mac == ([6]byte{}) {
 		ok := false
-		if e != nil && e.hasMAC && p.tc.now-e.seen < p.learn.ttl {
+		if p.firm != nil {
+			// The kernel's confirmed or static entry wins over anything
+			// learnt from frames.
+			mac, ok = p.firm.Firm(dst)
+		}
+		switch {
+		case ok:
+		case e != nil && e.hasMAC && p.tc.now-e.seen < p.learn.ttl:
 			// A MAC seen on the wire from dst within the TTL wins over
-			// the neighbour snapshot: it is at least as new.
+			// the rest of the neighbour snapshot (stale, probing): it is
+			// at least as new.
 			mac, ok, fromLearn = e.mac, true, true
-		} else if p.neigh != nil {
+		case p.neigh != nil:
 			mac, ok = p.neigh.Lookup(dst)
 		}
 		if !ok {

@@ -45,7 +45,13 @@ type rig struct {
 func newRig(t testing.TB, opts vethtest.Options, queues int, cfg Config) *rig {
 	t.Helper()
 	vethtest.Require(t)
-	r := &rig{pair: vethtest.New(t, opts)}
+	return newRigOn(t, vethtest.New(t, opts), queues, cfg)
+}
+
+// newRigOn is newRig on a pair already made.
+func newRigOn(t testing.TB, pair *vethtest.Pair, queues int, cfg Config) *rig {
+	t.Helper()
+	r := &rig{pair: pair}
 	if cfg.Ports == nil {
 		cfg.Ports = []uint16{sipPort}
 	}

@@ -16,6 +16,7 @@ import (
 func (g *Guard) Run(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	lastBelow := g.now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -25,7 +26,12 @@ func (g *Guard) Run(ctx context.Context) {
 			g.drain()
 		case <-tick.C:
 			g.drain()
-			g.prune()
+			// The Banner's lapsed entries go when the registry's do (the
+			// same TTLs), or once a minute for what the registry refused.
+			if g.prune() > 0 || g.now()-lastBelow > int64(time.Minute) {
+				g.pruneBelow()
+				lastBelow = g.now()
+			}
 		}
 	}
 }
@@ -41,14 +47,18 @@ func (g *Guard) drain() {
 			if ttl <= 0 {
 				continue
 			}
-			g.mu.Lock()
-			cur := g.registry[r.addr]
-			// An operator ban is not shortened or relabelled by an
-			// automatic one.
-			if cur == nil || cur.reason != ReasonOperator || cur.until < r.until {
-				g.registry[r.addr] = &banRecord{reason: r.reason, until: r.until}
+			// Allow-listed or trusted since the worker queued it: the
+			// ban does not land (the worker skips its own check for an
+			// allow-listed source, and lifts nothing else by itself).
+			if g.refuses(r.addr) {
+				g.refusedAllowed.Add(1)
+				g.Unban(r.addr) // the worker that queued it enforces it: lift it there
+				continue
 			}
-			g.mu.Unlock()
+			if !g.record(r) {
+				g.refusedFull.Add(1)
+				continue
+			}
 			g.banBelow(r.addr, ttl)
 		}
 	}
@@ -81,14 +91,72 @@ func (g *Guard) unbanBelow(a netip.Addr) {
 	g.xdpUnbans.Add(1)
 }
 
-func (g *Guard) prune() {
-	now := g.now()
+// record puts r in the registry; false when the registry is full of live
+// bans. An operator ban is not shortened or relabelled by an automatic one.
+func (g *Guard) record(r banReq) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	cur := g.registry[r.addr]
+	if cur == nil && len(g.registry) >= g.cfg.MaxRegistry && g.pruneLocked() == 0 {
+		return false
+	}
+	if cur == nil || cur.reason != ReasonOperator || cur.until < r.until {
+		g.setLocked(r.addr, r.reason, r.until)
+	}
+	return true
+}
+
+// setLocked records a ban; the caller holds g.mu.
+func (g *Guard) setLocked(a netip.Addr, r Reason, until int64) {
+	g.registry[a] = &banRecord{reason: r, until: until}
+	if g.nextExpiry == 0 || until < g.nextExpiry {
+		g.nextExpiry = until
+	}
+}
+
+// prune deletes the lapsed bans from the registry and returns how many.
+func (g *Guard) prune() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.pruneLocked()
+}
+
+// pruneLocked walks the registry only when its earliest ban has lapsed,
+// so the walk (under the operator's lock, never the workers') happens
+// once per expiry, not every second.
+func (g *Guard) pruneLocked() int {
+	now := g.now()
+	if g.nextExpiry == 0 || now < g.nextExpiry {
+		return 0
+	}
+	n := 0
+	g.nextExpiry = 0
 	for a, r := range g.registry {
 		if r.until <= now {
 			delete(g.registry, a)
+			n++
+		} else if g.nextExpiry == 0 || r.until < g.nextExpiry {
+			g.nextExpiry = r.until
 		}
+	}
+	return n
+}
+
+// Pruner is the optional part of a Banner that deletes lapsed bans
+// (afxdp.Program.PruneBans).
+type Pruner interface {
+	PruneBans() (int, error)
+}
+
+func (g *Guard) pruneBelow() {
+	p, ok := g.cfg.Banner.(Pruner)
+	if !ok {
+		return
+	}
+	if _, err := p.PruneBans(); err != nil {
+		g.xdpErrors.Add(1)
+		msg := err.Error()
+		g.lastErr.Store(&msg)
 	}
 }
 
@@ -169,7 +237,7 @@ func (g *Guard) Ban(addr netip.Addr, ttl time.Duration) error {
 	g.mu.Lock()
 	err := g.command(command{op: cmdBan, reason: ReasonOperator, key: g.sourceKey(addr), until: until})
 	if err == nil {
-		g.registry[addr] = &banRecord{reason: ReasonOperator, until: until}
+		g.setLocked(addr, ReasonOperator, until)
 	}
 	g.mu.Unlock()
 	if err != nil {
@@ -297,6 +365,14 @@ type Stats struct {
 	Overloaded      int
 	// XDPBans, XDPUnbans and XDPErrors count Banner calls.
 	XDPBans, XDPUnbans, XDPErrors uint64
+	// BansSpared: bans the workers did not issue (allow-listed, backend or
+	// trusted source); ShedSpared: new requests an overloaded worker let
+	// through from sources within their limits.
+	BansSpared, ShedSpared uint64
+	// RegistryFull and RegistryAllowed count ban requests the ban
+	// goroutine refused: the registry (MaxRegistry) was full of live bans,
+	// or the source was allow-listed or trusted by the time it arrived.
+	RegistryFull, RegistryAllowed uint64
 	// LastError is the Banner's last error, if any.
 	LastError string
 }
@@ -319,7 +395,10 @@ func (g *Guard) Stats() Stats {
 			st.Bans[r] += c(cBanBase + r - 1)
 		}
 		st.Overloaded += int(c(cOverloaded))
+		st.BansSpared += c(cBansSpared)
+		st.ShedSpared += c(cShedSpared)
 	}
+	st.RegistryFull, st.RegistryAllowed = g.refusedFull.Load(), g.refusedAllowed.Load()
 	st.XDPBans, st.XDPUnbans, st.XDPErrors = g.xdpBans.Load(), g.xdpUnbans.Load(), g.xdpErrors.Load()
 	if p := g.lastErr.Load(); p != nil {
 		st.LastError = *p

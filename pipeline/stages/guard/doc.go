@@ -4,11 +4,17 @@
 // source with per-core token buckets (all messages, INVITE, REGISTER),
 // recognises scanners by User-Agent/From/To, turns repeated abuse and
 // authentication failures into bans, and sheds new INVITEs and REGISTERs
-// with 503 when its worker falls behind.
+// with 503 when its worker falls behind, heavy sources first. Bans need
+// evidence a third party cannot forge for someone else: From/To matches
+// never ban, User-Agent matches only repeated, and backends (address and
+// port: limited by their own limit), their addresses and trusted networks
+// are never banned.
 //
 // Bans are enforced twice: in the stage itself (any port) and, when a
-// Banner is configured (afxdp.Program), in the XDP program, so a banned
-// source costs no more than a map lookup in the driver. The map update is
+// Banner is configured, below userspace: in the XDP program
+// (afxdp.Program) or in the socket port's socket filter
+// (afxdp.SocketBans), so a banned source costs no more than a map lookup
+// in the kernel. The map update is
 // a syscall: stages hand ban requests to the Guard's ban goroutine through
 // one lock-free single-producer ring per worker.
 //

@@ -77,6 +77,24 @@ type Config struct {
 	// Allow lists the sources (trunks, backends, monitoring) that are never
 	// rate limited, shed, matched against signatures or banned.
 	Allow []netip.Prefix
+	// Backends are the dispatcher's backends, address and port: limited
+	// by Backend alone (all their messages), never matched against
+	// signatures, shed or banned. SetTrusted replaces them.
+	Backends []netip.AddrPort
+	// Backend is the backends' own limit (5000/s, burst 10000).
+	Backend Limit
+	// NeverBan are sources that are limited like any other but never
+	// banned (the auth stage's trusted networks); the backends' IP
+	// addresses are never banned either. SetTrusted replaces them.
+	NeverBan []netip.Prefix
+	// ScannerMatches is how many User-Agent signature matches ban a
+	// source (5): one forged datagram must not get a victim banned.
+	// From/To signatures (the display name, chosen by whoever sends)
+	// only drop.
+	ScannerMatches int
+	// MaxRegistry bounds the ban registry (the bans listed and written to
+	// the Banner) (65536); bans beyond it are refused and counted.
+	MaxRegistry int
 	// TableSize is the number of sources each worker tracks (65536, rounded
 	// up to a power of two); MaxBans the bans each worker enforces (4096).
 	TableSize, MaxBans int
@@ -131,6 +149,9 @@ func (c *Config) setDefaults() {
 	defl(&c.All, 200, 400)
 	defl(&c.Invite, 20, 50)
 	defl(&c.Register, 10, 50)
+	defl(&c.Backend, 5000, 10000)
+	def(&c.ScannerMatches, 5)
+	def(&c.MaxRegistry, 65536)
 	defd(&c.RetryAfter, 5*time.Second)
 	defd(&c.BanAfter, 10*time.Second)
 	defd(&c.BanTTL, 10*time.Minute)
@@ -169,7 +190,7 @@ func (c *Config) check() error {
 	for _, l := range []struct {
 		name string
 		l    Limit
-	}{{"All", c.All}, {"Invite", c.Invite}, {"Register", c.Register}} {
+	}{{"All", c.All}, {"Invite", c.Invite}, {"Register", c.Register}, {"Backend", c.Backend}} {
 		if !(l.l.Rate > 0 && l.l.Rate <= 1e9) || l.l.Burst < 1 || l.l.Burst > 1<<20 {
 			bad("%s limit rate %v burst %d: want a rate above 0 (per second) and a burst from 1 to %d", l.name, l.l.Rate, l.l.Burst, 1<<20)
 		}
@@ -187,6 +208,12 @@ func (c *Config) check() error {
 		if strings.TrimSpace(p) == "" || len(p) > 128 {
 			bad("signature %q: want 1 to 128 characters, not blank", p)
 		}
+	}
+	if c.ScannerMatches < 1 || c.ScannerMatches > 1000 {
+		bad("ScannerMatches %d: want 1 to 1000 User-Agent matches before a ban", c.ScannerMatches)
+	}
+	if c.MaxRegistry < 16 || c.MaxRegistry > 1<<24 {
+		bad("MaxRegistry %d: want 16 to %d bans", c.MaxRegistry, 1<<24)
 	}
 	if c.AuthFailures < 1 {
 		bad("AuthFailures %d: want at least 1", c.AuthFailures)
@@ -221,13 +248,21 @@ type Guard struct {
 	fullN      int // messages in a batch that count as full
 
 	allow atomic.Pointer[allowSnap]
+	trust atomic.Pointer[trustSnap]
 	wake  chan struct{}
 
 	// mu orders the operator calls and stage registration among
 	// themselves and guards the registry; the hot path never takes it.
 	mu       sync.Mutex
 	registry map[netip.Addr]*banRecord
-	stages   atomic.Pointer[[]*Stage]
+	// nextExpiry is the earliest expiry in the registry: pruning walks it
+	// only when a ban has lapsed.
+	nextExpiry int64
+	stages     atomic.Pointer[[]*Stage]
+
+	// Ban requests the ban goroutine refused: the registry was full, or
+	// the source was allow-listed or trusted by the time it arrived.
+	refusedFull, refusedAllowed atomic.Uint64
 
 	xdpBans, xdpErrors, xdpUnbans atomic.Uint64
 	lastErr                       atomic.Pointer[string]
@@ -265,12 +300,14 @@ func New(cfg Config) (*Guard, error) {
 	g.lim[limAll] = newGCRA(cfg.All)
 	g.lim[limInvite] = newGCRA(cfg.Invite)
 	g.lim[limRegister] = newGCRA(cfg.Register)
+	g.lim[limBackend] = newGCRA(cfg.Backend)
 	g.fullN = (cfg.Batch*cfg.OverloadFill + 99) / 100
 	allow := make([]netip.Prefix, len(cfg.Allow))
 	for i, p := range cfg.Allow {
 		allow[i] = normPrefix(p)
 	}
 	g.allow.Store(&allowSnap{prefixes: allow})
+	g.SetTrusted(cfg.Backends, cfg.NeverBan)
 	empty := []*Stage{}
 	g.stages.Store(&empty)
 	return g, nil

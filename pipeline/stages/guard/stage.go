@@ -40,13 +40,15 @@ const (
 	ReasonAuth
 	// ReasonOperator: banned by the operator.
 	ReasonOperator
+	// ReasonRateBackend: a backend (address and port) over its own limit.
+	ReasonRateBackend
 	numReasons
 )
 
 var reasonNames = [numReasons]string{
 	"none", "oversize", "not-sip", "keepalive", "too-many-headers",
 	"too-many-vias", "banned", "scanner", "rate-all", "rate-invite",
-	"rate-register", "overload", "auth-failures", "operator",
+	"rate-register", "overload", "auth-failures", "operator", "rate-backend",
 }
 
 func (r Reason) String() string {
@@ -76,6 +78,8 @@ var Def = pipeline.StageDef{
 		{Name: "sipedge_guard_auth_failures_total", Help: "Authentication failures reported by the auth stage."},
 		{Name: "sipedge_guard_full_batches_total", Help: "Receive batches at or above the overload fill."},
 		{Name: "sipedge_guard_overloaded_workers", Help: "Workers shedding new INVITEs and REGISTERs now.", Gauge: true},
+		{Name: "sipedge_guard_bans_spared_total", Help: "Bans not issued because the source may never be banned: allow-listed, a backend's address or a trusted network ([auth] trusted)."},
+		{Name: "sipedge_guard_shed_spared_total", Help: "New INVITEs and REGISTERs an overloaded worker let through because their source is within its limits while heavier sources are being shed."},
 	},
 }
 
@@ -91,7 +95,9 @@ const (
 	cAuthFailures    = cEvictions + 1
 	cOverloadBatches = cAuthFailures + 1
 	cOverloaded      = cOverloadBatches + 1
-	numCounters      = cOverloaded + 1
+	cBansSpared      = cOverloaded + 1
+	cShedSpared      = cBansSpared + 1
+	numCounters      = cShedSpared + 1
 )
 
 // quiet ends an over-limit episode: a source not rejected for this long
@@ -129,6 +135,7 @@ type Stage struct {
 	tab    *table
 	bans   *banTable
 	allow  *allowSnap
+	trust  *trustSnap
 	cnt    pipeline.Counters   // Def.Counters
 	drops  pipeline.Counters   // Def.Drops, counted by the worker's chain
 	out    *spsc.Ring[banReq]  // to the ban goroutine
@@ -137,6 +144,11 @@ type Stage struct {
 
 	fullRun    int
 	overloaded bool
+	// heavyRx counts this batch's messages from heavy sources (over a
+	// limit or heavier than their share); shedAll says the last batch
+	// had too few of them to blame, so shedding takes every new request.
+	heavyRx int
+	shedAll bool
 }
 
 // Stage returns the stage of worker i (pipeline.Env.Worker), nil when
@@ -170,6 +182,7 @@ func (g *Guard) newStage(env *pipeline.Env) *Stage {
 		tab:    newTable(g.cfg.TableSize, int64(g.cfg.IdleAfter)),
 		bans:   newBanTable(g.cfg.MaxBans),
 		allow:  g.allow.Load(),
+		trust:  g.trust.Load(),
 		cnt:    env.Counters,
 		drops:  env.Drops,
 		out:    spsc.New[banReq](g.cfg.RingSize),
@@ -204,7 +217,12 @@ func (s *Stage) StartBatch(now int64, lastRx int) {
 		s.overloaded = ov
 		s.cnt.Set(cOverloaded, b2u(ov))
 	}
+	// Fair shedding: while heavy sources make up a quarter or more of
+	// the load, only they are shed.
+	s.shedAll = s.heavyRx*4 < lastRx
+	s.heavyRx = 0
 	s.allow = s.g.allow.Load()
+	s.trust = s.g.trust.Load()
 	var c command
 	for s.in.Pop(&c) {
 		switch c.op {
@@ -254,6 +272,7 @@ func (s *Stage) Process(c *pipeline.Ctx) pipeline.Verdict {
 	if !allowed {
 		if bs := s.bans.check(k, now); bs != nil {
 			bs.dropped.Add(1)
+			s.heavyRx++ // a banned flood still fills the batches: blame it, not the others
 			return s.drop(c, ReasonBanned)
 		}
 	}
@@ -276,8 +295,9 @@ func (s *Stage) Process(c *pipeline.Ctx) pipeline.Verdict {
 		s.cnt.Inc(cAllowed)
 		return pipeline.Continue
 	}
-	if g.uaPat.match(sh.ua) || g.ftPat.match(sh.from) || g.ftPat.match(sh.to) {
-		s.ban(src, k, ReasonScanner, now)
+	// Display names and From/To are whatever the sender writes: a match
+	// drops, never bans (a caller could get its own carrier banned).
+	if g.ftPat.match(sh.from) || g.ftPat.match(sh.to) {
 		return s.drop(c, ReasonScanner)
 	}
 	e := s.tab.get(k, now)
@@ -285,6 +305,21 @@ func (s *Stage) Process(c *pipeline.Ctx) pipeline.Verdict {
 		e.hits++
 	}
 	e.last = now
+	if s.trust.isBackend(netip.AddrPortFrom(src, c.Src.Port())) {
+		if !g.lim[limBackend].allow(&e.tat[limBackend], now) {
+			return s.drop(c, ReasonRateBackend)
+		}
+		s.cnt.Inc(cPassed)
+		return pipeline.Continue
+	}
+	if g.uaPat.match(sh.ua) {
+		// Only repeated matches ban: one forged datagram must not.
+		if e.uaMatches++; int(e.uaMatches) >= g.cfg.ScannerMatches {
+			e.uaMatches = 0
+			s.ban(src, k, ReasonScanner, now)
+		}
+		return s.drop(c, ReasonScanner)
+	}
 	if !g.lim[limAll].allow(&e.tat[limAll], now) {
 		return s.overLimit(c, e, src, ReasonRateAll)
 	}
@@ -303,7 +338,16 @@ func (s *Stage) Process(c *pipeline.Ctx) pipeline.Verdict {
 		}
 	}
 	if s.overloaded && (sh.method == methodINVITE || sh.method == methodREGISTER) && !containsFold(sh.to, tagParam) {
-		return s.reject(c, ReasonOverload)
+		heavy := s.heavy(e, now)
+		if heavy {
+			s.heavyRx++
+		}
+		if heavy || s.shedAll {
+			return s.reject(c, ReasonOverload)
+		}
+		s.cnt.Inc(cShedSpared)
+	} else if s.overloaded && s.heavy(e, now) {
+		s.heavyRx++
 	}
 	s.cnt.Inc(cPassed)
 	return pipeline.Continue
@@ -313,6 +357,7 @@ func (s *Stage) Process(c *pipeline.Ctx) pipeline.Verdict {
 // that has been over for BanAfter is banned, the rest get OverLimit.
 func (s *Stage) overLimit(c *pipeline.Ctx, e *entry, src netip.Addr, r Reason) pipeline.Verdict {
 	now := c.Now
+	s.heavyRx++
 	if e.lastReject == 0 || now-e.lastReject > quiet {
 		e.overSince = now
 	}
@@ -349,6 +394,10 @@ func (s *Stage) reject(c *pipeline.Ctx, r Reason) pipeline.Verdict {
 // ban enforces a ban in this worker at once and hands it to the ban
 // goroutine (registry, XDP map) without blocking.
 func (s *Stage) ban(src netip.Addr, k addrKey, r Reason, now int64) {
+	if s.unbannable(src) {
+		s.cnt.Inc(cBansSpared)
+		return
+	}
 	until := now + int64(s.g.cfg.BanTTL)
 	if !s.bans.put(k, until, r, now) {
 		s.cnt.Inc(cBanTableFull)

@@ -13,6 +13,7 @@ const (
 	limAll = iota
 	limInvite
 	limRegister
+	limBackend // a backend's (address and port) own, instead of the others
 	numLimits
 )
 
@@ -90,6 +91,7 @@ type entry struct {
 	last       int64 // last message seen
 	hits       uint32
 	authFails  uint32
+	uaMatches  uint32 // User-Agent signature matches
 	authStart  int64
 	tat        [numLimits]int64
 	overSince  int64 // first rejection of the current over-limit episode

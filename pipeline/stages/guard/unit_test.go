@@ -347,8 +347,16 @@ func TestScannerBannedAndOperatorUnban(t *testing.T) {
 	s := soloStage(t, g)
 	var ctx pipeline.Ctx
 	src := netip.MustParseAddrPort("203.0.113.66:5070")
-	if v := proc(s, &ctx, register("sipcli/v1.8"), src, clock); v != pipeline.Drop {
-		t.Fatalf("scanner: %v", v)
+	// ScannerMatches (5) User-Agent matches: dropped, the 5th bans.
+	for i := 0; i < 5; i++ {
+		if i > 0 && i < 5 {
+			if v := proc(s, &ctx, register("PBX"), src, clock); v != pipeline.Continue {
+				t.Fatalf("clean message after %d scanner matches: %v, want it through (no ban yet)", i, v)
+			}
+		}
+		if v := proc(s, &ctx, register("sipcli/v1.8"), src, clock); v != pipeline.Drop {
+			t.Fatalf("scanner: %v", v)
+		}
 	}
 	// Later messages, even clean ones, hit the ban.
 	for i := 0; i < 3; i++ {
@@ -441,7 +449,8 @@ func TestBanRingFullIsCounted(t *testing.T) {
 }
 
 func TestProcessAllocatesNothing(t *testing.T) {
-	g, err := New(Config{OverLimit: Silent, All: Limit{Rate: 100, Burst: 10}, Allow: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")}})
+	g, err := New(Config{OverLimit: Silent, All: Limit{Rate: 100, Burst: 10}, Allow: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")},
+		Backends: []netip.AddrPort{netip.MustParseAddrPort("192.0.2.50:5060")}, NeverBan: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -461,6 +470,9 @@ func TestProcessAllocatesNothing(t *testing.T) {
 		{"scanner", scanner, func() netip.AddrPort { return netip.AddrPortFrom(addrN(i), 5060) }},
 		{"allow-listed", legit, func() netip.AddrPort { return netip.MustParseAddrPort("10.9.1.1:5060") }},
 		{"v6", legit, func() netip.AddrPort { return netip.MustParseAddrPort("[2001:db8::1]:5060") }},
+		{"backend", legit, func() netip.AddrPort { return netip.MustParseAddrPort("192.0.2.50:5060") }},
+		{"From/To signature", registerFromTo(`"sipvicious" <sip:1@x>`), func() netip.AddrPort { return netip.AddrPortFrom(addrN(i), 5060) }},
+		{"trusted scanner (never banned)", scanner, func() netip.AddrPort { return netip.MustParseAddrPort("198.51.100.9:5060") }},
 	} {
 		n := testing.AllocsPerRun(2000, func() {
 			i++

@@ -3,8 +3,9 @@
 // go to the backend Call-ID hashing picks (pipeline.Backends: weighted
 // rendezvous hashing behind an atomic snapshot), so every message of a
 // call (ACK and CANCEL included) reaches the same backend with no state
-// here. Requests from a backend are in-dialog requests towards the caller:
-// they follow the Route set, else the Request-URI. See README.md.
+// here. Requests from a backend (address and port) go, in-dialog, only to
+// the caller this node's signed Record-Route token names, and initially
+// only to destinations the configuration allows. See README.md.
 //
 // The package owns the stage's declaration (Def), its Config ([dispatcher])
 // and its compiled, shared form (Route, a pipeline.StageMaker). The backend

@@ -13,9 +13,25 @@ import (
 // Def declares the stage.
 var Def = pipeline.StageDef{
 	Name:    "route",
-	Doc:     "requests: a backend by Call-ID hash (dispatcher), or the Route set back to the caller; 503 when no backend is up",
+	Doc:     "requests: a backend by Call-ID hash (dispatcher); from a backend, in-dialog to the caller its signed Record-Route names, initial only to allowed destinations; 503 when no backend is up",
 	Section: "[dispatcher]",
+	Counters: []pipeline.CounterDef{
+		{Name: "sipedge_route_refused_total", Help: "Requests from a backend's address the dispatcher refused (403, ACKs dropped): in-dialog without this node's signed Record-Route token, with a token that does not verify, or initial to a destination [dispatcher] backend_destinations does not allow.",
+			Label: "reason", Values: refusedNames[:]},
+		{Name: "sipedge_route_via_corrected_total", Help: "Forwarded requests whose top Via carried a received or rport naming another address than the one observed: replaced by the observation, so responses cannot be reflected to a third party."},
+	},
 }
+
+// Refusal reasons, the slots of sipedge_route_refused_total.
+const (
+	refusedNoToken = iota
+	refusedBadToken
+	refusedDestination
+	numRefused
+	cViaCorrected = numRefused // the next counter slot
+)
+
+var refusedNames = [numRefused]string{"no-token", "bad-token", "destination"}
 
 // Config configures the stage ([dispatcher] in config.toml).
 type Config struct {
@@ -29,6 +45,11 @@ type Config struct {
 	Backends *pipeline.Backends
 	// RetryAfter is the Retry-After (seconds) of 503s when no backend is up.
 	RetryAfter int
+	// BackendDestinations are where initial requests from backends may go
+	// (their Request-URI's address); none by default: such requests get
+	// 403, so a datagram with a backend's (spoofed) source cannot use this
+	// node as an open relay.
+	BackendDestinations []netip.Prefix
 }
 
 // Route is the compiled Config, shared by every worker's stage.
@@ -38,6 +59,7 @@ type Route struct {
 	fwdInitial  sipcore.ForwardOptions // with Record-Route
 	fwdInDialog sipcore.ForwardOptions // without
 	retryExtra  []byte
+	dests       []netip.Prefix
 }
 
 // New checks cfg and compiles it.
@@ -52,10 +74,23 @@ func New(cfg Config) (*Route, error) {
 		return nil, fmt.Errorf("route: SentBy %q must be IP:port (the address backends send responses to): %v", cfg.SentBy, err)
 	}
 	r := &Route{n: cfg.Node, backends: cfg.Backends, retryExtra: pipeline.RetryAfter(cfg.RetryAfter)}
+	// The dispatcher's Call-ID hash is keyed by the cluster secret: the
+	// same pick on every node, none that a flood's author can predict.
+	cfg.Backends.SetKey(cfg.Node.Key)
+	for _, p := range cfg.BackendDestinations {
+		if !p.IsValid() {
+			return nil, fmt.Errorf("route: backend destination %v is not a valid prefix: give a CIDR such as 198.51.100.0/24", p)
+		}
+		if p.Addr().Is4In6() {
+			return nil, fmt.Errorf("route: backend destination %v is IPv4-mapped: give it as IPv4, such as 198.51.100.0/24", p)
+		}
+		r.dests = append(r.dests, p.Masked())
+	}
 	r.fwdInDialog = sipcore.ForwardOptions{Key: cfg.Node.Key, SentBy: []byte(cfg.SentBy), IsLocal: cfg.Node.IsLocal}
 	r.fwdInitial = r.fwdInDialog
 	if cfg.RecordRoute != "" {
 		r.fwdInitial.RecordRoute = []byte(cfg.RecordRoute)
+		r.fwdInitial.RouteToken = true
 	}
 	return r, nil
 }
@@ -64,11 +99,69 @@ func New(cfg Config) (*Route, error) {
 func (*Route) Def() *pipeline.StageDef { return &Def }
 
 // NewStage implements pipeline.StageMaker.
-func (r *Route) NewStage(*pipeline.Env) (pipeline.Stage, error) { return &stage{Route: r}, nil }
+func (r *Route) NewStage(env *pipeline.Env) (pipeline.Stage, error) {
+	return &stage{Route: r, cnt: env.Counters}, nil
+}
 
 type stage struct {
 	*Route
 	set *pipeline.BackendSet
+	cnt pipeline.Counters
+}
+
+func (r *Route) destAllowed(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range r.dests {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// refuse answers 403 to a request from a backend's address that this node
+// will not relay (an ACK, which cannot be answered, is dropped), counted.
+func (s *stage) refuse(c *pipeline.Ctx, why int, reason string) pipeline.Verdict {
+	s.cnt.Inc(why)
+	if c.Msg.Method == sipcore.MethodACK {
+		return c.Drop(pipeline.DropPolicy)
+	}
+	return c.Respond(403, reason, nil)
+}
+
+// fromBackend is where a request from a backend goes. In-dialog: only to
+// the caller address bound by this node's Record-Route token on the top
+// Route (the dialog's route set starts with our Record-Route). Initial:
+// the Request-URI's address, only when [dispatcher] backend_destinations
+// allows it.
+func (s *stage) fromBackend(c *pipeline.Ctx) (netip.AddrPort, pipeline.Verdict, bool) {
+	m := c.Msg
+	buf := m.Buf()
+	if m.To.Tag.Len > 0 {
+		if m.NRoute == 0 || !s.n.IsLocal(buf, &m.Routes[0].URI) {
+			return netip.AddrPort{}, s.refuse(c, refusedNoToken, "Forbidden (in-dialog request without this node's Record-Route)"), false
+		}
+		a, res := s.n.Key.RouteTarget(m, &m.Routes[0].URI)
+		switch res {
+		case sipcore.RouteTokenMissing:
+			return netip.AddrPort{}, s.refuse(c, refusedNoToken, "Forbidden (in-dialog request without this node's Record-Route)"), false
+		case sipcore.RouteTokenBad:
+			return netip.AddrPort{}, s.refuse(c, refusedBadToken, "Forbidden (Record-Route token not valid for this dialog)"), false
+		}
+		return a, 0, true
+	}
+	u := &m.RURI
+	if m.NRoute > 0 && !s.n.IsLocal(buf, &m.Routes[0].URI) {
+		u = &m.Routes[0].URI
+	}
+	a, ok := uriAddr(buf, u)
+	if !ok {
+		return netip.AddrPort{}, c.Drop(pipeline.DropUnresolved), false
+	}
+	if !s.destAllowed(a.Addr()) {
+		return netip.AddrPort{}, s.refuse(c, refusedDestination, "Forbidden (destination not allowed for requests from backends)"), false
+	}
+	return a, 0, true
 }
 
 // StartBatch loads the backend snapshot once per batch, not per packet.
@@ -107,21 +200,12 @@ func (s *stage) Process(c *pipeline.Ctx) pipeline.Verdict {
 		set = s.backends.Load()
 		s.set = set
 	}
-	buf := m.Buf()
 	var to netip.AddrPort
 	picked := -1
-	if set.IsBackend(c.Src.Addr()) {
-		u := &m.RURI
-		i := 0
-		if m.NRoute > 0 && s.n.IsLocal(buf, &m.Routes[0].URI) {
-			i = 1
-		}
-		if i < m.NRoute {
-			u = &m.Routes[i].URI
-		}
-		a, ok := uriAddr(buf, u)
+	if set.IsBackend(c.Src) {
+		a, v, ok := s.fromBackend(c)
 		if !ok {
-			return c.Drop(pipeline.DropUnresolved)
+			return v
 		}
 		to = a
 	} else {
@@ -142,6 +226,9 @@ func (s *stage) Process(c *pipeline.Ctx) pipeline.Verdict {
 	fo := &s.fwdInDialog
 	if m.To.Tag.Len == 0 {
 		fo = &s.fwdInitial
+	}
+	if sipcore.ViaClaimsOther(m, c.Src) {
+		s.cnt.Inc(cViaCorrected)
 	}
 	n, err := sipcore.BuildForward(b, m, fo, c.Src, nil)
 	switch {
