@@ -549,3 +549,15 @@ func TestAuthSection(t *testing.T) {
 		t.Errorf("bad redis address: %v", err)
 	}
 }
+
+// Without Record-Route a backend's in-dialog requests have no signed token
+// and are refused: the operator is told so at check time.
+func TestRecordRouteOffWarning(t *testing.T) {
+	_, warns, err := Parse([]byte("[node]\nsecret = \""+testSecret+"\"\n[dispatcher]\nrecord_route = false"+oneBackend), "t.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warns) != 1 || warns[0].Key != "dispatcher.record_route" || !strings.Contains(warns[0].Message, "403") {
+		t.Errorf("warnings = %v, want the record_route one", warns)
+	}
+}

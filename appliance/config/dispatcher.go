@@ -102,6 +102,11 @@ func (d *Dispatcher) afterDecode(raw map[string]any) []Warning {
 			d.Backends[i].Weight = 1
 		}
 	}
+	if !d.RecordRoute {
+		// The route stage relays a backend's in-dialog request only on
+		// this node's signed Record-Route token.
+		return []Warning{{Key: "dispatcher.record_route", Message: "false: in-dialog requests from backends (a callee's BYE, re-INVITE) get 403, as only this node's signed Record-Route says where they go; set it to true unless backends never send them"}}
+	}
 	return nil
 }
 
