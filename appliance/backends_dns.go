@@ -164,6 +164,13 @@ func (d *dnsSet) reset(entries []resolve.Entry, dc config.DNS) (bool, error) {
 	return resolved, nil
 }
 
+// dynamic reports whether any entry is a name (a refresh loop runs).
+func (d *dnsSet) dynamic() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.w.Dynamic()
+}
+
 // start runs the refresh loop until stop.
 func (d *dnsSet) start() {
 	d.mu.Lock()
