@@ -26,8 +26,8 @@ func TestE2EMediaRelayFromDNS(t *testing.T) {
 	extra := fmt.Sprintf("[dispatcher.dns]\nservers = [%q]\ntimeout = \"200ms\"\nttl_floor = \"200ms\"\nttl_ceiling = \"1m\"\n", dns.Addr)
 	r := newMediaRigConf(t, answer200, `{ address = "relays.test" }`, extra, relay)
 	rs := r.relaysJSON(t)
-	if len(rs) != 2 || rs[relay.NG.String()].Address == "" || rs[standby.String()].Address == "" {
-		t.Fatalf("/relays %+v, want %v and %v resolved from relays.test", rs, relay.NG, standby)
+	if len(rs) != 2 || rs[relay.NG.String()].Priority != 10 || rs[standby.String()].Priority != 20 || rs[relay.NG.String()].Weight != 1 {
+		t.Fatalf("/relays %+v, want %v (priority 10, weight 1) and %v (priority 20) resolved from relays.test", rs, relay.NG, standby)
 	}
 	const calls = 3
 	uac := r.uac(t, "uac", portRE(relay), 3, calls, 500*time.Millisecond, false)

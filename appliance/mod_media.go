@@ -125,21 +125,32 @@ func (m *mediaModule) Reload(old, cfg *config.Config) []string {
 
 // RelayJSON is one relay as /relays shows it.
 type RelayJSON struct {
-	Address     string `json:"address"`
-	State       string `json:"state"`
-	Calls       int64  `json:"calls"`
-	Orphaned    uint64 `json:"orphaned_calls"`
-	Downs       uint64 `json:"downs"`
-	PingsOK     uint64 `json:"pings_ok"`
-	PingsFailed uint64 `json:"pings_failed"`
+	Address string `json:"address"`
+	// Weight and Priority are the relay's as configured or, for a name,
+	// as its SRV records give them (weight 0: it left the DNS and
+	// lingers, no new calls).
+	Weight      float64 `json:"weight"`
+	Priority    uint16  `json:"priority"`
+	State       string  `json:"state"`
+	Calls       int64   `json:"calls"`
+	Orphaned    uint64  `json:"orphaned_calls"`
+	Downs       uint64  `json:"downs"`
+	PingsOK     uint64  `json:"pings_ok"`
+	PingsFailed uint64  `json:"pings_failed"`
 }
 
 func (m *mediaModule) relays() []RelayJSON {
 	var out []RelayJSON
+	set := m.md.Relays().Load()
 	for _, x := range m.md.Relays().List() {
 		ok, failed := x.Pings()
 		r := RelayJSON{Address: x.Addr.String(), State: "down", Calls: x.Calls.Load(), Orphaned: x.Orphaned.Load(),
 			Downs: x.Downs.Load(), PingsOK: ok, PingsFailed: failed}
+		for _, b := range set.Backends {
+			if b.Addr == x.Addr {
+				r.Weight, r.Priority = b.Weight, b.Priority
+			}
+		}
 		if x.Up() {
 			r.State = "up"
 		}
