@@ -16,7 +16,14 @@ import (
 // openMediaDNS opens [media] with relays, the DNS at server.
 func openMediaDNS(t *testing.T, server string, relays ...config.MediaRelay) *mediaModule {
 	t.Helper()
+	return openMediaDNSLinger(t, server, 0, relays...)
+}
+
+// openMediaDNSLinger is openMediaDNS with [dispatcher.dns] linger.
+func openMediaDNSLinger(t *testing.T, server string, linger time.Duration, relays ...config.MediaRelay) *mediaModule {
+	t.Helper()
 	cfg := dnsConfig(server)
+	cfg.Dispatcher.DNS.Linger = config.Duration(linger)
 	cfg.Media.Enabled = true
 	cfg.Media.Relays = relays
 	key := sipcore.NewKey([]byte("media-dns-test"))
@@ -130,5 +137,40 @@ func TestMediaRelaysNumericAndHostPort(t *testing.T) {
 	m = openMediaDNS(t, s.Addr, config.MediaRelay{Address: "r3.relays.test:2300"})
 	if got := m.md.Relays().Load().Backends; len(got) != 1 || got[0].Addr.String() != "127.0.7.3:2300" {
 		t.Errorf("r3.relays.test:2300 gave %+v", got)
+	}
+}
+
+// A relay that leaves the DNS lingers as backends do: listed with weight
+// 0 (no new calls) and its calls still reported on it, then dropped when
+// linger runs out.
+func TestMediaRelayLeavingDNSLingers(t *testing.T) {
+	s := dnstest.Start(t, relayRecords(
+		`_ng._udp.relays.test. 1 IN SRV 10 1 2230 r1.relays.test.`,
+		`_ng._udp.relays.test. 1 IN SRV 10 1 2231 r2.relays.test.`,
+	)...)
+	m := openMediaDNSLinger(t, s.Addr, 1500*time.Millisecond, config.MediaRelay{Address: "relays.test"})
+	rs := m.md.Relays()
+	r1, r2 := "127.0.7.1:2230", "127.0.7.2:2231"
+	x2 := rs.Relay(netip.MustParseAddrPort(r2))
+	x2.Calls.Store(3)
+	m.dns.start()
+	t.Cleanup(m.dns.stop)
+	s.Set(t, relayRecords(`_ng._udp.relays.test. 1 IN SRV 10 1 2230 r1.relays.test.`)...)
+	waitSet(t, rs, "with r2 at weight 0", func(s *pipeline.BackendSet) bool {
+		return len(s.Backends) == 2 && s.Backends[1].Addr.String() == r2 && s.Backends[1].Weight == 0
+	})
+	wantShares(t, callShares(rs, 10000), map[string]float64{r1: 1})
+	var found bool
+	for _, r := range m.relays() {
+		if r.Address == r2 {
+			found = r.Calls == 3 && r.Weight == 0
+		}
+	}
+	if !found || rs.Relay(netip.MustParseAddrPort(r2)) != x2 {
+		t.Errorf("lingering r2 not reported with its 3 calls at weight 0: %+v", m.relays())
+	}
+	waitSet(t, rs, "without r2 after linger", func(s *pipeline.BackendSet) bool { return len(s.Backends) == 1 })
+	if rs.Relay(netip.MustParseAddrPort(r2)) != nil {
+		t.Error("r2 still a relay after linger")
 	}
 }
