@@ -12,16 +12,21 @@ import (
 	"sipedge/pipeline"
 )
 
-// backendDNS keeps the backend set in step with [dispatcher] backends as
-// DNS says they are: it resolves every entry at open and on reload, and
-// while the daemon runs a resolve.Watcher refreshes the names as their TTLs
-// run out. Each new set is published with Backends.Replace (one atomic
-// swap; a backend kept by a refresh keeps its health and counters), so
-// workers never wait on a lookup.
-type backendDNS struct {
-	log      *slog.Logger
-	backends *pipeline.Backends
-	family   resolve.Family
+// dnsSet keeps a server set (the dispatcher's backends, the media relays)
+// in step with the names configured for it as DNS says they are: it
+// resolves every entry at open and on reload, and while the daemon runs a
+// resolve.Watcher refreshes the names as their TTLs run out. Each new set
+// goes to apply (one atomic swap in a pipeline.Backends, which keeps the
+// health and counters of the servers a refresh keeps), so workers never
+// wait on a lookup.
+type dnsSet struct {
+	log     *slog.Logger
+	family  resolve.Family
+	service resolve.Service
+	apply   func([]pipeline.BackendSpec) error
+	// what names the servers in logs and metrics ("backend", "relay");
+	// metric prefixes the metric names ("sipedge_dns").
+	what, metric string
 
 	mu     sync.Mutex // w and its goroutine across reloads
 	w      *resolve.Watcher
@@ -30,30 +35,42 @@ type backendDNS struct {
 	prior  resolve.Stats // counts of the watchers a reload replaced
 }
 
+// backendDNS is the dnsSet of [dispatcher] backends.
+type backendDNS struct {
+	dnsSet
+	backends *pipeline.Backends
+}
+
 // backendEntries parses [dispatcher] backends; an error names the key.
 func backendEntries(cfg *config.Config) ([]resolve.Entry, error) {
 	out := make([]resolve.Entry, 0, len(cfg.Dispatcher.Backends))
 	for i, b := range cfg.Dispatcher.Backends {
-		n, err := resolve.ParseName(b.Address)
+		e, err := parseEntry("dispatcher.backends", i, b.Address, b.Weight, b.Priority)
 		if err != nil {
-			return nil, fmt.Errorf("appliance: dispatcher.backends[%d].address: %v", i, err)
+			return nil, err
 		}
-		out = append(out, resolve.Entry{Name: n, Weight: float64(b.Weight), Priority: uint16(b.Priority)})
+		out = append(out, e)
 	}
 	return out, nil
 }
 
-// newWatcher makes the watcher of cfg's backends publishing with publish.
-func newWatcher(cfg *config.Config, fam resolve.Family, log *slog.Logger, publish func([]resolve.Member) error) (*resolve.Watcher, error) {
-	entries, err := backendEntries(cfg)
+// parseEntry parses entry i of the list key; an error names the key.
+func parseEntry(key string, i int, address string, weight, priority int) (resolve.Entry, error) {
+	n, err := resolve.ParseName(address)
 	if err != nil {
-		return nil, err
+		return resolve.Entry{}, fmt.Errorf("appliance: %s[%d].address: %v", key, i, err)
 	}
-	d := cfg.Dispatcher.DNS
+	return resolve.Entry{Name: n, Weight: float64(weight), Priority: uint16(priority)}, nil
+}
+
+// newWatcher makes the watcher of entries, looked up as svc with the
+// [dispatcher.dns] settings d, publishing with publish.
+func newWatcher(entries []resolve.Entry, d config.DNS, svc resolve.Service, fam resolve.Family, log *slog.Logger, publish func([]resolve.Member) error) (*resolve.Watcher, error) {
 	var r *resolve.Resolver
+	var err error
 	for _, e := range entries {
 		if !e.Name.Static() { // only names need a resolver (and resolv.conf)
-			r, err = resolve.New(resolve.Config{Servers: d.Servers, Timeout: d.Timeout.Std(), TTLFloor: d.TTLFloor.Std(), TTLCeiling: d.TTLCeiling.Std(), Linger: d.Linger.Std(), Family: fam})
+			r, err = resolve.New(resolve.Config{Servers: d.Servers, Timeout: d.Timeout.Std(), TTLFloor: d.TTLFloor.Std(), TTLCeiling: d.TTLCeiling.Std(), Linger: d.Linger.Std(), Family: fam, Service: svc})
 			if err != nil {
 				return nil, fmt.Errorf("appliance: [dispatcher.dns]: %w", err)
 			}
@@ -61,7 +78,7 @@ func newWatcher(cfg *config.Config, fam resolve.Family, log *slog.Logger, publis
 		}
 	}
 	if r == nil {
-		r, _ = resolve.New(resolve.Config{Servers: []string{"127.0.0.1"}}) // never asked: every entry is numeric
+		r, _ = resolve.New(resolve.Config{Servers: []string{"127.0.0.1"}, Service: svc}) // never asked: every entry is numeric
 	}
 	return resolve.NewWatcher(r, entries, publish, log), nil
 }
@@ -79,7 +96,11 @@ func memberSpecs(ms []resolve.Member) []pipeline.BackendSpec {
 // left out (logged); it does not refuse the reload, as the running
 // watcher keeps last good sets rather than none.
 func backendSpecs(cfg *config.Config) ([]pipeline.BackendSpec, error) {
-	w, err := newWatcher(cfg, resolve.AnyFamily, nil, func([]resolve.Member) error { return nil })
+	entries, err := backendEntries(cfg)
+	if err != nil {
+		return nil, err
+	}
+	w, err := newWatcher(entries, cfg.Dispatcher.DNS, resolve.SIPUDP, resolve.AnyFamily, nil, func([]resolve.Member) error { return nil })
 	if err != nil {
 		return nil, err
 	}
@@ -90,21 +111,37 @@ func backendSpecs(cfg *config.Config) ([]pipeline.BackendSpec, error) {
 // resolves yet: calls get 503 until one does). Names give only addresses
 // of self's family: the node sends from one address (AnyFamily: both).
 func openBackendDNS(cfg *config.Config, log *slog.Logger, bk *pipeline.Backends, self netip.Addr) (*backendDNS, error) {
-	d := &backendDNS{log: log, backends: bk, family: resolve.FamilyOf(self)}
+	d := &backendDNS{backends: bk, dnsSet: dnsSet{log: log, family: resolve.FamilyOf(self), service: resolve.SIPUDP,
+		apply: bk.Replace, what: "backend", metric: "sipedge_dns"}}
 	if err := d.replace(cfg); err != nil {
 		return nil, err
 	}
 	return d, nil
 }
 
-// replace makes a watcher for cfg, resolves it and publishes; a running
-// refresh loop moves to the new watcher.
+// replace takes cfg's backends (open, reload).
 func (d *backendDNS) replace(cfg *config.Config) error {
-	w, err := newWatcher(cfg, d.family, d.log, func(ms []resolve.Member) error {
-		return d.backends.Replace(memberSpecs(ms))
-	})
+	entries, err := backendEntries(cfg)
 	if err != nil {
 		return err
+	}
+	if ok, err := d.reset(entries, cfg.Dispatcher.DNS); err != nil {
+		return err
+	} else if !ok {
+		d.log.Warn("no backend resolved yet: calls get 503 until one does", "backends", len(entries))
+	}
+	return nil
+}
+
+// reset makes a watcher for entries, resolves it and publishes; a running
+// refresh loop moves to the new watcher. It reports whether any entry
+// resolved.
+func (d *dnsSet) reset(entries []resolve.Entry, dc config.DNS) (bool, error) {
+	w, err := newWatcher(entries, dc, d.service, d.family, d.log, func(ms []resolve.Member) error {
+		return d.apply(memberSpecs(ms))
+	})
+	if err != nil {
+		return false, err
 	}
 	d.mu.Lock()
 	running := d.cancel != nil
@@ -120,23 +157,28 @@ func (d *backendDNS) replace(cfg *config.Config) error {
 	d.mu.Unlock()
 	// Outside the lock: /metrics and /backends readers do not wait on the
 	// lookups. Reloads are serialised by the daemon.
-	if len(w.ResolveAll(context.Background())) == 0 {
-		d.log.Warn("no backend resolved yet: calls get 503 until one does", "backends", len(cfg.Dispatcher.Backends))
-	}
+	resolved := len(w.ResolveAll(context.Background())) > 0
 	if running {
 		d.start()
 	}
-	return nil
+	return resolved, nil
+}
+
+// dynamic reports whether any entry is a name (a refresh loop runs).
+func (d *dnsSet) dynamic() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.w.Dynamic()
 }
 
 // start runs the refresh loop until stop.
-func (d *backendDNS) start() {
+func (d *dnsSet) start() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.startLocked()
 }
 
-func (d *backendDNS) startLocked() {
+func (d *dnsSet) startLocked() {
 	if !d.w.Dynamic() {
 		return
 	}
@@ -147,13 +189,13 @@ func (d *backendDNS) startLocked() {
 	d.cancel, d.done = cancel, done
 }
 
-func (d *backendDNS) stop() {
+func (d *dnsSet) stop() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.stopLocked()
 }
 
-func (d *backendDNS) stopLocked() {
+func (d *dnsSet) stopLocked() {
 	if d.cancel != nil {
 		d.cancel()
 		<-d.done
@@ -162,7 +204,7 @@ func (d *backendDNS) stopLocked() {
 }
 
 // Specs is the set published last.
-func (d *backendDNS) Specs() []pipeline.BackendSpec {
+func (d *dnsSet) Specs() []pipeline.BackendSpec {
 	d.mu.Lock()
 	w := d.w
 	d.mu.Unlock()
@@ -170,7 +212,7 @@ func (d *backendDNS) Specs() []pipeline.BackendSpec {
 }
 
 // stats are the lookups of every watcher so far.
-func (d *backendDNS) stats() resolve.Stats {
+func (d *dnsSet) stats() resolve.Stats {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	st, p := d.w.Stats(), d.prior
@@ -178,12 +220,13 @@ func (d *backendDNS) stats() resolve.Stats {
 }
 
 // writeMetrics writes the resolver's counts.
-func (d *backendDNS) writeMetrics(p promWriter) {
+func (d *dnsSet) writeMetrics(p promWriter) {
 	st := d.stats()
-	p.family("sipedge_dns_lookups_total", "counter", "DNS resolutions of backend names, by result: ok, failed or empty (the last two keep the name's last good backends).")
-	p.sample("sipedge_dns_lookups_total", float64(st.Lookups-st.Failures-st.Empty), "result", "ok")
-	p.sample("sipedge_dns_lookups_total", float64(st.Failures), "result", "failed")
-	p.sample("sipedge_dns_lookups_total", float64(st.Empty), "result", "empty")
-	p.family("sipedge_dns_backend_sets_total", "counter", "Backend sets published because DNS answers changed them.")
-	p.sample("sipedge_dns_backend_sets_total", float64(st.Publishes))
+	lookups, sets := d.metric+"_lookups_total", d.metric+"_"+d.what+"_sets_total"
+	p.family(lookups, "counter", "DNS resolutions of "+d.what+" names, by result: ok, failed or empty (the last two keep the name's last good "+d.what+"s).")
+	p.sample(lookups, float64(st.Lookups-st.Failures-st.Empty), "result", "ok")
+	p.sample(lookups, float64(st.Failures), "result", "failed")
+	p.sample(lookups, float64(st.Empty), "result", "empty")
+	p.family(sets, "counter", "The "+d.what+" sets published because DNS answers changed them.")
+	p.sample(sets, float64(st.Publishes))
 }

@@ -24,8 +24,11 @@ func dnsConfig(server string, backends ...config.Backend) *config.Config {
 	return cfg
 }
 
+// setLoader is a published server set: pipeline.Backends, media.Relays.
+type setLoader interface{ Load() *pipeline.BackendSet }
+
 // callShares picks a backend for n Call-IDs on the current snapshot.
-func callShares(bk *pipeline.Backends, n int) map[string]float64 {
+func callShares(bk setLoader, n int) map[string]float64 {
 	s := bk.Load()
 	out := map[string]float64{}
 	for i := 0; i < n; i++ {
@@ -50,7 +53,7 @@ func wantShares(t *testing.T, got, want map[string]float64) {
 }
 
 // waitSet waits (bounded) until the backend set satisfies ok.
-func waitSet(t *testing.T, bk *pipeline.Backends, what string, ok func(*pipeline.BackendSet) bool) {
+func waitSet(t *testing.T, bk setLoader, what string, ok func(*pipeline.BackendSet) bool) {
 	t.Helper()
 	deadline := time.After(5 * time.Second)
 	for s := bk.Load(); !ok(s); s = bk.Load() {

@@ -183,6 +183,17 @@ type mediaRig struct {
 
 func newMediaRig(t *testing.T, answer string, relays ...*mediatest.Relay) *mediaRig {
 	t.Helper()
+	var list []string
+	for _, rl := range relays {
+		list = append(list, fmt.Sprintf("{ address = %q }", rl.NG.String()))
+	}
+	return newMediaRigConf(t, answer, strings.Join(list, ", "), "", relays...)
+}
+
+// newMediaRigConf is newMediaRig with [media] relays = [relaysTOML] and
+// extra configuration sections.
+func newMediaRigConf(t *testing.T, answer, relaysTOML, extra string, relays ...*mediatest.Relay) *mediaRig {
+	t.Helper()
 	requireSipp(t)
 	r := &mediaRig{dir: t.TempDir(), sip: freeUDP(t, "127.0.0.1"), admin: freeTCP(t, "127.0.0.1"), relays: relays}
 	r.rtp = newRTPCounter(t, relays...)
@@ -195,13 +206,9 @@ func newMediaRig(t *testing.T, answer string, relays ...*mediatest.Relay) *media
 	r.uas = sipp(t, r.dir, nil, "uas", "-sf", uasXML, "-i", backendIP, "-p", portOf(uasAddr), "-recv_timeout", "20s")
 	var m strings.Builder
 	m.WriteString(e2eGuard)
+	m.WriteString(extra)
 	m.WriteString("[media]\nenabled = true\ndelete_delay = 0\ndeadline = \"500ms\"\nretransmit = \"100ms\"\nrelays = [")
-	for i, rl := range relays {
-		if i > 0 {
-			m.WriteString(", ")
-		}
-		fmt.Fprintf(&m, "{ address = %q }", rl.NG.String())
-	}
+	m.WriteString(relaysTOML)
 	m.WriteString("]\n[media.ping]\ninterval = \"200ms\"\ntimeout = \"100ms\"\ndown_after = 2\nup_after = 1\n")
 	r.app = startApp(t, r.dir, nil, e2eConfigWith(m.String(), r.sip, r.admin, uasAddr), 1)
 	r.app.admin = r.admin

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"sipedge/appliance/config"
+	"sipedge/appliance/resolve"
 	"sipedge/pipeline"
 	"sipedge/pipeline/stages/media"
 )
@@ -21,6 +22,7 @@ type mediaModule struct {
 	nop
 	env *ModuleEnv
 	md  *media.Media
+	dns *dnsSet // resolves and refreshes the relays named in the DNS
 }
 
 func openMedia(env *ModuleEnv) (Module, error) {
@@ -56,18 +58,29 @@ func openMedia(env *ModuleEnv) (Module, error) {
 		}
 		c.Local = a
 	}
+	var entries []resolve.Entry
 	for i, r := range mc.Relays {
-		ap, err := netip.ParseAddrPort(r.Address)
+		e, err := parseEntry("media.relays", i, r.Address, r.W(), r.Priority)
 		if err != nil {
-			return nil, fmt.Errorf("appliance: media.relays[%d].address %q: %v (want IP:port)", i, r.Address, err)
+			return nil, err
 		}
-		c.Relays = append(c.Relays, pipeline.BackendSpec{Addr: ap, Weight: float64(r.W())})
+		entries = append(entries, e)
 	}
-	md, err := media.New(c)
+	md, err := media.New(c) // no relay yet: the DNS set brings them
 	if err != nil {
 		return nil, fmt.Errorf("appliance: [media]: %w", err)
 	}
 	m.md = md
+	m.dns = &dnsSet{log: env.Log, family: resolve.FamilyOf(c.Local), service: resolve.NGUDP,
+		apply: md.ReplaceRelays, what: "relay", metric: "sipedge_media_dns"}
+	ok, err := m.dns.reset(entries, env.Cfg.Dispatcher.DNS)
+	if err != nil {
+		md.Close()
+		return nil, err
+	}
+	if !ok {
+		env.Log.Warn("no media relay resolved yet: offers get the media.fallback until one does", "relays", len(entries))
+	}
 	return m, nil
 }
 
@@ -78,10 +91,14 @@ func (m *mediaModule) Stages() []pipeline.StageMaker {
 	return []pipeline.StageMaker{m.md, m.md.Answer()}
 }
 
-// Start runs the relay pinger. Offline replays (no probing) count every
-// relay as up without pinging.
+// Start refreshes the relays named in the DNS and runs the relay pinger.
+// Offline replays (no probing) count every relay as up without pinging.
 func (m *mediaModule) Start(ctx context.Context, goFn func(func())) error {
-	if m.md == nil || !m.env.Probe {
+	if m.md == nil {
+		return nil
+	}
+	m.dns.start()
+	if !m.env.Probe {
 		return nil
 	}
 	goFn(func() {
@@ -93,31 +110,47 @@ func (m *mediaModule) Start(ctx context.Context, goFn func(func())) error {
 }
 
 // Reload: every [media] change needs a restart (the relays' jobs and
-// sockets are per worker).
+// sockets are per worker), and so does a [dispatcher.dns] change for
+// relays named in the DNS (their watcher keeps the settings it opened
+// with).
 func (m *mediaModule) Reload(old, cfg *config.Config) []string {
 	if !reflect.DeepEqual(old.Media, cfg.Media) {
 		return []string{"[media]"}
+	}
+	if m.md != nil && m.dns.dynamic() && !reflect.DeepEqual(old.Dispatcher.DNS, cfg.Dispatcher.DNS) {
+		return []string{"[dispatcher.dns] for media.relays"}
 	}
 	return nil
 }
 
 // RelayJSON is one relay as /relays shows it.
 type RelayJSON struct {
-	Address     string `json:"address"`
-	State       string `json:"state"`
-	Calls       int64  `json:"calls"`
-	Orphaned    uint64 `json:"orphaned_calls"`
-	Downs       uint64 `json:"downs"`
-	PingsOK     uint64 `json:"pings_ok"`
-	PingsFailed uint64 `json:"pings_failed"`
+	Address string `json:"address"`
+	// Weight and Priority are the relay's as configured or, for a name,
+	// as its SRV records give them (weight 0: it left the DNS and
+	// lingers, no new calls).
+	Weight      float64 `json:"weight"`
+	Priority    uint16  `json:"priority"`
+	State       string  `json:"state"`
+	Calls       int64   `json:"calls"`
+	Orphaned    uint64  `json:"orphaned_calls"`
+	Downs       uint64  `json:"downs"`
+	PingsOK     uint64  `json:"pings_ok"`
+	PingsFailed uint64  `json:"pings_failed"`
 }
 
 func (m *mediaModule) relays() []RelayJSON {
 	var out []RelayJSON
+	set := m.md.Relays().Load()
 	for _, x := range m.md.Relays().List() {
 		ok, failed := x.Pings()
 		r := RelayJSON{Address: x.Addr.String(), State: "down", Calls: x.Calls.Load(), Orphaned: x.Orphaned.Load(),
 			Downs: x.Downs.Load(), PingsOK: ok, PingsFailed: failed}
+		for _, b := range set.Backends {
+			if b.Addr == x.Addr {
+				r.Weight, r.Priority = b.Weight, b.Priority
+			}
+		}
 		if x.Up() {
 			r.State = "up"
 		}
@@ -197,6 +230,7 @@ func (m *mediaModule) WriteMetrics(p promWriter) {
 	for _, r := range rs {
 		p.sample("sipedge_media_relay_orphaned_calls_total", float64(r.Orphaned), "relay", r.Address)
 	}
+	m.dns.writeMetrics(p)
 	st := m.md.Stats()
 	p.family("sipedge_media_ng_requests_total", "counter", "ng requests sent to relays, by command.")
 	for i, name := range media.OpNames {
@@ -220,6 +254,9 @@ func (m *mediaModule) WriteMetrics(p promWriter) {
 
 // Close stops the ng helpers; the workers have stopped.
 func (m *mediaModule) Close() {
+	if m.dns != nil {
+		m.dns.stop()
+	}
 	if m.md != nil {
 		m.md.Close()
 		m.md = nil

@@ -18,7 +18,8 @@ type Media struct {
 	Anchor string `toml:"anchor"`
 	// Sources are CIDRs for anchor = "sources".
 	Sources []string `toml:"sources"`
-	// Relays are the rtpengine ng control addresses.
+	// Relays are the rtpengine ng control addresses, or names looked up
+	// in the DNS with [dispatcher.dns]'s settings.
 	Relays []MediaRelay `toml:"relays"`
 	// Deadline is how long a message waits for its relay.
 	Deadline Duration `toml:"deadline"`
@@ -53,11 +54,16 @@ type Media struct {
 
 // MediaRelay is one entry of media.relays.
 type MediaRelay struct {
-	// Address is the relay's ng control host:port.
+	// Address is the relay's ng control IP:port, or a name: host:port
+	// (A/AAAA), a domain or sip: URI (SRV _ng._udp, else A/AAAA on 2223)
+	// or an SRV name.
 	Address string `toml:"address"`
 	// Weight is its relative share of new calls, 1 to 1000; 1 when left
-	// out.
+	// out. For a name found by SRV it multiplies the records' weights.
 	Weight *int `toml:"weight"`
+	// Priority is the RFC 2782 priority of targets that do not come from
+	// SRV (0 to 65535, lower preferred): higher ones are standby relays.
+	Priority int `toml:"priority"`
 }
 
 // W is the relay's weight (1 when left out).
@@ -120,19 +126,21 @@ func (m *Media) check(p *problems, _ *Config, _ System) {
 	if len(m.Relays) == 0 {
 		p.add("media.relays", "empty: list at least one rtpengine ng address, such as relays = [{ address = \"127.0.0.1:2223\" }], or set enabled = false")
 	}
-	seen := map[netip.AddrPort]int{}
+	seen := map[string]int{}
 	for i, r := range m.Relays {
 		key := "media.relays[" + itoa(i) + "]"
-		ap, ok := parseIPPort(r.Address)
-		if !ok {
-			p.addv(key+".address", r.Address, "want IP:port of the relay's ng socket (--listen-ng); host names are not resolved")
-		} else if j, dup := seen[ap]; dup {
+		if why := backendAddressProblem(r.Address); why != "" {
+			p.addv(key+".address", r.Address, "%s of the relay's ng socket (--listen-ng); a name is looked up as SRV _ng._udp.NAME, else its A/AAAA on 2223", why)
+		} else if j, dup := seen[r.Address]; dup {
 			p.addv(key+".address", r.Address, "already listed as media.relays[%d]: merge them and raise its weight instead", j)
 		} else {
-			seen[ap] = i
+			seen[r.Address] = i
 		}
 		if w := r.W(); w < 1 || w > maxWeight {
 			p.addv(key+".weight", w, "want 1 to %d (to drain a relay, remove it)", maxWeight)
+		}
+		if r.Priority < 0 || r.Priority > 65535 {
+			p.addv(key+".priority", r.Priority, "want 0 to 65535 (RFC 2782: lower is preferred; higher ones are standby relays)")
 		}
 	}
 	if d := m.Deadline.Std(); d < time.Millisecond || d > 10*time.Second {

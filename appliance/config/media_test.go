@@ -8,10 +8,12 @@ func TestMediaErrors(t *testing.T) {
 		want       []string
 	}{
 		{"off ignores the rest", "[media]\nenabled = false\nanchor = \"x\"\nrelays = []", nil},
-		{"relays", "[media]\nenabled = true\nrelays = [{ address = \"rtp.example.com:2223\" }, { address = \"127.0.0.1:2223\", weight = 0 }, { address = \"127.0.0.1:2223\" }]", []string{
-			`config: media.relays[0].address "rtp.example.com:2223": want IP:port`,
+		{"relays", "[media]\nenabled = true\nrelays = [{ address = \"rtp example.com:2223\" }, { address = \"127.0.0.1:2223\", weight = 0 }, { address = \"127.0.0.1:2223\", priority = 65536 }, { address = \"sips:relays.example.com\" }]", []string{
+			`config: media.relays[0].address "rtp example.com:2223": want an IP, host:port, a domain or a sip: URI`,
 			`config: media.relays[1].weight=0: want 1 to 1000`,
-			`config: media.relays[2].address "127.0.0.1:2223": already listed as media.relays[1]`}},
+			`config: media.relays[2].address "127.0.0.1:2223": already listed as media.relays[1]`,
+			`config: media.relays[2].priority=65536: want 0 to 65535`,
+			`config: media.relays[3].address "sips:relays.example.com": sips needs TLS`}},
 		{"no relays", "[media]\nenabled = true\nrelays = []", []string{`config: media.relays: empty`}},
 		{"anchor", "[media]\nenabled = true\nanchor = \"sources\"\nsources = [\"10.0.0.0/33\"]", []string{
 			`config: media.sources[0] "10.0.0.0/33": want a CIDR`}},
@@ -47,11 +49,11 @@ func TestMediaErrors(t *testing.T) {
 		}
 		wantProblems(t, tt.name, err, tt.want)
 	}
-	c, _, err := Check([]byte("[media]\nenabled = true\nrelays = [{ address = \"127.0.0.1:2223\" }, { address = \"[::1]:2224\", weight = 3 }]"+oneBackend), "ok", nil)
+	c, _, err := Check([]byte("[media]\nenabled = true\nrelays = [{ address = \"127.0.0.1:2223\" }, { address = \"[::1]:2224\", weight = 3 }, { address = \"relays.example.com\", priority = 10 }, { address = \"rtp.example.com:2230\" }, { address = \"sip:relays.example.net\" }, { address = \"_ng._udp.example.org\" }]"+oneBackend), "ok", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := c.Media.Relays; len(r) != 2 || r[0].W() != 1 || r[1].W() != 3 {
-		t.Errorf("relays %+v: want weights 1 (left out) and 3", r)
+	if r := c.Media.Relays; len(r) != 6 || r[0].W() != 1 || r[1].W() != 3 || r[2].Priority != 10 {
+		t.Errorf("relays %+v: want weights 1 (left out) and 3, priority 10", r)
 	}
 }

@@ -6,7 +6,10 @@
 // (github.com/miekg/dns) rather than through net.LookupSRV, which
 // shuffles records at random: a stateless edge needs every node to see
 // the same records in the same form so that they hash a Call-ID to the
-// same backend.
+// same backend. The steps are those of SIP over UDP (Service SIPUDP)
+// unless the Resolver's Config names another Service: NGUDP, for
+// rtpengine ng relays, skips NAPTR and asks SRV _ng._udp, then A/AAAA on
+// 2223.
 //
 // The package owns the lookups (Resolver), the parsing of what the
 // configuration names (ParseName) and the refresh loop (Watcher): each

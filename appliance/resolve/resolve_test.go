@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -225,3 +226,49 @@ func TestResolveFamily(t *testing.T) {
 		t.Error("FamilyOf: a v4-mapped address is IPv4, none is any")
 	}
 }
+
+// With the NGUDP service a domain is looked up as _ng._udp SRV (a SIP
+// NAPTR record beside it is not followed: it names SIP servers), and a
+// host without SRV records is its A record on 2223; a numeric host
+// without a port is on 2223 too.
+func TestResolveNGService(t *testing.T) {
+	s := dnstest.Start(t,
+		`relays.test. 1 IN NAPTR 10 10 "s" "SIP+D2U" "" _sip._udp.relays.test.`,
+		`_sip._udp.relays.test. 1 IN SRV 10 1 5060 sip.relays.test.`,
+		`_ng._udp.relays.test. 1 IN SRV 10 2 2230 r1.relays.test.`,
+		`_ng._udp.relays.test. 1 IN SRV 20 1 2231 r2.relays.test.`,
+		`sip.relays.test. 1 IN A 127.0.8.9`,
+		`r1.relays.test. 1 IN A 127.0.8.1`,
+		`r2.relays.test. 1 IN A 127.0.8.2`,
+		`plain.test. 1 IN A 127.0.8.3`,
+	)
+	r, err := resolve.New(resolve.Config{Servers: []string{s.Addr}, Timeout: 300 * time.Millisecond, Service: resolve.NGUDP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ in, want string }{
+		{"relays.test", "127.0.8.1:2230/10/2 127.0.8.2:2231/20/1"},
+		{"sip:relays.test", "127.0.8.1:2230/10/2 127.0.8.2:2231/20/1"},
+		{"plain.test", "127.0.8.3:2223/0/0"},
+		{"plain.test:2300", "127.0.8.3:2300/0/0"},
+		{"127.0.8.4", "127.0.8.4:2223/0/0"},
+	} {
+		res, err := r.Resolve(context.Background(), mustName(t, c.in))
+		if err != nil {
+			t.Errorf("%s: %v", c.in, err)
+			continue
+		}
+		var got []string
+		for _, tg := range res.Targets {
+			got = append(got, tg.Addr.String()+"/"+itoa(tg.Priority)+"/"+itoa(tg.Weight))
+		}
+		if g := strings.Join(got, " "); g != c.want {
+			t.Errorf("%s resolved to %s, want %s", c.in, g, c.want)
+		}
+	}
+	if s.Queries(dns.TypeNAPTR) != 0 {
+		t.Errorf("%d NAPTR queries for ng relays: ng has no NAPTR service", s.Queries(dns.TypeNAPTR))
+	}
+}
+
+func itoa(v uint16) string { return strconv.Itoa(int(v)) }

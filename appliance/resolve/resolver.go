@@ -58,7 +58,33 @@ type Config struct {
 	// Family limits host lookups to the addresses the node can send to:
 	// AnyFamily asks A and AAAA, IPv4 only A, IPv6 only AAAA.
 	Family Family
+	// Service is what a domain without a port is looked up as; the zero
+	// value is SIP over UDP (SIPUDP).
+	Service Service
 }
+
+// Service is the RFC 3263 steps for one kind of server: the NAPTR service
+// tried first, the SRV prefix, and the port of a host without SRV records.
+type Service struct {
+	// NAPTR is the NAPTR service field to follow ("SIP+D2U"); "" skips
+	// NAPTR.
+	NAPTR string
+	// SRV is the SRV name's prefix ("_sip._udp"), asked as SRV.domain.
+	SRV string
+	// Port is the port of A/AAAA targets found without SRV records.
+	Port uint16
+}
+
+// SIPUDP is SIP over UDP (RFC 3263 4.1 and 4.2): NAPTR SIP+D2U, then
+// _sip._udp SRV, then A/AAAA on 5060.
+var SIPUDP = Service{NAPTR: "SIP+D2U", SRV: "_sip._udp", Port: DefaultPort}
+
+// NGUDP is an rtpengine ng control socket. No NAPTR service or SRV name
+// is registered for ng, so NAPTR is skipped (a NAPTR record could only
+// point at SIP) and the SRV name is "_ng._udp" (RFC 2782's _Service._Proto
+// shape, the label rtpengine deployments use); without SRV records the
+// host's A/AAAA on 2223, the ng port of rtpengine's sample configuration.
+var NGUDP = Service{SRV: "_ng._udp", Port: 2223}
 
 // Family is which address records a Resolver asks for.
 type Family uint8
@@ -112,6 +138,9 @@ func New(cfg Config) (*Resolver, error) {
 	if cfg.TTLCeiling <= 0 {
 		cfg.TTLCeiling = 5 * time.Minute
 	}
+	if cfg.Service == (Service{}) {
+		cfg.Service = SIPUDP
+	}
 	if cfg.TTLCeiling < cfg.TTLFloor {
 		return nil, fmt.Errorf("resolve: TTL ceiling %v is below the floor %v: raise the ceiling", cfg.TTLCeiling, cfg.TTLFloor)
 	}
@@ -158,12 +187,14 @@ func ParseServer(s string) (netip.AddrPort, error) {
 // host is its own target; an explicit port asks A/AAAA only; otherwise
 // NAPTR (unless the URI gave a transport) picks the SIP+D2U service's SRV
 // name, else _sip._udp.host is asked; without SRV records the host's
-// A/AAAA on port 5060. A lookup that finds nothing is ErrNoTargets.
+// A/AAAA on port 5060. Another Config.Service changes those three steps.
+// A lookup that finds nothing is ErrNoTargets.
 func (r *Resolver) Resolve(ctx context.Context, n Name) (Result, error) {
+	svc := r.cfg.Service
 	if n.Static() {
 		port := n.Port
 		if port == 0 {
-			port = DefaultPort
+			port = svc.Port
 		}
 		return Result{Targets: []Target{{Addr: netip.AddrPortFrom(n.IP, port)}}}, nil
 	}
@@ -177,17 +208,17 @@ func (r *Resolver) Resolve(ctx context.Context, n Name) (Result, error) {
 		targets, err = q.srv(ctx, n.Host)
 	default:
 		srvName := ""
-		if n.Transport == "" {
-			if srvName, err = q.naptr(ctx, n.Host); err != nil {
+		if n.Transport == "" && svc.NAPTR != "" {
+			if srvName, err = q.naptr(ctx, n.Host, svc.NAPTR); err != nil {
 				return Result{}, err
 			}
 		}
 		if srvName == "" {
-			srvName = "_sip._udp." + n.Host
+			srvName = svc.SRV + "." + n.Host
 		}
 		targets, err = q.srv(ctx, srvName)
 		if errors.Is(err, errNoRecords) {
-			targets, err = q.hosts(ctx, n.Host, DefaultPort, nil)
+			targets, err = q.hosts(ctx, n.Host, svc.Port, nil)
 		}
 	}
 	if errors.Is(err, errNoRecords) || (err == nil && len(targets) == 0) {
@@ -289,9 +320,9 @@ func (q *query) askOnce(ctx context.Context, name string, qtype uint16) (ans, ex
 	return nil, nil, "", last
 }
 
-// naptr returns the SRV name of the most preferred SIP+D2U NAPTR record
-// of host, "" when it has none.
-func (q *query) naptr(ctx context.Context, host string) (string, error) {
+// naptr returns the SRV name of the most preferred NAPTR record of host
+// for service (such as SIP+D2U), "" when it has none.
+func (q *query) naptr(ctx context.Context, host, service string) (string, error) {
 	ans, _, err := q.ask(ctx, host, dns.TypeNAPTR)
 	if errors.Is(err, errNoRecords) {
 		return "", nil
@@ -302,7 +333,7 @@ func (q *query) naptr(ctx context.Context, host string) (string, error) {
 	var best *dns.NAPTR
 	for _, rr := range ans {
 		n := rr.(*dns.NAPTR)
-		if !strings.EqualFold(n.Service, "SIP+D2U") || !strings.EqualFold(n.Flags, "s") || n.Replacement == "." {
+		if !strings.EqualFold(n.Service, service) || !strings.EqualFold(n.Flags, "s") || n.Replacement == "." {
 			continue // another transport, or not a terminal SRV rule: not for a UDP client
 		}
 		if best == nil || n.Order < best.Order || (n.Order == best.Order && n.Preference < best.Preference) {

@@ -268,7 +268,7 @@ func (w *Watcher) withLingering(fresh []Member, now time.Time) []Member {
 	if linger := w.r.cfg.Linger; linger > 0 {
 		for _, m := range w.current {
 			if !in[m.Addr] && m.Weight > 0 {
-				w.log.Info("backend left the DNS: kept for the in-dialog requests of its calls, no new calls", "backend", m.Addr.String(), "for", linger.String())
+				w.log.Info("target left the DNS: kept for the calls it carries, no new calls", "target", m.Addr.String(), "name", w.entries[m.Entry].Name.Input, "for", linger.String())
 				m.Weight = 0
 				w.gone[m.Addr] = lingering{m: m, until: now.Add(linger)}
 			}

@@ -18,7 +18,9 @@
 // rendezvous hashing (pipeline.Backends, called into, not copied): every
 // node picks the same relay with no shared state. Relays are pinged and
 // marked down and up; the calls a relay carried when it went down are
-// counted and logged.
+// counted and logged. The set can be replaced while running
+// (ReplaceRelays: relays named in the DNS, refreshed by the appliance),
+// keeping the state of the relays it keeps.
 //
 // The ng dictionary is encoded on the worker, straight into a per-worker
 // job (no allocation); the helper goroutine adds the cookie, sends,

@@ -46,7 +46,9 @@ var Def = pipeline.StageDef{
 type Config struct {
 	// Key recognises this node's branches in responses.
 	Key *sipcore.Key
-	// Relays are the rtpengine ng addresses and weights.
+	// Relays are the rtpengine ng addresses and weights. Empty is allowed
+	// (relays named in the DNS that do not resolve yet): offers get the
+	// fallback until ReplaceRelays brings one.
 	Relays []pipeline.BackendSpec
 	// Sources limits anchoring to calls with a party in these networks:
 	// an offer from one of them or whose Request-URI host is in one, an
@@ -121,9 +123,6 @@ type Media struct {
 func New(cfg Config) (*Media, error) {
 	if cfg.Key == nil {
 		return nil, errors.New("media: Key is required")
-	}
-	if len(cfg.Relays) == 0 {
-		return nil, errors.New("media: no relays: list at least one rtpengine ng address")
 	}
 	if cfg.Deadline <= 0 {
 		cfg.Deadline = 200 * time.Millisecond
@@ -204,6 +203,12 @@ func (a answerMaker) NewStage(env *pipeline.Env) (pipeline.Stage, error) {
 
 // Relays is the relay set.
 func (m *Media) Relays() *Relays { return m.relays }
+
+// ReplaceRelays makes specs the relay set (relays named in the DNS, on a
+// refresh); see Relays.Replace.
+func (m *Media) ReplaceRelays(specs []pipeline.BackendSpec) error {
+	return m.relays.Replace(specs, m.cfg.Logf)
+}
 
 // Stats are the helpers' counts (requests, errors, latency).
 func (m *Media) Stats() *Stats { return m.stats }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,12 +17,21 @@ import (
 // (pipeline.BackendSet.Pick): every node of a cluster picks the same relay
 // for a call without sharing any state, and a relay that goes down moves
 // only its own calls. The set itself is a pipeline.Backends, so workers
-// read it as a lock-free snapshot once per batch.
+// read it as a lock-free snapshot once per batch. Replace swaps in a new
+// set (relays named in the DNS, refreshed by TTL) keeping the state of
+// the relays it keeps.
 type Relays struct {
-	set    *pipeline.Backends
+	set   *pipeline.Backends
+	tab   atomic.Pointer[relayTable]
+	mu    sync.Mutex // serialises Replace
+	stats *Stats
+}
+
+// relayTable is the relays' state objects, immutable once published: the
+// helpers and the pinger look relays up without a lock.
+type relayTable struct {
 	byAddr map[netip.AddrPort]*Relay
 	list   []*Relay
-	stats  *Stats
 }
 
 // Relay is one relay's state and counts.
@@ -51,24 +61,69 @@ func newRelays(specs []pipeline.BackendSpec, st *Stats) (*Relays, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Relays{set: b, byAddr: map[netip.AddrPort]*Relay{}, stats: st}
-	for _, s := range b.Load().Backends {
-		x := &Relay{Addr: s.Addr}
-		x.up.Store(true)
-		r.byAddr[s.Addr] = x
-		r.list = append(r.list, x)
-	}
+	r := &Relays{set: b, stats: st}
+	r.tab.Store(newTable(specs, nil))
 	return r, nil
+}
+
+// newTable makes the state objects of specs, taking over old's for the
+// addresses it keeps (their health, pings and calls go on); new relays
+// start up, as pipeline.Backends counts them.
+func newTable(specs []pipeline.BackendSpec, old *relayTable) *relayTable {
+	t := &relayTable{byAddr: make(map[netip.AddrPort]*Relay, len(specs))}
+	for _, s := range specs {
+		a := netip.AddrPortFrom(s.Addr.Addr().Unmap(), s.Addr.Port())
+		x := old.get(a)
+		if x == nil {
+			x = &Relay{Addr: a}
+			x.up.Store(true)
+		}
+		t.byAddr[a] = x
+		t.list = append(t.list, x)
+	}
+	return t
+}
+
+func (t *relayTable) get(a netip.AddrPort) *Relay {
+	if t == nil {
+		return nil
+	}
+	return t.byAddr[a]
+}
+
+// Replace makes specs the relay set (a DNS refresh): relays it keeps keep
+// their up/down state, ping counts and calls; new ones start up, as at
+// start; a relay it drops is logged with the calls it still carries (they
+// keep their media as long as the relay runs, but their answers and
+// deletes now go to the relay their Call-ID picks in the new set).
+func (r *Relays) Replace(specs []pipeline.BackendSpec, logf func(string, ...any)) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.tab.Load()
+	// The table first: a worker that picks a new relay from the new set
+	// must find its state object when the relay answers.
+	t := newTable(specs, old)
+	r.tab.Store(t)
+	if err := r.set.Replace(specs); err != nil {
+		r.tab.Store(old)
+		return err
+	}
+	for _, x := range old.list {
+		if t.byAddr[x.Addr] == nil {
+			logf("media relay left the relay set: no new calls; answers and deletes of its calls go to the relays their Call-IDs pick now", "relay", x.Addr.String(), "calls_in_progress", x.Calls.Load())
+		}
+	}
+	return nil
 }
 
 // Load is the current snapshot, for workers.
 func (r *Relays) Load() *pipeline.BackendSet { return r.set.Load() }
 
-// List returns the relays in configuration order.
-func (r *Relays) List() []*Relay { return r.list }
+// List returns the relays in the set's order.
+func (r *Relays) List() []*Relay { return r.tab.Load().list }
 
 // Relay returns the relay at addr, nil when there is none.
-func (r *Relays) Relay(addr netip.AddrPort) *Relay { return r.byAddr[addr] }
+func (r *Relays) Relay(addr netip.AddrPort) *Relay { return r.tab.Load().get(addr) }
 
 // Up reports whether the relay is up.
 func (x *Relay) Up() bool { return x.up.Load() }
@@ -79,7 +134,7 @@ func (x *Relay) Pings() (ok, failed uint64) { return x.pingsOK.Load(), x.pingsFa
 // UpCount is how many relays are up.
 func (r *Relays) UpCount() int {
 	n := 0
-	for _, x := range r.list {
+	for _, x := range r.List() {
 		if x.up.Load() {
 			n++
 		}
@@ -91,7 +146,7 @@ func (r *Relays) UpCount() int {
 // the calls it carried when it goes down. It returns false for an
 // unknown address.
 func (r *Relays) SetUp(addr netip.AddrPort, up bool, logf func(string, ...any)) bool {
-	x := r.byAddr[addr]
+	x := r.Relay(addr)
 	if x == nil || !r.set.SetUp(addr, up) {
 		return false
 	}
@@ -124,7 +179,7 @@ func (r *Relays) run(ctx context.Context, p Ping, local netip.Addr, logf func(st
 	t := time.NewTicker(p.Interval)
 	defer t.Stop()
 	for {
-		for _, x := range r.list {
+		for _, x := range r.List() {
 			cl.Begin(&enc)
 			enc.Dict()
 			enc.KS("command", "ping")

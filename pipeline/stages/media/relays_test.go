@@ -61,3 +61,54 @@ func TestRelayDownUp(t *testing.T) {
 		t.Error("a relay answering calls was marked down for late pings")
 	}
 }
+
+// Replace keeps the state of the relays it keeps (a down relay stays
+// down, its counts go on), adds new ones up, drops the others with a log
+// line, and publishes one new snapshot for the workers.
+func TestRelaysReplaceCarriesState(t *testing.T) {
+	a := netip.MustParseAddrPort("127.0.0.1:2223")
+	b := netip.MustParseAddrPort("127.0.0.1:2224")
+	c := netip.MustParseAddrPort("127.0.0.1:2225")
+	r, err := newRelays([]pipeline.BackendSpec{{Addr: a, Weight: 1}, {Addr: b, Weight: 1}}, newStats())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged []string
+	logf := func(msg string, _ ...any) { logged = append(logged, msg) }
+	r.SetUp(a, false, logf)
+	xa, xb := r.Relay(a), r.Relay(b)
+	xb.Calls.Store(4)
+	logged = nil
+	before := r.Load()
+	if err := r.Replace([]pipeline.BackendSpec{{Addr: a, Weight: 2}, {Addr: c, Weight: 1, Priority: 10}}, logf); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-before.Changed():
+	default:
+		t.Fatal("Replace published no new snapshot")
+	}
+	if r.Relay(a) != xa || xa.Up() || r.Load().Up(a) || xa.Downs.Load() != 1 {
+		t.Errorf("kept relay a lost its state: same %v up %v/%v downs %d", r.Relay(a) == xa, xa.Up(), r.Load().Up(a), xa.Downs.Load())
+	}
+	if x := r.Relay(c); x == nil || !x.Up() || !r.Load().Up(c) {
+		t.Errorf("new relay c is not up: %+v", x)
+	}
+	if r.Relay(b) != nil || len(r.List()) != 2 || r.List()[1].Addr != c {
+		t.Errorf("relay b still listed: %v", r.List())
+	}
+	if len(logged) != 1 || xb.Calls.Load() != 4 {
+		t.Errorf("dropping b with 4 calls logged %q", logged)
+	}
+	// a is down: c (priority 10, the standby) takes every call.
+	if k := r.Load().Pick([]byte("call-1")); k < 0 || r.Load().Backends[k].Addr != c {
+		t.Errorf("call picked %d in %+v, want the standby c", k, r.Load().Backends)
+	}
+	bad := r.Load()
+	if err := r.Replace([]pipeline.BackendSpec{{Addr: b, Weight: -1}}, logf); err == nil {
+		t.Fatal("a negative weight was accepted")
+	}
+	if r.Load() != bad || r.Relay(a) != xa || r.Relay(b) != nil {
+		t.Error("a refused Replace changed the set")
+	}
+}
