@@ -11,10 +11,11 @@ import (
 	"sipedge/afxdp/vethtest"
 )
 
-// sipPort is the rigs' SIP port: not 5060, which other packages' tests and
-// a local Kamailio may hold on the wildcard address while go test runs
-// packages in parallel (then binding the rig's address to it fails), and
-// below the ephemeral range that free-port pickers use.
+// sipPort is the rigs' SIP port: not 5060, which the afxdp port's slow-path
+// socket of other packages' tests holds on the wildcard address (bound to
+// their device, which still conflicts with an unbound socket) while go test
+// runs packages in parallel, and below the ephemeral range that free-port
+// pickers use.
 const sipPort = 25060
 
 // rig is a veth pair with the program attached to its host end and one

@@ -17,6 +17,13 @@ import (
 	"sipedge/pipeline/stages/guard"
 )
 
+// rigSIPPort is the veth rig's SIP port: not 5060, which the afxdp port's
+// slow-path socket of other packages' tests holds on the wildcard address
+// (bound to their device, which still conflicts with an unbound socket)
+// while go test runs packages in parallel; not afxdp's 25060 either, and
+// below the ephemeral range free-port pickers use.
+const rigSIPPort = 25062
+
 // countStage stands for the rest of the pipeline: it counts what the guard
 // let through and ends the run.
 type countStage struct{ n atomic.Int64 }
@@ -53,7 +60,7 @@ func newBanRig(t testing.TB, gc guard.Config, where string) *xdpRig {
 	vethtest.Require(t)
 	r := &xdpRig{pair: vethtest.New(t, vethtest.Options{}), count: &countStage{}}
 	var err error
-	r.prog, err = afxdp.LoadProgram(afxdp.ProgramConfig{Ifindex: r.pair.HostIndex, Mode: afxdp.XDPAuto, Ports: []uint16{5060}})
+	r.prog, err = afxdp.LoadProgram(afxdp.ProgramConfig{Ifindex: r.pair.HostIndex, Mode: afxdp.XDPAuto, Ports: []uint16{rigSIPPort}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +80,7 @@ func newBanRig(t testing.TB, gc guard.Config, where string) *xdpRig {
 	if r.g, err = guard.New(gc); err != nil {
 		t.Fatal(err)
 	}
-	r.dst = netip.AddrPortFrom(r.pair.HostV4, 5060)
+	r.dst = netip.AddrPortFrom(r.pair.HostV4, rigSIPPort)
 	p, err := socketport.Open(socketport.Config{Listen: r.dst, RecvBuffer: 4 << 20, Filter: filter})
 	if err != nil {
 		t.Fatal(err)
