@@ -14,9 +14,10 @@ import (
 // sipPort is the rigs' SIP port: not 5060, which the afxdp port's slow-path
 // socket of other packages' tests holds on the wildcard address (bound to
 // their device, which still conflicts with an unbound socket) while go test
-// runs packages in parallel, and below the ephemeral range that free-port
-// pickers use.
-const sipPort = 25060
+// runs packages in parallel (tools/replay's slow path takes 25060, the
+// guard's rig 25062), and below the ephemeral range that free-port pickers
+// use.
+const sipPort = 25063
 
 // rig is a veth pair with the program attached to its host end and one
 // socket per queue registered.

@@ -20,7 +20,7 @@ import (
 // rigSIPPort is the veth rig's SIP port: not 5060, which the afxdp port's
 // slow-path socket of other packages' tests holds on the wildcard address
 // (bound to their device, which still conflicts with an unbound socket)
-// while go test runs packages in parallel; not afxdp's 25060 either, and
+// while go test runs packages in parallel; nor afxdp's 25063 and sipreplay's 25060, and
 // below the ephemeral range free-port pickers use.
 const rigSIPPort = 25062
 
