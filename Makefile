@@ -26,8 +26,8 @@ run: build
 	@echo "sipedge: SIP on udp 127.0.0.1:5060, admin on http://127.0.0.1:9060 (/metrics /healthz /backends)"
 	@echo "  backends 127.0.0.1:5080 and :5081 (see config.toml); start two UAS there, e.g."
 	@echo "    sipp -sf appliance/testdata/uas.xml -i 127.0.0.1 -p 5080 -bg"
-	@echo "  then send calls through the appliance (from another loopback address, so it is not taken for a backend):"
-	@echo "    sipp -sn uac -i 127.0.0.2 -p 5070 -r 10 -m 100 127.0.0.1:5060"
+	@echo "  then send calls through the appliance (a backend is an address and port: any other port is a caller):"
+	@echo "    sipp -sn uac -i 127.0.0.1 -p 5070 -r 10 -m 100 127.0.0.1:5060"
 	./bin/appliance run -c config.toml
 
 # The whole thing in under a minute: appliance, two sipp UAS backends, a
