@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"sipedge/appliance"
-	"sipedge/pipeline/stages/registrar/bindings/redistest"
+	"sipedge/internal/redistest"
 	"sipedge/sipcore"
 )
 
