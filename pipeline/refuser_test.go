@@ -1,12 +1,14 @@
 package pipeline_test
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"testing"
 	"time"
 
 	"sipedge/pipeline"
+	"sipedge/pipeline/port"
 )
 
 // recorder is a Refuser stage: it lets everything through and records
@@ -95,5 +97,67 @@ func TestRefusedAfterLocalFailure(t *testing.T) {
 	}
 	if len(after) != 0 {
 		t.Errorf("the stage after the answerer heard %v: it never saw those requests", after)
+	}
+}
+
+// counter is a Refuser that only counts.
+type counter struct{ n *int }
+
+func (c counter) Def() *pipeline.StageDef                        { return &pipeline.StageDef{Name: "counter"} }
+func (c counter) NewStage(*pipeline.Env) (pipeline.Stage, error) { return c, nil }
+func (counter) Process(*pipeline.Ctx) pipeline.Verdict           { return pipeline.Continue }
+func (c counter) Refused(*pipeline.Ctx, int)                     { *c.n++ }
+
+// refusals runs INVITEs a later stage answers 404 through a worker with a
+// Refuser before it; poll runs one batch.
+// Without the Refuser, it is the baseline of the hook's cost.
+func refusals(tb testing.TB, refuser bool) (poll func(), n *int, w *pipeline.Worker) {
+	n = new(int)
+	r := newRig(tb, pipeline.Config{})
+	stages := []pipeline.StageMaker{answerer{}}
+	if refuser {
+		stages = []pipeline.StageMaker{counter{n}, answerer{}}
+	}
+	r.w = r.withStages(pipeline.Config{Batch: 64}, stages...)
+	inv := "INVITE sip:404@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.9:40001;branch=z9hG4bKr404\r\n" +
+		"Max-Forwards: 70\r\nTo: <sip:404@example.com>\r\nFrom: <sip:a@example.com>;tag=f\r\nCall-ID: r404@x\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+	for i := 0; i < 64; i++ {
+		r.port.In = append(r.port.In, dgram(caller, inv))
+	}
+	r.port.Cycle = true
+	r.port.Sink = func(*port.Packet) {}
+	return func() {
+		if _, err := r.w.Poll(); err != nil {
+			tb.Fatal(err)
+		}
+	}, n, r.w
+}
+
+// Telling the Refusers of a local failure allocates nothing.
+func TestRefusedAllocatesNothing(t *testing.T) {
+	poll, n, w := refusals(t, true)
+	for i := 0; i < 10; i++ {
+		poll()
+	}
+	before, rx := *n, w.Stats().Rx
+	if a := testing.AllocsPerRun(100, poll); a != 0 {
+		t.Fatalf("%v allocations per batch of refused INVITEs, want 0", a)
+	}
+	if got, msgs := *n-before, int(w.Stats().Rx-rx); got == 0 || got != msgs {
+		t.Fatalf("the Refuser heard of %d refusals for %d INVITEs answered 404", got, msgs)
+	}
+}
+
+// BenchmarkRefused is a batch of 64 INVITEs answered 404 by a stage, with
+// and without a Refuser before it: the hook's cost per batch.
+func BenchmarkRefused(b *testing.B) {
+	for _, with := range []bool{false, true} {
+		b.Run(fmt.Sprintf("refuser=%v", with), func(b *testing.B) {
+			poll, _, _ := refusals(b, with)
+			b.ReportAllocs()
+			for b.Loop() {
+				poll()
+			}
+		})
 	}
 }

@@ -258,3 +258,15 @@ func TestRefusedDeletesWithoutAllocating(t *testing.T) {
 		t.Errorf("Refused allocates %v times", a)
 	}
 }
+
+// BenchmarkRefusedDelete is the delete the media stage sends for a
+// refused INVITE (encoded into a job, handed to the helper).
+func BenchmarkRefusedDelete(b *testing.B) {
+	_, s := solo(b, false)
+	c := parsedCtx(b, testInvite())
+	b.ReportAllocs()
+	for b.Loop() {
+		c.Now += int64(10 * time.Second)
+		s.Refused(c, 404)
+	}
+}

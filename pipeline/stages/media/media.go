@@ -30,7 +30,7 @@ const (
 // Def declares the request side: offers and deletes.
 var Def = pipeline.StageDef{
 	Name:    "media",
-	Doc:     "requests: SDP offers (INVITE, UPDATE, PRACK) parked while a media relay anchors them, the relay's SDP forwarded; BYE and CANCEL delete the call on the relay",
+	Doc:     "requests: SDP offers (INVITE, UPDATE, PRACK) parked while a media relay anchors them, the relay's SDP forwarded; BYE and CANCEL, and initial INVITEs a later stage refuses, delete the call on the relay",
 	Section: "[media]",
 	Parks:   true,
 	Counters: []pipeline.CounterDef{
