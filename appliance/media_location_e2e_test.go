@@ -8,8 +8,12 @@ import (
 	"time"
 
 	"sipedge/appliance"
+	"sipedge/internal/redistest"
 	"sipedge/pipeline/stages/media/mediatest"
 )
+
+// probeSDP is the offer of the INVITEs location answers itself.
+const probeSDP = "v=0\r\no=probe 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 40000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n"
 
 // The seams of the registrar and media stages: an edge with [media] on a
 // real rtpengine and [registrar] in memory (a phone of the [auth] users
@@ -60,12 +64,11 @@ func TestE2EMediaToRegisteredUser(t *testing.T) {
 		t.Errorf("the phone, want %d INVITEs answered and no failed check (a regexp check means the INVITE's SDP did not name the relay):\n%s", n, log)
 	}
 
-	sdp := "v=0\r\no=probe 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 40000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n"
 	for _, c := range []struct {
 		user string
 		want int
 	}{{"nobody", 404}, {"bob", 480}} {
-		if got := probeWith(t, e.sip, c.user, sdp); got != c.want {
+		if got := probeWith(t, e.sip, c.user, probeSDP); got != c.want {
 			t.Fatalf("INVITE with SDP to %s: %d, want %d", c.user, got, c.want)
 		}
 		waitRelayCalls(t, fmt.Sprintf("after the %d to an anchored INVITE", c.want), 0, relay)
@@ -86,5 +89,27 @@ func TestE2EMediaToRegisteredUser(t *testing.T) {
 		if got := metric(t, m, c.name); got != c.want {
 			t.Errorf("%s = %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+// With the bindings in Redis and Redis gone, location answers an anchored
+// INVITE 503 (store error or deadline): the relay keeps nothing of it.
+func TestE2EMediaLocationStoreDown(t *testing.T) {
+	relay := mediatest.Start(t)
+	srv := redistest.Start(t)
+	dir := t.TempDir()
+	users := regUsers(t, dir, "secret", "alice")
+	e := startEdge(t, dir, regSections(users, []string{srv.Addr}, "deadline = \"300ms\"\n")+mediaSection([]*mediatest.Relay{relay}))
+	// Until the store answers once, the edge may not have connected yet.
+	e.bindingsOf(t, "sip:alice@"+regDomain, 10*time.Second, "store reachable", func([]appliance.BindingJSON) bool { return true })
+	srv.Stop()
+	if got := probeWith(t, e.sip, "alice", probeSDP); got != 503 {
+		t.Fatalf("INVITE with SDP to alice with the store down: %d, want 503", got)
+	}
+	waitRelayCalls(t, "after the 503 to an anchored INVITE", 0, relay)
+	var m string
+	e.get(t, "/metrics", &m)
+	if got := metric(t, m, "sipedge_media_refused_deletes_total"); got < 1 {
+		t.Errorf("sipedge_media_refused_deletes_total = %v, want at least 1 (the INVITE was anchored, then refused)", got)
 	}
 }
