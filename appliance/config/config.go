@@ -210,9 +210,6 @@ func parse(data []byte, source string) (*Config, []Warning, map[string]bool, pro
 			warns = append(warns, ad.afterDecode(sec)...)
 		}
 	}
-	if !failed["io"] && !failed["registrar"] {
-		warns = append(warns, c.Registrar.portWarnings(&c.IO)...)
-	}
 	return c, warns, failed, p
 }
 

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"fmt"
 	"strings"
 	"time"
 )
@@ -167,17 +166,4 @@ func (r *Registrar) check(p *problems, _ *Config, _ System) {
 	if d := r.NegativeTTL.Std(); d < 100*time.Millisecond || d > time.Hour {
 		p.addv("registrar.negative_ttl", r.NegativeTTL, "want 100ms to 1h")
 	}
-}
-
-// portWarnings warns that keepalives cannot work with port "afxdp": they
-// are sent from a kernel socket to the node's own SIP address, which the
-// kernel delivers locally (over lo), where the XDP program on the
-// interface never sees them; the location stage never gets them to send
-// on, and the phones' NATs close. Not an error: keepalives are on by
-// default and the rest of the registrar works.
-func (r *Registrar) portWarnings(io *IO) []Warning {
-	if !r.Enabled || r.KeepaliveInterval.Std() <= 0 || io.Port != "afxdp" {
-		return nil
-	}
-	return []Warning{{"registrar.keepalive_interval", fmt.Sprintf(`keepalives (every %v) are sent through the kernel to the node's own address, which an AF_XDP port (io.port = "afxdp") never receives: NATed phones get none and their NAT bindings may close. Set keepalive_interval = "0s" and have the phones keep their NAT open (they re-register or send CRLF keepalives), or run this node with io.port = "socket"`, r.KeepaliveInterval.Std())}}
 }

@@ -47,36 +47,3 @@ func TestRegistrarErrors(t *testing.T) {
 		t.Fatalf("roles %v", c.Registrar.Roles)
 	}
 }
-
-// Keepalives go through the kernel to the node's own address, which an
-// AF_XDP port never receives: with io.port = "afxdp" the check warns
-// (naming the key and the way out), and only then.
-func TestRegistrarKeepaliveAFXDPWarning(t *testing.T) {
-	const reg = "[registrar]\nenabled = true\ndomains = [\"example.com\"]\n"
-	for _, tt := range []struct {
-		name, toml string
-		warn       bool
-	}{
-		{"afxdp", "[io]\nport = \"afxdp\"\n" + reg, true},
-		{"afxdp-keepalives-off", "[io]\nport = \"afxdp\"\n" + reg + "keepalive_interval = \"0s\"\n", false},
-		{"socket", reg, false},
-		{"afxdp-no-registrar", "[io]\nport = \"afxdp\"\n", false},
-	} {
-		_, warns, err := Parse([]byte(tt.toml+oneBackend), tt.name)
-		if err != nil {
-			t.Fatalf("%s: %v", tt.name, err)
-		}
-		got := false
-		for _, w := range warns {
-			if w.Key == "registrar.keepalive_interval" {
-				got = true
-				if s := w.String(); !strings.Contains(s, `io.port = "afxdp"`) || !strings.Contains(s, `keepalive_interval = "0s"`) {
-					t.Errorf("%s: warning %q does not say why and what to do", tt.name, s)
-				}
-			}
-		}
-		if got != tt.warn {
-			t.Errorf("%s: keepalive warning %v, want %v (warnings %v)", tt.name, got, tt.warn, warns)
-		}
-	}
-}
