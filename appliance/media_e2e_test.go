@@ -193,16 +193,8 @@ func newMediaRig(t *testing.T, answer string, relays ...*mediatest.Relay) *media
 	answer = strings.ReplaceAll(answer, "MEDIA_PORT", strconv.Itoa(r.rtp.port()))
 	uasXML := scenario(t, r.dir, "media_uas.xml", "uas.xml", "ANSWER", answer, "PORT_RE", re)
 	r.uas = sipp(t, r.dir, nil, "uas", "-sf", uasXML, "-i", backendIP, "-p", portOf(uasAddr), "-recv_timeout", "20s")
-	r.app = startApp(t, r.dir, nil, e2eConfigWith(e2eGuard+mediaSection(relays), r.sip, r.admin, uasAddr), 1)
-	r.app.admin = r.admin
-	r.app.waitBackends(t, "probed up", 10*time.Second, func(b map[string]appliance.BackendJSON) bool { return b[uasAddr].State == "up" })
-	return r
-}
-
-// mediaSection is the [media] of the e2e tests over relays: deletes at
-// once, a short deadline, pings fast enough to see a relay die.
-func mediaSection(relays []*mediatest.Relay) string {
 	var m strings.Builder
+	m.WriteString(e2eGuard)
 	m.WriteString("[media]\nenabled = true\ndelete_delay = 0\ndeadline = \"500ms\"\nretransmit = \"100ms\"\nrelays = [")
 	for i, rl := range relays {
 		if i > 0 {
@@ -211,7 +203,10 @@ func mediaSection(relays []*mediatest.Relay) string {
 		fmt.Fprintf(&m, "{ address = %q }", rl.NG.String())
 	}
 	m.WriteString("]\n[media.ping]\ninterval = \"200ms\"\ntimeout = \"100ms\"\ndown_after = 2\nup_after = 1\n")
-	return m.String()
+	r.app = startApp(t, r.dir, nil, e2eConfigWith(m.String(), r.sip, r.admin, uasAddr), 1)
+	r.app.admin = r.admin
+	r.app.waitBackends(t, "probed up", 10*time.Second, func(b map[string]appliance.BackendJSON) bool { return b[uasAddr].State == "up" })
+	return r
 }
 
 // relayPortsRE matches a port of any of the relays.

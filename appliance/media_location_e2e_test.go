@@ -12,6 +12,16 @@ import (
 	"sipedge/pipeline/stages/media/mediatest"
 )
 
+// mediaSection is the [media] of newMediaRig's appliance over relays.
+func mediaSection(relays []*mediatest.Relay) string {
+	var list []string
+	for _, rl := range relays {
+		list = append(list, fmt.Sprintf("{ address = %q }", rl.NG.String()))
+	}
+	return "[media]\nenabled = true\ndelete_delay = 0\ndeadline = \"500ms\"\nretransmit = \"100ms\"\nrelays = [" + strings.Join(list, ", ") +
+		"]\n[media.ping]\ninterval = \"200ms\"\ntimeout = \"100ms\"\ndown_after = 2\nup_after = 1\n"
+}
+
 // probeSDP is the offer of the INVITEs location answers itself.
 const probeSDP = "v=0\r\no=probe 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 40000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n"
 
