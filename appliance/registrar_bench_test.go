@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"sipedge/pipeline/stages/registrar/bindings/redistest"
+	"sipedge/internal/redistest"
 )
 
 // cpuNs is the CPU time (ns, /proc/PID/task/*/schedstat) of pid's threads

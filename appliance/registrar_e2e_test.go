@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"sipedge/appliance"
-	"sipedge/pipeline/stages/registrar/bindings/redistest"
+	"sipedge/internal/redistest"
 	"sipedge/sipcore"
 )
 
@@ -40,9 +40,15 @@ func regSections(users string, addrs []string, extra string) string {
 	for i, a := range addrs {
 		q[i] = fmt.Sprintf("%q", a)
 	}
-	return fmt.Sprintf("[auth]\nenabled = true\nrealm = %q\nalgorithms = [\"MD5\"]\ncheck_uri = false\nmethods = [\"REGISTER\"]\nusers_file = %q\n", regDomain, users) +
+	return regAuth(users) +
 		fmt.Sprintf("[registrar]\nenabled = true\ndomains = [%q]\nstore = \"redis\"\nmin_expires = \"1s\"\ndefault_expires = \"60s\"\nmax_expires = \"1h\"\nnegative_ttl = \"200ms\"\n%s[registrar.redis]\naddresses = [%s]\n",
 			regDomain, extra, strings.Join(q, ", "))
+}
+
+// regAuth is the [auth] of the registrar tests: REGISTER only, MD5 for
+// sipp, the users of users (regUsers).
+func regAuth(users string) string {
+	return fmt.Sprintf("[auth]\nenabled = true\nrealm = %q\nalgorithms = [\"MD5\"]\ncheck_uri = false\nmethods = [\"REGISTER\"]\nusers_file = %q\n", regDomain, users)
 }
 
 // edge is one appliance of the cluster under test.
@@ -117,6 +123,12 @@ func (e *regEdge) bindingsOf(t testing.TB, aor string, within time.Duration, wha
 // final status (it must not reach a phone: only for 404/480/503).
 func probe(t testing.TB, to, user string) int {
 	t.Helper()
+	return probeWith(t, to, user, "")
+}
+
+// probeWith is probe with an SDP body (none when "").
+func probeWith(t testing.TB, to, user, sdp string) int {
+	t.Helper()
 	c, err := net.Dial("udp", to)
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +138,11 @@ func probe(t testing.TB, to, user string) int {
 	msg := "INVITE sip:" + user + "@" + regDomain + " SIP/2.0\r\n" +
 		"Via: SIP/2.0/UDP " + local + ";branch=z9hG4bKprobe" + fmt.Sprint(time.Now().UnixNano()) + "\r\n" +
 		"Max-Forwards: 70\r\nFrom: <sip:probe@example.org>;tag=p1\r\nTo: <sip:" + user + "@" + regDomain + ">\r\n" +
-		"Call-ID: probe" + fmt.Sprint(time.Now().UnixNano()) + "\r\nCSeq: 1 INVITE\r\nContact: <sip:probe@" + local + ">\r\nContent-Length: 0\r\n\r\n"
+		"Call-ID: probe" + fmt.Sprint(time.Now().UnixNano()) + "\r\nCSeq: 1 INVITE\r\nContact: <sip:probe@" + local + ">\r\n"
+	if sdp != "" {
+		msg += "Content-Type: application/sdp\r\n"
+	}
+	msg += "Content-Length: " + fmt.Sprint(len(sdp)) + "\r\n\r\n" + sdp
 	buf := make([]byte, 4096)
 	for try := 0; try < 3; try++ {
 		c.Write([]byte(msg))
@@ -169,10 +185,16 @@ func phoneAt(t testing.TB, dir, name, user, edge string, expires int, contact st
 	if contact == "" {
 		contact = addr
 	}
-	p := sipp(t, dir, nil, name, "-sf", registrarScenario(t, "phone.xml"), "-oocsf", uasScenario(t),
+	return phoneAnswering(t, dir, name, user, edge, expires, addr, contact, uasScenario(t)), addr
+}
+
+// phoneAnswering is phoneAt on addr answering calls with the sipp
+// scenario uas.
+func phoneAnswering(t testing.TB, dir, name, user, edge string, expires int, addr, contact, uas string) *proc {
+	t.Helper()
+	return sipp(t, dir, nil, name, "-sf", registrarScenario(t, "phone.xml"), "-oocsf", uas,
 		"-i", "127.0.0.1", "-p", portOf(addr), "-s", user, "-au", user, "-ap", "secret",
 		"-key", "domain", regDomain, "-key", "expires", fmt.Sprint(expires), "-key", "contact", contact, "-m", "1", "-d", "600000", edge)
-	return p, addr
 }
 
 // calls runs n calls to user through edge and fails the test unless all

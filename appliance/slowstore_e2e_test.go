@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"sipedge/pipeline/stages/auth/redisstore/redistest"
+	"sipedge/internal/redistest"
 )
 
 // slowRedisDelay is how long the proxy in front of Redis holds each
@@ -20,7 +20,7 @@ const slowRedisDelay = 150 * time.Millisecond
 // every call timed out the same way and none completed.)
 func TestE2EAuthSlowRedis(t *testing.T) {
 	requireSipp(t)
-	srv := redistest.Start(t, redistest.FreeAddr(t))
+	srv := redistest.Start(t)
 	redistest.SetUser(t, srv.Client(t), "sipedge:user:", authRealm, "alice", "correct horse")
 	proxy := redistest.SlowProxy(t, srv.Addr, slowRedisDelay)
 	auth := fmt.Sprintf("[auth]\nenabled = true\nrealm = %q\nalgorithms = [\"MD5\"]\ncheck_uri = false\nstore = \"redis\"\n"+

@@ -23,7 +23,8 @@ type chain struct {
 	defs     []*StageDef
 	resumers []Resumer // by stage; nil where the stage does not park
 	starts   []BatchStarter
-	base     []int // by stage: its first counter in cnt
+	refusers []refuserAt // in chain order
+	base     []int       // by stage: its first counter in cnt
 	cnt      Counters
 
 	sampleMask uint64
@@ -69,6 +70,9 @@ func newChain(makers []StageMaker, cnt Counters, worker int, p *parker) (*chain,
 		}
 		if b, ok := s.(BatchStarter); ok {
 			ch.starts = append(ch.starts, b)
+		}
+		if r, ok := s.(Refuser); ok {
+			ch.refusers = append(ch.refusers, refuserAt{len(ch.stages), r})
 		}
 		ch.stages = append(ch.stages, s)
 		ch.defs = append(ch.defs, d)
@@ -130,10 +134,37 @@ func (ch *chain) resume(c *Ctx, i int) (Verdict, int) {
 	return ch.run(c, i+1)
 }
 
+// refuserAt is a stage that undoes its work on requests refused later.
+type refuserAt struct {
+	i int
+	r Refuser
+}
+
+// refused tells the Refusers before stage i that the request in c was
+// answered with the failure c's transmit buffer holds (Refuser).
+func (ch *chain) refused(c *Ctx, i int) {
+	if len(ch.refusers) == 0 || ch.refusers[0].i >= i || !c.Parsed || !c.Msg.IsRequest {
+		return
+	}
+	st := c.replyStatus()
+	if st < 300 {
+		return
+	}
+	for _, r := range ch.refusers {
+		if r.i >= i {
+			break
+		}
+		r.r.Refused(c, st)
+	}
+}
+
 // end counts the verdict v of stage i other than Continue.
 func (ch *chain) end(c *Ctx, v Verdict, i int) Verdict {
 	if v >= numVerdicts {
 		v = c.Drop(DropNoVerdict)
+	}
+	if v == Respond && c.outReady {
+		ch.refused(c, i)
 	}
 	base := ch.base[i]
 	ch.cnt.v[base+sVerdict+int(v)]++

@@ -122,6 +122,23 @@ func (c *Ctx) Respond(status int, reason string, extra []byte) Verdict {
 	return c.Reply(n)
 }
 
+// replyStatus is the status code of the response built for Reply, 0 when
+// what was built is not a response.
+func (c *Ctx) replyStatus() int {
+	p := c.out.Payload
+	if !c.outReady || len(p) < 12 || string(p[:8]) != "SIP/2.0 " || p[11] != ' ' {
+		return 0
+	}
+	st := 0
+	for _, d := range p[8:11] {
+		if d < '0' || d > '9' {
+			return 0
+		}
+		st = st*10 + int(d-'0')
+	}
+	return st
+}
+
 // Drop discards the message, counted under r.
 func (c *Ctx) Drop(r DropReason) Verdict {
 	c.reason, c.own = r, 0

@@ -17,7 +17,8 @@
 //     Solo runs one stage alone for its tests and benchmarks.
 //   - The contract (stage.go, ctx.go): StageDef (name, section, declared
 //     counters and drop reasons), StageMaker (NewStage(*Env), the one
-//     constructor shape), Stage, BatchStarter, Resumer, Ctx, Verdict,
+//     constructor shape), Stage, BatchStarter, Resumer, Refuser (hears
+//     of requests a later stage refused), Ctx, Verdict,
 //     DropReason, Fallback and typed HelperRef handles.
 //   - The parker (parker.go, timer.go, helper.go): a per-core pool of
 //     message copies, the Helper interface, one single-producer

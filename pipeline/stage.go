@@ -47,6 +47,20 @@ type Resumer interface {
 	Resume(c *Ctx) Verdict
 }
 
+// Refuser is the optional part of the contract of a stage whose work on
+// a request must be undone when the node itself refuses the request
+// further on: when a later stage of the chain (or the park fallback of a
+// later stage) answers the request with a final failure (300-699),
+// Refused is called on every earlier stage that implements it, on the
+// worker, after the response is built. No response comes back through the
+// node for a request the node answered, so this is the only moment left:
+// the media stage deletes the relay call an INVITE it anchored opened.
+// Refused must not allocate, block, or touch c's transmit buffer; c.Msg is
+// the request as the answering stage saw it.
+type Refuser interface {
+	Refused(c *Ctx, status int)
+}
+
 // StageDef is what a stage declares about itself. Counters and drop
 // reasons are declared, not discovered: the worker sizes their per-core
 // slots from here and the exporter names them from here.

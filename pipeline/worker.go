@@ -449,17 +449,18 @@ func (w *Worker) parkMessage(at int) {
 	}
 	switch w.park.park(h, at, c.Buf, c.Src, c.Dst, c.HW, c.Now+int64(c.parkWait), c.parkKey) {
 	case parkTooLarge:
-		w.fallback(h, DropParkTooLarge)
+		w.fallback(h, at, DropParkTooLarge)
 	case parkFull:
 		w.cnt.v[cParkFull]++
-		w.fallback(h, DropParkFull)
+		w.fallback(h, at, DropParkFull)
 	default:
 		w.cnt.v[cParked]++
 	}
 }
 
-// fallback gives the message in w.ctx helper h's fallback.
-func (w *Worker) fallback(h int, r DropReason) {
+// fallback gives the message in w.ctx, parked by stage at, helper h's
+// fallback.
+func (w *Worker) fallback(h, at int, r DropReason) {
 	c := &w.ctx
 	if !w.park.fbs[h].Drop {
 		if !c.tried {
@@ -467,6 +468,7 @@ func (w *Worker) fallback(h int, r DropReason) {
 		}
 		if c.Parsed && c.Respond(503, "Service Unavailable", w.park.retry[h]) == Respond {
 			w.cnt.v[cFallback503]++
+			w.chain.refused(c, at)
 			w.commit()
 			return
 		}
@@ -487,7 +489,7 @@ func (w *Worker) loadSlot(slot uint32) *parkSlot {
 func (w *Worker) expire(slot uint32, r DropReason) {
 	s := w.loadSlot(slot)
 	w.park.wheel.cancel(s.timer)
-	w.fallback(int(s.helper), r)
+	w.fallback(int(s.helper), int(s.stage), r)
 	w.releaseOut()
 	w.park.release(slot)
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"sipedge/internal/redistest"
 	"sipedge/pipeline"
 	"sipedge/pipeline/chain"
 	"sipedge/pipeline/memport"
@@ -19,7 +20,6 @@ import (
 	"sipedge/pipeline/stages/location"
 	"sipedge/pipeline/stages/registrar"
 	"sipedge/pipeline/stages/registrar/bindings"
-	"sipedge/pipeline/stages/registrar/bindings/redistest"
 	"sipedge/sipcore"
 )
 

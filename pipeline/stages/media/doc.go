@@ -12,7 +12,11 @@
 // worker's helpers asks the call's relay; Resume writes the relay's SDP
 // into the message (sipcore.BuildWithBody: Content-Length follows the
 // new body, into a per-worker buffer) and the chain goes on. BYE, CANCEL
-// and final failures to INVITE send a delete without parking.
+// and final failures to INVITE send a delete without parking. So does an
+// initial INVITE that a later stage answers itself after its offer was
+// anchored (location's 404/480/503, route's 503): no response comes back
+// through mediaanswer for it, and the stage hears of it as a
+// pipeline.Refuser.
 //
 // A call's relay is chosen from its Call-ID by the dispatcher's weighted
 // rendezvous hashing (pipeline.Backends, called into, not copied): every

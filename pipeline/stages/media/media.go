@@ -30,7 +30,7 @@ const (
 // Def declares the request side: offers and deletes.
 var Def = pipeline.StageDef{
 	Name:    "media",
-	Doc:     "requests: SDP offers (INVITE, UPDATE, PRACK) parked while a media relay anchors them, the relay's SDP forwarded; BYE and CANCEL delete the call on the relay",
+	Doc:     "requests: SDP offers (INVITE, UPDATE, PRACK) parked while a media relay anchors them, the relay's SDP forwarded; BYE and CANCEL, and initial INVITEs a later stage refuses, delete the call on the relay",
 	Section: "[media]",
 	Parks:   true,
 	Counters: []pipeline.CounterDef{
@@ -39,6 +39,7 @@ var Def = pipeline.StageDef{
 		{Name: "sipedge_media_request_deletes_total", Help: "Deletes sent to a relay for BYE and CANCEL."},
 		{Name: "sipedge_media_offers_not_anchored_total", Help: "Requests with SDP whose source is not anchored (anchor = \"sources\")."},
 		{Name: "sipedge_media_offer_fallbacks_total", Help: "Offers the relay did not anchor, by reason; the request got the fallback (503 or unchanged SDP).", Label: "reason", Values: fallbackWhy},
+		{Name: "sipedge_media_refused_deletes_total", Help: "Deletes sent to a relay for initial INVITEs a later stage answered with a failure (location's 404, 480, 503; route's 503) after the offer was anchored."},
 	},
 }
 

@@ -16,6 +16,8 @@ const (
 	cDeletes
 	cNotAnchored
 	cFallbacks // one per fallbackWhy
+	// cRefused follows the fallbacks, on the request side only.
+	cRefused = cFallbacks + len(fallbackWhyConst)
 )
 
 // reclaimGrace is how long after a parked message's deadline its job is
@@ -50,6 +52,7 @@ type stage struct {
 var (
 	_ pipeline.BatchStarter = (*stage)(nil)
 	_ pipeline.Resumer      = (*stage)(nil)
+	_ pipeline.Refuser      = (*stage)(nil)
 )
 
 func (m *Media) newStage(env *pipeline.Env, answer bool) (pipeline.Stage, error) {
@@ -92,7 +95,7 @@ func (s *stage) Process(c *pipeline.Ctx) pipeline.Verdict {
 	}
 	switch m.Method {
 	case sipcore.MethodBYE, sipcore.MethodCANCEL:
-		s.delete(c, m)
+		s.delete(c, m, cDeletes)
 	case sipcore.MethodINVITE, sipcore.MethodUPDATE, sipcore.MethodPRACK:
 		if !hasSDP(m) {
 			return pipeline.Continue
@@ -118,7 +121,7 @@ func (s *stage) response(c *pipeline.Ctx, m *sipcore.Msg) pipeline.Verdict {
 	code := m.StatusCode
 	if code >= 300 {
 		if m.CSeqMethod == sipcore.MethodINVITE {
-			s.delete(c, m)
+			s.delete(c, m, cDeletes)
 		}
 		return pipeline.Continue
 	}
@@ -284,8 +287,28 @@ func (s *stage) park(c *pipeline.Ctx, m *sipcore.Msg, op uint8) pipeline.Verdict
 	return c.Park(ref, s.key[:], durationNs(s.wait))
 }
 
-// delete tells the call's relay the call is over; nothing waits for it.
-func (s *stage) delete(c *pipeline.Ctx, m *sipcore.Msg) {
+// Refused implements pipeline.Refuser. An initial INVITE that a later
+// stage answered itself (location: no such user, no binding, store down;
+// route: no backend) never reaches a callee, so no final response comes
+// back through mediaanswer to delete the call its offer opened on the
+// relay: delete it now. A refused re-INVITE leaves its dialog, and the
+// call, as they were. When the offer was not anchored after all (a relay
+// failure with pass_on_failure) the relay answers the delete with an
+// unknown call, which costs one exchange and nothing else.
+func (s *stage) Refused(c *pipeline.Ctx, status int) {
+	m := c.Msg
+	if s.answer || m.Method != sipcore.MethodINVITE || m.To.Tag.Len > 0 || !hasSDP(m) {
+		return
+	}
+	if !s.m.anchors(c.Src.Addr()) && !s.m.anchorsURI(m) {
+		return
+	}
+	s.delete(c, m, cRefused)
+}
+
+// delete tells the call's relay the call is over, counted under counter;
+// nothing waits for it.
+func (s *stage) delete(c *pipeline.Ctx, m *sipcore.Msg, counter int) {
 	k := s.set.Pick(m.B(m.CallID))
 	if k < 0 || int(m.CallID.Len)+int(m.From.Tag.Len)+128 > reqMax {
 		s.m.stats.Errors[whyDeleteFailed].Add(1) // no relay up: the call stays on its relay until the relay's own timeout
@@ -304,7 +327,7 @@ func (s *stage) delete(c *pipeline.Ctx, m *sipcore.Msg) {
 	s.enc.End()
 	j.answered, j.newCall, j.reclaimAt = false, false, c.Now
 	_, fh := s.handTo(i, j)
-	s.cnt.Inc(cDeletes)
+	s.cnt.Inc(counter)
 	fh.Request(pipeline.Handle{}, s.key[:])
 }
 

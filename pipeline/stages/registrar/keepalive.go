@@ -87,7 +87,9 @@ func (r *Registrar) Flows() *Flows { return &r.flows }
 // its NAT lets in), and the phone's answer comes back through the response
 // stage to Keepalive's socket. Before each round the store is asked which
 // bindings still name this node: a phone that re-registered through
-// another node is pinged by that node, never by two.
+// another node is pinged by that node, never by two. With an AF_XDP port
+// the OPTIONS and its answer take the port's slow path (kernel sockets),
+// in and out (README.md).
 type Keepalive struct {
 	Registrar *Registrar
 	Store     bindings.Store

@@ -7,18 +7,18 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"sipedge/internal/redistest"
 	"sipedge/pipeline"
 	"sipedge/pipeline/stages/auth"
 	"sipedge/pipeline/stages/auth/authtest"
 	"sipedge/pipeline/stages/auth/redisstore"
-	"sipedge/pipeline/stages/auth/redisstore/redistest"
 )
 
 // Thin names over redistest, which the appliance's tests share.
 type redisServer struct{ *redistest.Server }
 
 func startRedis(t *testing.T, addr string) *redisServer {
-	return &redisServer{redistest.Start(t, addr)}
+	return &redisServer{redistest.StartOn(t, addr)}
 }
 
 func (s *redisServer) stop()                              { s.Stop() }

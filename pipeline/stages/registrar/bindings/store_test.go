@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"sipedge/internal/redistest"
 	"sipedge/pipeline/stages/registrar/bindings"
-	"sipedge/pipeline/stages/registrar/bindings/redistest"
 )
 
 const aor = "sip:alice@example.com"

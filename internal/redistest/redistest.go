@@ -32,8 +32,8 @@ func binary(t testing.TB, name string) string {
 	return p
 }
 
-// FreePort returns a loopback host:port nobody listens on (for a moment).
-func FreePort(t testing.TB) string {
+// FreeAddr returns a loopback host:port nobody listens on (for a moment).
+func FreeAddr(t testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -42,13 +42,17 @@ func FreePort(t testing.TB) string {
 	return l.Addr().String()
 }
 
-// Start runs a standalone redis-server on a free port.
+// Start runs a standalone redis-server on a free port, with its own
+// directory and no persistence (extra are more redis-server arguments),
+// and waits (bounded) until it answers PING. t.Cleanup stops it.
 func Start(t testing.TB, extra ...string) *Server {
 	t.Helper()
-	return start(t, FreePort(t), extra...)
+	return StartOn(t, FreeAddr(t), extra...)
 }
 
-func start(t testing.TB, addr string, extra ...string) *Server {
+// StartOn is Start on addr: a store started again where its clients
+// already look for it.
+func StartOn(t testing.TB, addr string, extra ...string) *Server {
 	t.Helper()
 	bin := binary(t, "redis-server")
 	_, port, _ := net.SplitHostPort(addr)
