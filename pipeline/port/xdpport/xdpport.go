@@ -43,6 +43,15 @@ type Config struct {
 	Socket afxdp.Config
 	// Batch is the most frames one Receive or one TX burst moves (default 64).
 	Batch int
+	// MaxMessage is the largest datagram served ([guard]
+	// max_message_size; default DefaultMaxMessage): datagrams the kernel
+	// reassembled are read into buffers of MaxMessage + LargeHeadroom, and
+	// AllocLarge gives transmit buffers of that size, so messages above a
+	// UMEM frame go through (by the slow-path sockets).
+	MaxMessage int
+	// LargeBuffers is how many such buffers each way (receive, transmit)
+	// a port holds (default 32).
+	LargeBuffers int
 	// BusyPoll asks the kernel for preferred busy polling on each AF_XDP
 	// socket (SO_PREFER_BUSY_POLL, SO_BUSY_POLL, SO_BUSY_POLL_BUDGET; Linux
 	// 5.11+): the worker's own receive calls then run the NIC queue's NAPI
@@ -68,15 +77,6 @@ type Config struct {
 	// LearnTTL is how long a learnt MAC is used without a new frame from
 	// that IP (default 5m); after it the Neighbours table decides again.
 	LearnTTL time.Duration
-	// MaxMessage is the largest datagram served ([guard]
-	// max_message_size; default DefaultMaxMessage): datagrams the kernel
-	// reassembled are read into buffers of MaxMessage + LargeHeadroom, and
-	// AllocLarge gives transmit buffers of that size, so messages above a
-	// UMEM frame go through (by the slow-path sockets).
-	MaxMessage int
-	// LargeBuffers is how many such buffers each way (receive, transmit)
-	// a port holds (default 32).
-	LargeBuffers int
 }
 
 // DecodeDrops counts received frames that were not handed up, by reason.
