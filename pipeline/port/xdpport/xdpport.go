@@ -552,8 +552,14 @@ func (p *Port) receiveRing(rx []port.Packet, drops *[dropCount]uint32) int {
 // in rx, no free buffer) is read first next call.
 func (p *Port) drainSlow(rx []port.Packet, drops *[dropCount]uint32) int {
 	socks := len(p.slow.rx)
-	out := 0
+	out, large := 0, 0
 	p.slowPending = false
+	// Published once per call, like the other counters.
+	defer func() {
+		if large > 0 {
+			p.largeRx.Add(uint64(large))
+		}
+	}()
 	for k := 0; k < socks; k++ {
 		i := (p.slowNext + k) % socks
 	read:
@@ -573,8 +579,8 @@ func (p *Port) drainSlow(rx []port.Packet, drops *[dropCount]uint32) int {
 			switch res {
 			case recvOK:
 				rx[out].Handle, rx[out].HW = a, [6]byte{}
-				if len(rx[out].Payload) > int(p.frameMask)+1-p.headroom {
-					p.largeRx.Add(1)
+				if a&largeBit != 0 && len(rx[out].Payload) > int(p.frameMask)+1-p.headroom {
+					large++
 				}
 				out++
 				continue
