@@ -257,6 +257,7 @@ func (d *Daemon) openAFXDP(cfg *config.Config, listen netip.AddrPort) (netip.Add
 		Batch:      io.Batch,
 		BusyPoll:   io.BusyPoll == "on" || (io.BusyPoll == "auto" && io.Wait != "block"),
 		Neighbours: d.neigh,
+		MaxMessage: cfg.Guard.MaxMessageSize, // large buffers: SIP above a frame
 	}
 	if self.Is4() {
 		xc.Addr4 = self

@@ -287,5 +287,6 @@ func (d *Daemon) writePortMetrics(p promWriter) {
 		p.counter("sipedge_afxdp_decode_drops_total", "Frames received on the AF_XDP sockets that were not SIP over UDP/IP.", dec)
 		p.counter("sipedge_afxdp_slow_path_total", "Datagrams sent through the kernel (next hop MAC unknown or too large).", slow)
 		p.counter("sipedge_afxdp_tx_drops_total", "Datagrams the AF_XDP port could not send.", txd)
+		writeLargeMetrics(p, xdp)
 	}
 }

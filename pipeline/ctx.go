@@ -67,8 +67,11 @@ func (c *Ctx) Parse() error {
 // c.Drop(DropNoTxBuffer)). Calling it again for the same message returns
 // the same buffer.
 func (c *Ctx) TxBuf() []byte {
-	if !c.hasOut && (c.w == nil || !c.w.takeTx(&c.out)) {
-		return nil
+	if !c.hasOut {
+		if c.w == nil || !c.w.takeTx(&c.out) {
+			return nil
+		}
+		c.w.fitTx(&c.out, len(c.Buf)+TxSlack)
 	}
 	c.hasOut = true
 	return c.out.Payload[:cap(c.out.Payload)]

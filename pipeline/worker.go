@@ -77,6 +77,9 @@ type Worker struct {
 	// message gets it instead of a new Alloc.
 	spare    port.Packet
 	hasSpare bool
+	// large is the port's large transmit buffers, nil when it has none
+	// (largetx.go).
+	large port.LargeAllocator
 
 	ctx Ctx
 	msg sipcore.Msg
@@ -170,6 +173,7 @@ func NewWorker(p port.Port, cfg Config, makers []StageMaker) (*Worker, error) {
 	}
 	w.ctx.w = w
 	w.ctx.Msg = &w.msg
+	w.large, _ = p.(port.LargeAllocator)
 	w.cnt = NewCounters(cStageBase + chainSlots(defs))
 	w.park = newParker(cfg.ParkSlots, cfg.ParkSlotSize, cfg.Timers, w.now(), b, w.fireTimer)
 	if w.chain, err = newChain(makers, w.cnt.sub(cStageBase, chainSlots(defs)), cfg.ID, w.park); err != nil {

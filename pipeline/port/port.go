@@ -80,6 +80,16 @@ type Port interface {
 	Close() error
 }
 
+// LargeAllocator is a Port whose Alloc buffers (one frame of a ring) can
+// be smaller than the largest datagram it serves. AllocLarge fills pk with
+// a transmit buffer of capacity n or more from a small separate pool, for
+// a message that may not fit an Alloc buffer; Transmit and the worker
+// treat it like any other. False when n is more than the port carries or
+// the pool is empty: the worker then keeps the Alloc buffer.
+type LargeAllocator interface {
+	AllocLarge(pk *Packet, n int) bool
+}
+
 // ReceiveWait is Receive that waits up to timeout for the first datagram,
 // for tools and tests that read a port outside a worker.
 func ReceiveWait(p Port, rx []Packet, timeout time.Duration) (int, error) {

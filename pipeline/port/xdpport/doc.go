@@ -57,18 +57,26 @@
 // the kernel; the kernel reassembles them and delivers the datagram to the
 // port's slow-path socket for that SIP port and family. Receive reads those
 // sockets too (when poll says they are readable, or every 16th call on a
-// busy queue) and copies each datagram into a free UMEM frame, so it is
-// handed up and released like any other (HW is zero: the reply takes a
-// neighbour lookup or the slow path). A datagram therefore has to fit one
-// frame: the frame size (io.frame_size, 4096 by default in config.toml;
-// afxdp.DefaultConfig's is 2048) bounds the largest reassembled datagram,
-// and a larger one is handed up cut to the frame, marked Truncated, and
-// counted as DecodeDrops.TooLarge: the stages answer it 513 (Message Too
-// Large) when its Via is in the first frame, and drop it counted otherwise.
-// That is the afxdp path's choice for SIP above a page (a 7.5 KB INVITE):
-// UMEM frames are at most a page, and AF_XDP multi-buffer frames are not
-// used, so such a datagram cannot be carried whole; the socket port serves
-// up to [guard] max_message_size. Those the
+// busy queue), each datagram into one of the port's large buffers
+// (large.go): Go memory of Config.MaxMessage ([guard] max_message_size)
+// plus LargeHeadroom, in a fixed pool per port, handed up and released like
+// a frame (HW is zero: the reply takes a neighbour lookup or the slow
+// path). A datagram longer than a large buffer is handed up cut, marked
+// Truncated, and counted as DecodeDrops.TooLarge: the stages answer it 513
+// (Message Too Large) when its Via is in what was read. A message to send
+// that may not fit a frame (the worker asks when the message it answers,
+// plus the stages' slack, exceeds a frame: pipeline.TxSlack) is built in a
+// large transmit buffer (AllocLarge, port.LargeAllocator) and Transmit
+// sends it through the slow-path socket, which fragments it; messages
+// built in frames that exceed the MTU take that socket too. So UMEM frames
+// (at most a page; AF_XDP multi-buffer frames are not used) bound only the
+// ring path, and the port serves SIP up to max_message_size like the socket
+// port. The large path is counted (Stats.LargeReceived, LargeSent,
+// LargeNoBuffer); its two pools (receive, transmit) are separate so a burst
+// of large requests cannot take the buffers their forwards need, and an
+// empty receive pool leaves datagrams queued in the kernel for a later
+// call. Config.MaxMessage < 0 turns the large buffers off: slow-path
+// datagrams are then read into free frames and bounded by one. Those the
 // kernel drops for a full socket buffer (1 MiB) are counted as
 // DecodeDrops.SlowPathOverflow when it reports them.
 //

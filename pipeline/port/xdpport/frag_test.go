@@ -90,14 +90,27 @@ func TestFragmentedReceiveAndEcho(t *testing.T) {
 	}
 }
 
-// TestFragmentedFrameBound: a reassembled datagram of exactly one frame
-// (2048 here) is handed up; one byte more is handed up cut to the frame,
-// marked Truncated and counted as TooLarge, its frame back on the free
-// list once released.
+// TestFragmentedFrameBound: with the large buffers off (MaxMessage < 0) a
+// reassembled datagram of exactly one frame (2048 here) is handed up; one
+// byte more is handed up cut to the frame, marked Truncated and counted as
+// TooLarge, its frame back on the free list once released. With them on,
+// the bound is a large buffer (MaxMessage + LargeHeadroom) and the frames
+// are not used at all.
 func TestFragmentedFrameBound(t *testing.T) {
-	r := newRig(t, vethtest.Options{}, 1, Config{})
+	for _, mm := range []int{-1, 3000} {
+		t.Run(fmt.Sprint("max_message=", mm), func(t *testing.T) {
+			fragmentBound(t, mm)
+		})
+	}
+}
+
+func fragmentBound(t *testing.T, maxMessage int) {
+	r := newRig(t, vethtest.Options{}, 1, Config{MaxMessage: maxMessage})
 	p := r.g.Ports()[0]
 	fs := int(p.sock.FrameSize())
+	if maxMessage > 0 {
+		fs = maxMessage + LargeHeadroom
+	}
 	c := r.pair.ListenUDP(t, netip.AddrPortFrom(r.pair.PeerV4, 0))
 	dst := netip.AddrPortFrom(r.pair.HostV4, sipPort)
 
@@ -133,6 +146,9 @@ func TestFragmentedFrameBound(t *testing.T) {
 	}
 	if free, kern := settled(p); free != free0 || kern != kern0 || p.held() != 0 {
 		t.Fatalf("frames after the drop: free %d (was %d), kernel %d (was %d), held %d", free, free0, kern, kern0, p.held())
+	}
+	if p.largeIn != nil && len(p.largeIn.free) != cap(p.largeIn.free) {
+		t.Fatalf("%d of %d large receive buffers still held", cap(p.largeIn.free)-len(p.largeIn.free), cap(p.largeIn.free))
 	}
 }
 
@@ -235,17 +251,8 @@ func TestSlowPathOverflowCounted(t *testing.T) {
 	dst := netip.AddrPortFrom(r.pair.HostV4, sipPort)
 	pk := awaitPacket(t, p, c, dst, fragPayload(3000, "warm-up"))
 	p.Release([]port.Packet{pk})
+	drain(t, p) // the warm-up's resent copies
 	rx := make([]port.Packet, 64)
-	for { // drain the warm-up's resent copies
-		n, err := port.ReceiveWait(p, rx, testWait)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.Release(rx[:n])
-		if n == 0 {
-			break
-		}
-	}
 	before := p.Stats()
 	// Each is charged several KiB of buffer against 2 MiB (the kernel
 	// doubles the 1 MiB asked for): 2000 cannot all fit.
@@ -286,5 +293,22 @@ func TestSlowPathOverflowCounted(t *testing.T) {
 	}
 	if p.held() != 0 {
 		t.Fatalf("%d frames still held", p.held())
+	}
+}
+
+// drain receives and releases until a wait finds nothing (the copies
+// awaitPacket resent).
+func drain(t testing.TB, p *Port) {
+	t.Helper()
+	rx := make([]port.Packet, 64)
+	for {
+		n, err := port.ReceiveWait(p, rx, testWait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Release(rx[:n])
+		if n == 0 {
+			return
+		}
 	}
 }

@@ -67,6 +67,15 @@ func Open(ifname string, queues int, cfg Config) (*Group, error) {
 	if cfg.LearnEntries > maxLearnEntries || cfg.LearnTTL < 0 {
 		return nil, fmt.Errorf("xdpport: learn table of %d entries (at most %d; negative turns learning off) or learn TTL %v (> 0) out of range", cfg.LearnEntries, maxLearnEntries, cfg.LearnTTL)
 	}
+	if cfg.MaxMessage == 0 {
+		cfg.MaxMessage = DefaultMaxMessage
+	}
+	if cfg.LargeBuffers == 0 {
+		cfg.LargeBuffers = defaultLargeBuffers
+	}
+	if cfg.MaxMessage > 65535 || cfg.LargeBuffers < 1 || cfg.LargeBuffers > 4096 {
+		return nil, fmt.Errorf("xdpport: max message %d (at most 65535; negative: frames only) or %d large buffers (1..4096) out of range", cfg.MaxMessage, cfg.LargeBuffers)
+	}
 	ifi, err := net.InterfaceByName(ifname)
 	if err != nil {
 		return nil, fmt.Errorf("xdpport: interface %q: %w (check [io] interface)", ifname, err)
@@ -188,6 +197,11 @@ func newPort(g *Group, ifi *net.Interface, sc afxdp.Config, cfg Config) (*Port, 
 	copy(p.mac[:], ifi.HardwareAddr)
 	if cfg.LearnEntries > 0 {
 		p.learn = newLearnTable(cfg.LearnEntries, cfg.LearnTTL)
+	}
+	if cfg.MaxMessage > 0 {
+		size := max(cfg.MaxMessage+LargeHeadroom, int(sc.FrameSize))
+		p.largeIn = newLargePool(cfg.LargeBuffers, size, largeBit)
+		p.largeOut = newLargePool(cfg.LargeBuffers, size, largeBit|largeTx)
 	}
 	p.pfd = make([]unix.PollFd, 3+len(slow.rx)) // the last is the worker's bell
 	p.pfd[0] = unix.PollFd{Fd: int32(sock.FD()), Events: unix.POLLIN}

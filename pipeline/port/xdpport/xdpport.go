@@ -50,6 +50,15 @@ type Config struct {
 	Socket afxdp.Config
 	// Batch is the most frames one Receive or one TX burst moves (default 64).
 	Batch int
+	// MaxMessage is the largest datagram served ([guard]
+	// max_message_size; default DefaultMaxMessage): datagrams the kernel
+	// reassembled are read into buffers of MaxMessage + LargeHeadroom, and
+	// AllocLarge gives transmit buffers of that size, so messages above a
+	// UMEM frame go through (by the slow-path sockets).
+	MaxMessage int
+	// LargeBuffers is how many such buffers each way (receive, transmit)
+	// a port holds (default 32).
+	LargeBuffers int
 	// BusyPoll asks the kernel for preferred busy polling on each AF_XDP
 	// socket (SO_PREFER_BUSY_POLL, SO_BUSY_POLL, SO_BUSY_POLL_BUDGET; Linux
 	// 5.11+): the worker's own receive calls then run the NIC queue's NAPI
@@ -95,8 +104,8 @@ type DecodeDrops struct {
 	// Other: any other decode error.
 	Other uint64
 	// TooLarge: a datagram the kernel reassembled (delivered to the slow
-	// path socket) that is larger than a UMEM frame, the bound on what the
-	// port can hand up: handed up cut and marked Truncated, so that the
+	// path socket) that is larger than a large buffer (Config.MaxMessage +
+	// LargeHeadroom): handed up cut and marked Truncated, so that the
 	// stages answer it 513; counted here as well.
 	TooLarge uint64
 	// SlowPathRead: reading a slow-path socket failed (an error the
@@ -160,6 +169,16 @@ type Stats struct {
 	// Learnt is the part of Transmitted sent without Packet.HW to a MAC
 	// learnt from the destination's own frames (not from Neighbours).
 	Learnt uint64
+	// LargeReceived is the part of SlowPathReceived longer than a UMEM
+	// frame's payload room: messages only the large buffers carry.
+	LargeReceived uint64
+	// LargeSent is the part of SlowPath built in a large buffer
+	// (AllocLarge): messages larger than a frame.
+	LargeSent uint64
+	// LargeNoBuffer counts AllocLarge calls that found the transmit pool
+	// empty, and receive calls that left slow-path datagrams queued in the
+	// kernel (read on a later call) for want of a free receive buffer.
+	LargeNoBuffer uint64
 	// TxDrops are datagrams not sent, by reason.
 	TxDrops TxDrops
 }
@@ -246,6 +265,9 @@ type Port struct {
 	// learning is off. epoch is the origin of clock().
 	learn *learnTable
 	epoch time.Time
+	// largeIn and largeOut are the large buffers (large.go): slow-path
+	// reads, and AllocLarge.
+	largeIn, largeOut *largePool
 	// tc is the state of the Transmit call in progress (worker only).
 	tc txCall
 
@@ -254,6 +276,8 @@ type Port struct {
 	received, slowReceived atomic.Uint64
 	transmitted, slowSent  atomic.Uint64
 	slowHeld, learnt       atomic.Uint64
+	largeRx, largeTxd      atomic.Uint64
+	largeNoBuf             atomic.Uint64
 	drops                  [dropCount]atomic.Uint64
 	txDrops                [txDropCount]atomic.Uint64
 }
@@ -284,6 +308,9 @@ func (p *Port) Stats() Stats {
 		SlowPath:         p.slowSent.Load(),
 		SlowPathHeld:     p.slowHeld.Load(),
 		Learnt:           p.learnt.Load(),
+		LargeReceived:    p.largeRx.Load(),
+		LargeSent:        p.largeTxd.Load(),
+		LargeNoBuffer:    p.largeNoBuf.Load(),
 		Drops: DecodeDrops{
 			Truncated: d(dropTruncated), NotIP: d(dropNotIP), NotUDP: d(dropNotUDP), Fragment: d(dropFragment),
 			BadIHL: d(dropBadIHL), BadIPLength: d(dropBadIPLength), UDPLength: d(dropUDPLength),
@@ -542,29 +569,42 @@ func (p *Port) receiveRing(rx []port.Packet, drops *[dropCount]uint32) int {
 }
 
 // drainSlow reads up to len(rx) datagrams from the slow-path sockets, each
-// into a free frame (payload at offset 0, Handle the frame, so Release
-// frees it like a received one), and returns how many it handed up. A
-// socket left unread (no room in rx, no free frame) is read first next
-// call.
+// into a large buffer (or a free frame when the port has none: see
+// slowBuffer), Handle the buffer so Release frees it like a received
+// frame, and returns how many it handed up. A socket left unread (no room
+// in rx, no free buffer) is read first next call.
 func (p *Port) drainSlow(rx []port.Packet, drops *[dropCount]uint32) int {
-	s := p.sock
 	socks := len(p.slow.rx)
-	out := 0
+	out, large := 0, 0
 	p.slowPending = false
+	// Published once per call, like the other counters.
+	defer func() {
+		if large > 0 {
+			p.largeRx.Add(uint64(large))
+		}
+	}()
 	for k := 0; k < socks; k++ {
 		i := (p.slowNext + k) % socks
 	read:
 		for {
-			if out == len(rx) || s.Alloc(p.addrs[:1]) == 0 {
+			if out == len(rx) {
 				p.slowPending, p.slowNext = true, i
 				return out
 			}
-			a := p.addrs[0]
-			res, lost := p.slow.recv(i, s.Buffer(a), &rx[out])
+			a, buf, ok := p.slowBuffer()
+			if !ok {
+				p.slowPending, p.slowNext = true, i
+				p.largeNoBuf.Add(1)
+				return out
+			}
+			res, lost := p.slow.recv(i, buf, &rx[out])
 			drops[dropSlowOverflow] += lost
 			switch res {
 			case recvOK:
 				rx[out].Handle, rx[out].HW = a, [6]byte{}
+				if a&largeBit != 0 && len(rx[out].Payload) > int(p.frameMask)+1-p.headroom {
+					large++
+				}
 				out++
 				continue
 			case recvTooLarge:
@@ -579,7 +619,7 @@ func (p *Port) drainSlow(rx []port.Packet, drops *[dropCount]uint32) int {
 				// the next call reads this socket again.
 				drops[dropSlowRead]++
 			}
-			s.ReleaseAddr(a)
+			p.release(a)
 			break read
 		}
 	}
@@ -663,7 +703,7 @@ func (p *Port) Release(rx []port.Packet) {
 			// is followed at its next frame.
 			p.learn.observe(rx[i].Src.Addr(), rx[i].HW, now)
 		}
-		p.sock.ReleaseAddr(rx[i].Handle)
+		p.release(rx[i].Handle)
 		rx[i].Payload = nil
 	}
 	if open {
@@ -715,7 +755,7 @@ func (p *Port) Transmit(tx []port.Packet) (int, error) {
 	}
 	if !open {
 		for i := range tx {
-			p.sock.ReleaseAddr(tx[i].Handle)
+			p.release(tx[i].Handle)
 			tx[i].Payload = nil
 		}
 		p.txDrops[txClosed].Add(uint64(len(tx)))
@@ -736,6 +776,7 @@ type txCall struct {
 	slow  int
 	held  uint32
 	learn uint32
+	large uint32
 	drops [txDropCount]uint32
 	err   error
 	// outq caches whether the slow-path sockets hold unsent datagrams:
@@ -762,7 +803,13 @@ func (p *Port) transmit(tx []port.Packet) (int, error) {
 	tc := &p.tc
 	for i := range tx {
 		pk := &tx[i]
-		d, r := p.prepare(pk)
+		var d afxdp.Desc
+		r := 0
+		if pk.Handle&largeBit != 0 {
+			r = p.prepareLarge(pk)
+		} else {
+			d, r = p.prepare(pk)
+		}
 		switch r {
 		case -1:
 			p.txd[tc.m] = d
@@ -772,10 +819,10 @@ func (p *Port) transmit(tx []port.Packet) (int, error) {
 			}
 		case -2:
 			tc.slow++
-			s.ReleaseAddr(pk.Handle)
+			p.release(pk.Handle)
 		default:
 			tc.drops[r]++
-			s.ReleaseAddr(pk.Handle)
+			p.release(pk.Handle)
 		}
 		pk.Payload = nil
 	}
@@ -796,6 +843,9 @@ func (p *Port) transmit(tx []port.Packet) (int, error) {
 	}
 	if tc.learn > 0 {
 		p.learnt.Add(uint64(tc.learn))
+	}
+	if tc.large > 0 {
+		p.largeTxd.Add(uint64(tc.large))
 	}
 	err := tc.err
 	tc.err = nil
@@ -837,29 +887,11 @@ func (p *Port) prepare(pk *port.Packet) (afxdp.Desc, int) {
 		// frame): bring it home.
 		copy(buf[p.headroom:], pk.Payload)
 	}
-	dst := pk.Dst.Addr().Unmap()
-	if !dst.IsValid() || pk.Dst.Port() == 0 {
-		return afxdp.Desc{}, txNoDestination
+	srcAP, dstAP, r := p.endpoints(pk)
+	if r >= 0 {
+		return afxdp.Desc{}, r
 	}
-	v6 := dst.Is6()
-	src := pk.Src.Addr().Unmap()
-	if !src.IsValid() || src.IsUnspecified() {
-		src = p.addr4
-		if v6 {
-			src = p.addr6
-		}
-		if !src.IsValid() {
-			return afxdp.Desc{}, txNoDestination
-		}
-	}
-	if src.Is6() != v6 {
-		return afxdp.Desc{}, txNoDestination
-	}
-	sport := pk.Src.Port()
-	if sport == 0 {
-		sport = p.ports[0]
-	}
-	srcAP, dstAP := netip.AddrPortFrom(src, sport), netip.AddrPortFrom(dst, pk.Dst.Port())
+	dst, v6 := dstAP.Addr(), dstAP.Addr().Is6()
 	payload := buf[p.headroom : p.headroom+pl]
 	hr := frame.Headroom(v6, p.tagged)
 	var e *learnEntry
@@ -915,6 +947,47 @@ func (p *Port) prepare(pk *port.Packet) (afxdp.Desc, int) {
 		p.tc.learn++
 	}
 	return afxdp.Desc{Addr: base + uint64(off), Len: uint32(n)}, -1
+}
+
+// endpoints are pk's source and destination as sent: the port's own
+// address and first SIP port where pk leaves them zero; r is -1, or the
+// drop reason.
+func (p *Port) endpoints(pk *port.Packet) (src, dst netip.AddrPort, r int) {
+	da := pk.Dst.Addr().Unmap()
+	if !da.IsValid() || pk.Dst.Port() == 0 {
+		return src, dst, txNoDestination
+	}
+	v6 := da.Is6()
+	sa := pk.Src.Addr().Unmap()
+	if !sa.IsValid() || sa.IsUnspecified() {
+		sa = p.addr4
+		if v6 {
+			sa = p.addr6
+		}
+		if !sa.IsValid() {
+			return src, dst, txNoDestination
+		}
+	}
+	if sa.Is6() != v6 {
+		return src, dst, txNoDestination
+	}
+	sport := pk.Src.Port()
+	if sport == 0 {
+		sport = p.ports[0]
+	}
+	return netip.AddrPortFrom(sa, sport), netip.AddrPortFrom(da, pk.Dst.Port()), -1
+}
+
+// slowBuffer is a buffer to read a slow-path datagram into: a large one
+// when the port has them, else a free frame (payload at offset 0).
+func (p *Port) slowBuffer() (uint64, []byte, bool) {
+	if p.largeIn != nil {
+		return p.largeIn.get()
+	}
+	if p.sock.Alloc(p.addrs[:1]) == 0 {
+		return 0, nil, false
+	}
+	return p.addrs[0], p.sock.Buffer(p.addrs[0]), true
 }
 
 // slowBusy reports whether a datagram to dst sent through the ring now
