@@ -6,7 +6,7 @@ package config
 const maxBackendRate = 1000000
 
 func (g *Guard) setTrustDefaults() {
-	g.BackendRate, g.BackendBurst, g.ScannerMatches = 5000, 10000, 5
+	g.BackendRate, g.BackendBurst, g.ScannerMatches = 100000, 100000, 5
 }
 
 func (g *Guard) checkTrust(p *problems) {

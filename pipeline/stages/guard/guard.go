@@ -149,7 +149,7 @@ func (c *Config) setDefaults() {
 	defl(&c.All, 200, 400)
 	defl(&c.Invite, 20, 50)
 	defl(&c.Register, 10, 50)
-	defl(&c.Backend, 5000, 10000)
+	defl(&c.Backend, 100000, 100000)
 	def(&c.ScannerMatches, 5)
 	def(&c.MaxRegistry, 65536)
 	defd(&c.RetryAfter, 5*time.Second)
