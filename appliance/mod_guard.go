@@ -32,6 +32,9 @@ type guardModule struct {
 
 func openGuard(env *ModuleEnv) (Module, error) {
 	m := &guardModule{env: env, admin: env.Cfg.Admin}
+	// Set here, not in Start: a reload may come while Start runs, and
+	// the daemon swaps env.Cfg under its own lock, not the module's.
+	m.live.Store(env.Cfg)
 	if !env.Cfg.Guard.Enabled {
 		return m, nil
 	}
@@ -132,7 +135,6 @@ func (m *guardModule) workerSink(i int) *guard.WorkerSink {
 func (m *guardModule) Start(ctx context.Context, goFn func(func())) error {
 	if m.g != nil {
 		goFn(func() { m.g.Run(ctx) })
-		m.live.Store(m.env.Cfg)
 		goFn(func() { m.followBackends(ctx) })
 	}
 	return nil
