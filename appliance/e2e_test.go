@@ -53,6 +53,7 @@ type loopRig struct {
 	uasAddrs   []string
 	sip, admin string
 	extra      string // the configuration sections besides the basics
+	scenario   string // the UAS scenario (default testdata/uas.xml)
 }
 
 // newLoopRig starts n sipp UAS and the appliance in front of them, and
@@ -65,8 +66,15 @@ func newLoopRig(t *testing.T, n int) *loopRig {
 // newLoopRigWith is newLoopRig with extra configuration sections.
 func newLoopRigWith(t *testing.T, n int, extra string) *loopRig {
 	t.Helper()
+	return newLoopRigScenario(t, n, extra, uasScenario(t))
+}
+
+// newLoopRigScenario is newLoopRigWith with another UAS scenario (one
+// that answers OPTIONS like testdata/uas.xml).
+func newLoopRigScenario(t *testing.T, n int, extra, scenario string) *loopRig {
+	t.Helper()
 	requireSipp(t)
-	r := &loopRig{dir: t.TempDir(), sip: freeUDP(t, "127.0.0.1"), admin: freeTCP(t, "127.0.0.1")}
+	r := &loopRig{dir: t.TempDir(), sip: freeUDP(t, "127.0.0.1"), admin: freeTCP(t, "127.0.0.1"), scenario: scenario}
 	for i := 0; i < n; i++ {
 		r.addUAS(t)
 	}
@@ -88,7 +96,11 @@ func (r *loopRig) addUAS(t *testing.T) string {
 	t.Helper()
 	addr := freeUDP(t, backendIP)
 	name := fmt.Sprintf("uas%d", len(r.uas))
-	p := sipp(t, r.dir, nil, name, "-sf", uasScenario(t), "-i", backendIP, "-p", portOf(addr), "-recv_timeout", "4s")
+	scenario := r.scenario
+	if scenario == "" {
+		scenario = uasScenario(t)
+	}
+	p := sipp(t, r.dir, nil, name, "-sf", scenario, "-i", backendIP, "-p", portOf(addr), "-recv_timeout", "4s")
 	r.uas = append(r.uas, p)
 	r.uasNames = append(r.uasNames, name)
 	r.uasAddrs = append(r.uasAddrs, addr)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -169,6 +170,45 @@ func TestE2ECallerOnBackendHost(t *testing.T) {
 	st := sippStats(t, r.dir, "samehost")
 	if st["SuccessfulCall(C)"] != calls || st["FailedCall(C)"] != 0 {
 		t.Errorf("caller on the backend's IP: %d successful, %d failed calls, want %d and 0\n%s", st["SuccessfulCall(C)"], st["FailedCall(C)"], calls, errorsLog(r.dir, "samehost"))
+	}
+}
+
+// The callee hangs up: a backend's BYE is an in-dialog request from the
+// backend side, relayed only on this node's signed Record-Route token, to
+// the caller the token names. Every call's BYE, sent by sipp UAS through
+// the route set it was given, reaches the sipp caller and is answered;
+// nothing is refused.
+func TestE2ECalleeHangsUp(t *testing.T) {
+	scenario, err := filepath.Abs("testdata/uas_bye.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uac, err := filepath.Abs("testdata/uac_recv_bye.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newLoopRigScenario(t, 1, e2eGuard, scenario)
+	const calls = 20
+	p := sipp(t, r.dir, nil, "caller", "-sf", uac, "-i", uacIP, "-p", portOf(freeUDP(t, uacIP)),
+		"-r", "10", "-m", fmt.Sprint(calls), "-recv_timeout", "4s", "-timeout", "30s", "-timeout_error", r.sip)
+	p.wait(t, 40*time.Second)
+	st := sippStats(t, r.dir, "caller")
+	if st["SuccessfulCall(C)"] != calls || st["FailedCall(C)"] != 0 {
+		t.Errorf("caller: %d successful, %d failed calls, want %d and 0 (the callee's BYE must reach it)\n%s",
+			st["SuccessfulCall(C)"], st["FailedCall(C)"], calls, errorsLog(r.dir, "caller"))
+	}
+	us := stopUAS(t, r.uas[0], r.dir, r.uasNames[0])
+	// The callee's successful calls include the probes it answered.
+	if us["SuccessfulCall(C)"] < calls || us["FailedCall(C)"] != 0 {
+		t.Errorf("callee: %d successful, %d failed calls, want at least %d and 0 (its BYE must be answered)\n%s",
+			us["SuccessfulCall(C)"], us["FailedCall(C)"], calls, errorsLog(r.dir, r.uasNames[0]))
+	}
+	var m string
+	r.app.get(t, "/metrics", &m)
+	for _, reason := range []string{"no-token", "bad-token", "destination"} {
+		if v := metric(t, m, `sipedge_route_refused_total{reason="`+reason+`"}`); v != 0 {
+			t.Errorf(`sipedge_route_refused_total{reason=%q} %v, want 0`, reason, v)
+		}
 	}
 }
 
