@@ -28,34 +28,7 @@ func TestE2EAFXDPCalls(t *testing.T) {
 	for i, a := range uasAddrs {
 		uas = append(uas, sipp(t, dir, ns, fmt.Sprintf("uas%d", i), "-sf", uasScenario(t), "-i", pair.PeerV4.String(), "-p", portOf(a), "-recv_timeout", "4s"))
 	}
-	cfg := fmt.Sprintf(`[node]
-addresses = [%q]
-secret = "afxdp e2e test secret, 32 bytes."
-[io]
-port = "afxdp"
-interface = %q
-queues = [0]
-cores = [0]
-listen = %q
-# 4 MiB of UMEM: fits the default 8 MiB RLIMIT_MEMLOCK of containers.
-frame_size = 2048
-frame_count = 2048
-fill_ring = 1024
-comp_ring = 1024
-rx_ring = 1024
-tx_ring = 512
-[admin]
-listen = %q
-[[dispatcher.backends]]
-address = %q
-[[dispatcher.backends]]
-address = %q
-[dispatcher.probe]
-interval = "200ms"
-timeout = "100ms"
-down_after = 2
-up_after = 1
-`, pair.HostV4.String(), pair.Host, sip, admin, uasAddrs[0], uasAddrs[1]) + e2eGuard
+	cfg := afxdpConfig(pair, sip, admin, uasAddrs...) + e2eGuard
 	a := startApp(t, dir, nil, cfg, 1)
 	a.admin = admin
 	if !strings.Contains(a.log.String(), "afxdp") {

@@ -24,29 +24,7 @@ func TestE2EAFXDPRegistrarKeepalives(t *testing.T) {
 	dir := t.TempDir()
 	admin := freeTCP(t, "127.0.0.1")
 	users := regUsers(t, dir, "secret", "nat")
-	cfg := fmt.Sprintf(`[node]
-addresses = [%q]
-secret = "afxdp e2e test secret, 32 bytes."
-[io]
-port = "afxdp"
-interface = %q
-queues = [0]
-cores = [0]
-listen = %q
-# 4 MiB of UMEM: fits the default 8 MiB RLIMIT_MEMLOCK of containers.
-frame_size = 2048
-frame_count = 2048
-fill_ring = 1024
-comp_ring = 1024
-rx_ring = 1024
-tx_ring = 512
-[admin]
-listen = %q
-[[dispatcher.backends]]
-address = %q
-[guard]
-enabled = false
-`, pair.HostV4.String(), pair.Host, sip, admin, pair.PeerV4.String()+":5080") +
+	cfg := afxdpConfig(pair, sip, admin, pair.PeerV4.String()+":5080") + "[guard]\nenabled = false\n" +
 		regAuth(users) + fmt.Sprintf("[registrar]\nenabled = true\ndomains = [%q]\nstore = \"memory\"\nkeepalive_interval = \"200ms\"\n", regDomain)
 	a := startApp(t, dir, nil, cfg, 1)
 	a.admin = admin
