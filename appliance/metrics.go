@@ -290,3 +290,20 @@ func (d *Daemon) writePortMetrics(p promWriter) {
 		writeLargeMetrics(p, xdp)
 	}
 }
+
+// latency writes a helper latency histogram in seconds (Prometheus
+// buckets are cumulative).
+func (p promWriter) latency(name, help string, s pipeline.LatencySnapshot) {
+	p.family(name, "histogram", help)
+	var cum uint64
+	for i, c := range s.Counts {
+		cum += c
+		le := "+Inf"
+		if i < len(pipeline.LatencyBounds) {
+			le = strconv.FormatFloat(pipeline.LatencyBounds[i].Seconds(), 'g', -1, 64)
+		}
+		p.sample(name+"_bucket", float64(cum), "le", le)
+	}
+	p.sample(name+"_sum", s.Sum.Seconds())
+	p.sample(name+"_count", float64(cum))
+}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
-	"strconv"
 	"time"
 
 	"sipedge/appliance/config"
@@ -161,16 +160,7 @@ func (m *authModule) WriteMetrics(p promWriter) {
 	p.counter("sipedge_auth_ring_full_total", "Answers refused: worker answer ring full.", s.RingFull)
 	p.counter("sipedge_auth_invalidations_total", "Per-user invalidations pushed by the store.", s.Invalidations)
 	p.counter("sipedge_auth_invalidate_all_total", "Whole-cache invalidations (reload, reconnection).", s.InvalidateAlls)
-	p.family("sipedge_auth_store_latency_seconds", "histogram", "Store lookup latency.")
-	for i, c := range s.LatencyBuckets {
-		le := "+Inf"
-		if i < len(s.LatencyBounds) {
-			le = strconv.FormatFloat(s.LatencyBounds[i].Seconds(), 'g', -1, 64)
-		}
-		p.sample("sipedge_auth_store_latency_seconds_bucket", float64(c), "le", le)
-	}
-	p.sample("sipedge_auth_store_latency_seconds_sum", s.LatencySum.Seconds())
-	p.sample("sipedge_auth_store_latency_seconds_count", float64(s.LatencyBuckets[len(s.LatencyBuckets)-1]))
+	p.latency("sipedge_auth_store_latency_seconds", "Store lookup latency.", s.Latency)
 }
 
 // Close stops the helpers (after the workers) and closes the store.

@@ -243,13 +243,7 @@ func (m *mediaModule) WriteMetrics(p promWriter) {
 		}
 		p.sample("sipedge_media_ng_errors_total", float64(st.Errors[i].Load()), "reason", name)
 	}
-	p.family("sipedge_media_relay_latency_seconds", "histogram", "Relay answer latency (offer, answer, delete).")
-	for i, le := range media.LatencyBoundLabels {
-		p.sample("sipedge_media_relay_latency_seconds_bucket", float64(st.Buckets[i].Load()), "le", le)
-	}
-	p.sample("sipedge_media_relay_latency_seconds_bucket", float64(st.Count.Load()), "le", "+Inf")
-	p.sample("sipedge_media_relay_latency_seconds_sum", time.Duration(st.SumNs.Load()).Seconds())
-	p.sample("sipedge_media_relay_latency_seconds_count", float64(st.Count.Load()))
+	p.latency("sipedge_media_relay_latency_seconds", "Relay answer latency (offer, answer, delete).", st.Latency.Snapshot())
 }
 
 // Close stops the ng helpers; the workers have stopped.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
-	"strconv"
 	"strings"
 	"time"
 
@@ -235,18 +234,7 @@ func (m *registrarModule) WriteMetrics(p promWriter) {
 		p.counter("sipedge_registrar_fetches_total", "REGISTERs without Contact (fetches).", s.Fetches.Load())
 		p.counter("sipedge_registrar_store_failures_total", "Store calls that failed.", s.Errors.Load())
 		p.counter("sipedge_registrar_queue_full_total", "REGISTERs refused: helper queue full.", s.QueueFull.Load())
-		p.family("sipedge_registrar_store_latency_seconds", "histogram", "Binding store latency (REGISTERs).")
-		var cum uint64
-		for i := range s.Latency.Buckets {
-			cum += s.Latency.Buckets[i].Load()
-			le := "+Inf"
-			if i < len(registrar.LatencyBounds) {
-				le = strconv.FormatFloat(registrar.LatencyBounds[i].Seconds(), 'g', -1, 64)
-			}
-			p.sample("sipedge_registrar_store_latency_seconds_bucket", float64(cum), "le", le)
-		}
-		p.sample("sipedge_registrar_store_latency_seconds_sum", time.Duration(s.Latency.SumNs.Load()).Seconds())
-		p.sample("sipedge_registrar_store_latency_seconds_count", float64(cum))
+		p.latency("sipedge_registrar_store_latency_seconds", "Binding store latency (REGISTERs).", s.Latency.Snapshot())
 	}
 	if ka := m.ka; ka != nil {
 		p.gauge("sipedge_registrar_flows", "NATed contacts whose flow this node holds (it sends their keepalives).", float64(m.reg.Flows().Len()))

@@ -102,7 +102,7 @@ type helper struct {
 
 	lookups, notFound, errs, late, queueFull, ringFull atomic.Uint64
 	merged, fillsLost                                  atomic.Uint64
-	latency                                            histogram
+	latency                                            pipeline.Latency
 }
 
 func (c *core) startHelper() *helper {
@@ -157,7 +157,7 @@ func (h *helper) lookupLoop() {
 		t0 := time.Now()
 		e, err := a.cfg.Store.Lookup(ctx, a.cfg.Realm, string(r.user[:r.n]))
 		cancel()
-		h.latency.observe(time.Since(t0))
+		h.latency.Observe(time.Since(t0))
 		res := result{h: r.h, start: r.start, fill: true, k: r.k}
 		switch {
 		case err == nil:
@@ -215,30 +215,6 @@ func (h *helper) answerLoop() {
 			return
 		}
 	}
-}
-
-// latencyBounds are the store latency histogram's upper bounds.
-var latencyBounds = [...]time.Duration{
-	100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond,
-	time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond,
-	10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond,
-	100 * time.Millisecond, 250 * time.Millisecond, time.Second,
-}
-
-// histogram counts store latencies (helper goroutines only: off the hot
-// path, so atomics are fine).
-type histogram struct {
-	buckets [len(latencyBounds) + 1]atomic.Uint64
-	sumNs   atomic.Uint64
-}
-
-func (h *histogram) observe(d time.Duration) {
-	i := 0
-	for i < len(latencyBounds) && d > latencyBounds[i] {
-		i++
-	}
-	h.buckets[i].Add(1)
-	h.sumNs.Add(uint64(d))
 }
 
 // fillCache queues the answer of a lookup for the worker's cache. The

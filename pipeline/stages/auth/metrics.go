@@ -1,8 +1,6 @@
 package auth
 
-import (
-	"time"
-)
+import "sipedge/pipeline"
 
 // Metrics is a snapshot of the counters of every worker, summed.
 type Metrics struct {
@@ -62,19 +60,14 @@ type Metrics struct {
 	// Invalidations counts changes pushed by the store (per user), and
 	// InvalidateAlls whole-cache invalidations (reload, reconnection).
 	Invalidations, InvalidateAlls uint64
-	// LatencyBuckets are cumulative counts of store lookups at or under
-	// LatencyBounds[i] (the last one is +Inf); LatencySum their total.
-	LatencyBuckets []uint64
-	LatencyBounds  []time.Duration
-	LatencySum     time.Duration
+	// Latency is the store lookups' latency, every helper's.
+	Latency pipeline.LatencySnapshot
 }
 
 // Metrics returns the counters as last published by the workers (once per
 // batch) and the helpers. Safe from any goroutine.
 func (a *Auth) Metrics() Metrics {
 	var m Metrics
-	var buckets [len(latencyBounds) + 1]uint64
-	var sum uint64
 	for _, c := range a.cores {
 		g := func(i int) uint64 {
 			if c.cnt.Len() == 0 { // no stage made for this worker yet
@@ -114,21 +107,10 @@ func (a *Auth) Metrics() Metrics {
 			m.Merged += h.merged.Load()
 			m.FillsLost += h.fillsLost.Load()
 			m.RingFull += h.ringFull.Load()
-			for i := range buckets {
-				buckets[i] += h.latency.buckets[i].Load()
-			}
-			sum += h.latency.sumNs.Load()
+			m.Latency.Add(h.latency.Snapshot())
 		}
 	}
 	m.Invalidations = a.invalidations.Load()
 	m.InvalidateAlls = a.flushes.Load()
-	var cum uint64
-	m.LatencyBuckets = make([]uint64, len(buckets))
-	for i, b := range buckets {
-		cum += b
-		m.LatencyBuckets[i] = cum
-	}
-	m.LatencyBounds = latencyBounds[:]
-	m.LatencySum = time.Duration(sum)
 	return m
 }

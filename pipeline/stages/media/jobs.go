@@ -121,7 +121,7 @@ func (h *ngHelper) lookup(key []byte, a *pipeline.Answer) {
 	case err != nil:
 		j.status = ansRelayError
 	default:
-		st.latency(time.Since(t0))
+		st.Latency.Observe(time.Since(t0))
 		j.status = h.result(j)
 	}
 	if j.status != ansOK {

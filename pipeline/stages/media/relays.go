@@ -3,7 +3,6 @@ package media
 import (
 	"context"
 	"net/netip"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -228,25 +227,9 @@ type Stats struct {
 	Requests [numOps]atomic.Uint64
 	// Errors by reason (fallbackWhy, then "delete-failed").
 	Errors [numWhy]atomic.Uint64
-	// Latency of answered requests: cumulative buckets, sum (ns), count.
-	Buckets [len(LatencyBounds)]atomic.Uint64
-	SumNs   atomic.Uint64
-	Count   atomic.Uint64
+	// Latency of answered requests.
+	Latency pipeline.Latency
 }
-
-// LatencyBounds are the relay latency histogram's upper bounds.
-var LatencyBounds = [...]time.Duration{100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond,
-	time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond, 10 * time.Millisecond,
-	25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond, time.Second}
-
-// LatencyBoundLabels are LatencyBounds in seconds, for the exporter.
-var LatencyBoundLabels = func() []string {
-	out := make([]string, len(LatencyBounds))
-	for i, b := range LatencyBounds {
-		out[i] = strconv.FormatFloat(b.Seconds(), 'g', -1, 64)
-	}
-	return out
-}()
 
 // Ops and error reasons as the exporter labels them.
 var (
@@ -270,13 +253,3 @@ const (
 var fallbackWhyConst [whyUnknownCall + 1]struct{}
 
 func newStats() *Stats { return &Stats{} }
-
-func (s *Stats) latency(d time.Duration) {
-	for i, b := range LatencyBounds {
-		if d <= b {
-			s.Buckets[i].Add(1)
-		}
-	}
-	s.SumNs.Add(uint64(d))
-	s.Count.Add(1)
-}

@@ -111,7 +111,7 @@ type Registrar struct {
 // Stats are the helpers' counts, read by the module's metrics.
 type Stats struct {
 	Written, Refreshed, Removed, Evicted, Expired, Fetches, Errors, QueueFull, RingFull atomic.Uint64
-	Latency                                                                             Histogram
+	Latency                                                                             pipeline.Latency
 }
 
 // New checks cfg and returns the registrar.
@@ -189,28 +189,4 @@ func (r *Registrar) Stats() *Stats { return &r.stats }
 func (r *Registrar) Close() {
 	r.closeOnce.Do(func() { close(r.done) })
 	r.wg.Wait()
-}
-
-// LatencyBounds are the store latency histogram's upper bounds.
-var LatencyBounds = [...]time.Duration{
-	100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond,
-	time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond,
-	10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond,
-	100 * time.Millisecond, 250 * time.Millisecond, time.Second,
-}
-
-// Histogram counts store latencies (helpers only: off the hot path).
-type Histogram struct {
-	Buckets [len(LatencyBounds) + 1]atomic.Uint64
-	SumNs   atomic.Uint64
-}
-
-// Observe counts d.
-func (h *Histogram) Observe(d time.Duration) {
-	i := 0
-	for i < len(LatencyBounds) && d > LatencyBounds[i] {
-		i++
-	}
-	h.Buckets[i].Add(1)
-	h.SumNs.Add(uint64(d))
 }
