@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"sipedge/pipeline"
 )
@@ -68,6 +69,31 @@ func TestStageMetricsFromDefs(t *testing.T) {
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("exporter output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// A helper latency histogram is written as Prometheus wants it: buckets
+// cumulative up to +Inf, which equals the count.
+func TestLatencyHistogram(t *testing.T) {
+	var h pipeline.Latency
+	for _, d := range []time.Duration{50 * time.Microsecond, 3 * time.Millisecond, 3 * time.Millisecond, 2 * time.Second} {
+		h.Observe(d)
+	}
+	var b strings.Builder
+	promWriter{&b}.latency("x_seconds", "X.", h.Snapshot())
+	for _, want := range []string{
+		"# TYPE x_seconds histogram\n",
+		"x_seconds_bucket{le=\"0.0001\"} 1\n",
+		"x_seconds_bucket{le=\"0.0025\"} 1\n",
+		"x_seconds_bucket{le=\"0.005\"} 3\n",
+		"x_seconds_bucket{le=\"1\"} 3\n",
+		"x_seconds_bucket{le=\"+Inf\"} 4\n",
+		"x_seconds_count 4\n",
+		"x_seconds_sum 2.00605\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("histogram lacks %q:\n%s", want, b.String())
 		}
 	}
 }
