@@ -230,6 +230,17 @@ func (w *Worker) followThread() error {
 	return nil
 }
 
+// processCPUs is the set of CPUs the process may use, read once before any
+// worker runs. A worker reading it from its own thread at start could read
+// a one-core mask: the runtime may hand it a thread another worker pinned
+// and then left, and it would later "give back" that one core (CI saw a
+// thread left on 1 CPU of 2 after a two-worker daemon stopped).
+var processCPUs, processCPUsErr = func() (unix.CPUSet, error) {
+	var set unix.CPUSet
+	err := unix.SchedGetaffinity(0, &set)
+	return set, err
+}()
+
 // pinThread pins the thread the worker runs on to its core (when it has
 // one), gives the thread it ran on before back to every CPU, and records
 // the thread for Thread.
@@ -240,10 +251,8 @@ func (w *Worker) pinThread() error {
 	tid := unix.Gettid()
 	old := int(w.tid.Load())
 	if w.cfg.Core >= 0 {
-		if old == 0 {
-			if err := unix.SchedGetaffinity(0, &w.allCPUs); err != nil {
-				return fmt.Errorf("pipeline: worker %d: reading the CPUs this process may use: %w", w.cfg.ID, err)
-			}
+		if processCPUsErr != nil {
+			return fmt.Errorf("pipeline: worker %d: reading the CPUs this process may use: %w", w.cfg.ID, processCPUsErr)
 		}
 		var set unix.CPUSet
 		set.Set(w.cfg.Core)
@@ -254,7 +263,7 @@ func (w *Worker) pinThread() error {
 			return fmt.Errorf("pipeline: worker %d: pin to core %d: %w (check [io] cores against the CPUs present)", w.cfg.ID, w.cfg.Core, e)
 		}
 		if old != 0 && old != tid {
-			unix.SchedSetaffinity(old, &w.allCPUs) // the old thread may run anything now
+			unix.SchedSetaffinity(old, &processCPUs) // the old thread may run anything now
 		}
 	}
 	w.tid.Store(int32(tid))
@@ -267,7 +276,7 @@ func (w *Worker) pinThread() error {
 // daemon's tests then saw "this machine has CPUs 1").
 func (w *Worker) unpinThread() {
 	if tid := int(w.tid.Swap(0)); tid != 0 && w.cfg.Core >= 0 {
-		unix.SchedSetaffinity(tid, &w.allCPUs)
+		unix.SchedSetaffinity(tid, &processCPUs)
 	}
 }
 

@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"sipedge/pipeline/port"
 	"sipedge/sipcore"
 )
@@ -99,7 +97,6 @@ type Worker struct {
 	tid        atomic.Int32
 	batchDelay int64
 	lastYield  int64
-	allCPUs    unix.CPUSet // the process's CPUs, for a thread the worker leaves
 
 	panics panicLog
 
