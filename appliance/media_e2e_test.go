@@ -373,6 +373,21 @@ func TestE2EMediaRelayKilled(t *testing.T) {
 	const first = 16
 	uac1 := r.uac(t, "uac1", relayPortsRE(r.relays), 20, first, 6*time.Second, false)
 	waitRelayCalls(t, "calls established", first, a, b)
+	// A relay holds a call from its offer; the 200's answer comes after.
+	// Kill a before the last answers and those calls fail for want of
+	// media, not SIP (CI: the last call's 200 never came). Wait for every
+	// offer and answer to have had the relay's reply.
+	for end := time.Now().Add(10 * time.Second); ; {
+		var m string
+		r.app.get(t, "/metrics", &m)
+		if metric(t, m, "sipedge_media_relay_latency_seconds_count") >= 2*first {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("the relays did not reply to %d offers and answers within 10s:\n%s", 2*first, m)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	held, err := a.Calls()
 	if err != nil {
 		t.Fatal(err)

@@ -14,11 +14,12 @@ import (
 
 // fakeBackend answers OPTIONS on loopback with 200 while answering is set.
 type fakeBackend struct {
-	conn      *net.UDPConn
-	answering atomic.Bool
-	received  atomic.Int64 // probes seen
-	answered  atomic.Int64
-	events    chan struct{} // one per answer, dropped when nobody waits
+	conn       *net.UDPConn
+	answering  atomic.Bool
+	received   atomic.Int64 // probes seen
+	answered   atomic.Int64
+	unanswered atomic.Int64  // probes seen while not answering
+	events     chan struct{} // one per answer, dropped when nobody waits
 }
 
 func startFakeBackend(t *testing.T) *fakeBackend {
@@ -46,12 +47,15 @@ func startFakeBackend(t *testing.T) *fakeBackend {
 			}
 			f.received.Add(1)
 			if !f.answering.Load() {
+				f.unanswered.Add(1)
 				continue
 			}
 			k, err := sipcore.BuildResponse(out, &m, 200, "OK", src, &sipcore.ResponseOptions{Key: &otherKey})
 			if err == nil {
-				conn.WriteToUDPAddrPort(out[:k], src)
+				// Counted before it is sent: the prober may act on it
+				// before this goroutine runs again.
 				f.answered.Add(1)
+				conn.WriteToUDPAddrPort(out[:k], src)
 				select {
 				case f.events <- struct{}{}:
 				default:
@@ -116,15 +120,17 @@ func TestProber(t *testing.T) {
 		t.Fatal("the state of an answering backend changed")
 	}
 
+	// Each count is read before the switch it measures, so nothing that
+	// happens after the switch is missed.
+	seen := fb.unanswered.Load()
 	fb.answering.Store(false)
-	seen := fb.received.Load()
 	await(t, bk, fb.addr(), false)
-	if n := fb.received.Load() - seen; n < down {
+	if n := fb.unanswered.Load() - seen; n < down {
 		t.Errorf("marked down after %d unanswered probes, want at least %d", n, down)
 	}
 
-	fb.answering.Store(true)
 	ans := fb.answered.Load()
+	fb.answering.Store(true)
 	await(t, bk, fb.addr(), true)
 	if n := fb.answered.Load() - ans; n < up {
 		t.Errorf("marked up after %d answers, want at least %d", n, up)

@@ -155,8 +155,11 @@ func TestFloodBannedInXDP(t *testing.T) {
 	if err != nil || len(bans) != 1 || bans[0].Addr != peer {
 		t.Fatalf("XDP bans %+v, %v; want %v", bans, err, peer)
 	}
-	// From now on the XDP program drops; userspace sees nothing.
-	rx0, x0 := r.w.Stats().Rx, r.counters(t)
+	// From now on the XDP program drops; userspace sees nothing. Judged by
+	// the program's own counters: the worker's receive count lags while it
+	// drains what was redirected before the ban (CI saw 30 of the flood
+	// counted after this point).
+	x0 := r.counters(t)
 	const more = 500
 	r.send(t, more)
 	// The program counts synchronously on veth's receive path, but let the
@@ -168,8 +171,8 @@ func TestFloodBannedInXDP(t *testing.T) {
 	if got := x1.DroppedBanned - x0.DroppedBanned; got != more {
 		t.Fatalf("XDP dropped %d of %d banned packets", got, more)
 	}
-	if rx1 := r.w.Stats().Rx; rx1 != rx0 {
-		t.Fatalf("userspace received %d banned packets", rx1-rx0)
+	if x1.Redirected != x0.Redirected || x1.NoSocket != x0.NoSocket {
+		t.Fatalf("the program handed %d banned packets to the AF_XDP socket and %d to the kernel's", x1.Redirected-x0.Redirected, x1.NoSocket-x0.NoSocket)
 	}
 	// The ban lapses in the program by itself after its TTL.
 	passed := r.count.n.Load()
