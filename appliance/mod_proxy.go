@@ -58,6 +58,8 @@ func openProxy(env *ModuleEnv) (Module, error) {
 		// Phones often register at the node's address: the registrar
 		// stage answers, not self's 404.
 		PassRegister: cfg.Registrar.HasRole("registrar"),
+		// The media stages tell a late offer's 2xx by our Via's mark.
+		MarkLateOffer: cfg.Media.Enabled,
 
 		BackendDestinations: cfg.Dispatcher.BackendDestinationPrefixes(),
 	}

@@ -59,7 +59,7 @@ func openRegistrar(env *ModuleEnv) (Module, error) {
 		return nil, fmt.Errorf("appliance: registrar.store %q: want \"memory\" or \"redis\"", rc.Store)
 	}
 	retry := int(rc.RetryAfter.Std() / time.Second)
-	nd, err := node.New(node.Config{Key: env.Key, Names: append([]string{env.Self.Addr().String()}, env.Cfg.Node.Addresses...), Ports: []uint16{env.Self.Port()}})
+	nd, err := node.New(node.Config{Key: env.Key, Names: append([]string{env.Self.Addr().String()}, env.Cfg.Node.Addresses...), Ports: []uint16{env.Self.Port()}, MarkLateOffer: env.Cfg.Media.Enabled})
 	if err != nil {
 		m.Close()
 		return nil, fmt.Errorf("appliance: %w", err)

@@ -430,3 +430,53 @@ func TestViaReceivedIsObserved(t *testing.T) {
 		}
 	}
 }
+
+// With MarkLateOffer, our Via of an INVITE without a body carries the
+// late-offer mark, and a response copying that Via reports it; an INVITE
+// with SDP, any other method, and a node without the option do not.
+func TestForwardMarksLateOffer(t *testing.T) {
+	mark := *testForward
+	mark.MarkLateOffer = true
+	noBody := strings.Replace(strings.Replace(simpleInvite, "Content-Length: 4\r\n\r\nv=0\n", "Content-Length: 0\r\n\r\n", 1),
+		"Content-Type: application/sdp\r\n", "", 1)
+	bye := strings.Replace(strings.Replace(noBody, "INVITE sip:", "BYE sip:", 1), "314159 INVITE", "314160 BYE", 1)
+	reinvite := strings.Replace(noBody, "To: Bob <sip:bob@example.com>", "To: Bob <sip:bob@example.com>;tag=b0b", 1)
+	for _, tc := range []struct {
+		name          string
+		msg           string
+		o             *ForwardOptions
+		want, initial bool
+	}{
+		{"INVITE without body", noBody, &mark, true, true},
+		{"re-INVITE without body", reinvite, &mark, true, false},
+		{"INVITE with SDP", simpleInvite, &mark, false, false},
+		{"BYE", bye, &mark, false, false},
+		{"option off", noBody, testForward, false, false},
+	} {
+		out := make([]byte, 4096)
+		n, err := BuildForward(out, mustParseStr(t, tc.msg), tc.o, testSrc, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		fwd := mustParseStr(t, string(out[:n]))
+		if !testKey.IsOwnBranch(fwd.B(fwd.Vias[0].Branch)) {
+			t.Fatalf("%s: the mark broke our branch: %q", tc.name, fwd.B(fwd.Vias[0].Value))
+		}
+		// The callee's 200 copies the Vias; only the top one is read.
+		resp := "SIP/2.0 200 OK\r\n" + string(fwd.B(fwd.Headers[fwd.Vias[0].Header].Line)) + string(fwd.B(fwd.Headers[fwd.Vias[1].Header].Line)) +
+			"From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>;tag=2\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+		if got, initial := mustParseStr(t, resp).LateOffer(); got != tc.want || initial != tc.initial {
+			t.Errorf("%s: LateOffer() = %v, %v, want %v, %v (top Via %q)", tc.name, got, initial, tc.want, tc.initial, fwd.B(fwd.Vias[0].Value))
+		}
+	}
+	// Only the top Via counts: a mark further down is another hop's.
+	deeper := "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKx\r\nVia: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKy;se-lo\r\n" +
+		"From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>;tag=2\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+	dm := mustParseStr(t, deeper)
+	if late, _ := dm.LateOffer(); late {
+		t.Error("a mark on the second Via was taken for ours")
+	}
+	if a := testing.AllocsPerRun(100, func() { dm.LateOffer() }); a != 0 {
+		t.Errorf("LateOffer allocates %v times", a)
+	}
+}

@@ -1,6 +1,7 @@
 package sipcore
 
 import (
+	"bytes"
 	"net/netip"
 )
 
@@ -25,20 +26,59 @@ type ForwardOptions struct {
 	// that in-dialog requests from the backend side can be relayed to
 	// that address and nowhere else.
 	RouteToken bool
+	// MarkLateOffer adds LateOfferParam to our Via of an INVITE without a
+	// body. Its 2xx then says statelessly that the SDP it carries is the
+	// offer, not the answer (RFC 3264 with the offer in the 2xx and the
+	// answer in the ACK): a node anchoring media needs to know which, and
+	// keeps no transaction to remember the INVITE by.
+	MarkLateOffer bool
+}
+
+// LateOfferParam is the Via parameter MarkLateOffer adds: valueless for
+// a re-INVITE, "=i" for an initial INVITE (no To-tag), which opens a call
+// on the relay.
+const LateOfferParam = "se-lo"
+
+// LateOffer reports whether response m's top Via carries LateOfferParam:
+// the request it answers was an INVITE that we forwarded without an offer
+// (initial: one without a To-tag). Check that the Via is ours
+// (Key.IsOwnBranch) before trusting it.
+func (m *Msg) LateOffer() (late, initial bool) {
+	if m.NVia == 0 {
+		return false, false
+	}
+	p := m.B(m.Vias[0].Params)
+	for len(p) > 0 {
+		var name, val []byte
+		if i := bytes.IndexByte(p, ';'); i >= 0 {
+			name, p = p[:i], p[i+1:]
+		} else {
+			name, p = p, nil
+		}
+		if i := bytes.IndexByte(name, '='); i >= 0 {
+			name, val = name[:i], bytes.TrimSpace(name[i+1:])
+		}
+		if bytes.EqualFold(bytes.TrimSpace(name), []byte(LateOfferParam)) {
+			return true, len(val) == 1 && val[0] == 'i'
+		}
+	}
+	return false, false
 }
 
 // emitCtx carries what insertions need while the message is copied.
 type emitCtx struct {
-	o       *ForwardOptions
-	src     netip.AddrPort
-	ruri    []byte
-	branch  [BranchLen]byte
-	maxFwd  int
-	addMF   bool
-	toTag   [toTagLen]byte
-	bodyLen int
-	rt      [maxRouteToken]byte
-	rtLen   int
+	o           *ForwardOptions
+	src         netip.AddrPort
+	ruri        []byte
+	branch      [BranchLen]byte
+	maxFwd      int
+	addMF       bool
+	late        bool
+	lateInitial bool
+	toTag       [toTagLen]byte
+	bodyLen     int
+	rt          [maxRouteToken]byte
+	rtLen       int
 }
 
 // emit copies m.buf[from:to] into w, applying the edits that fall in it.
@@ -79,6 +119,12 @@ func (w *writer) emit(m *Msg, from, to int, es *edits, c *emitCtx) {
 			w.put(c.o.SentBy)
 			w.str(";branch=")
 			w.put(c.branch[:])
+			if c.late {
+				w.str(";" + LateOfferParam)
+				if c.lateInitial {
+					w.str("=i")
+				}
+			}
 			w.str("\r\n")
 			if c.o.RecordRoute != nil {
 				w.str("Record-Route: <")
@@ -126,6 +172,8 @@ func BuildForward(dst []byte, m *Msg, o *ForwardOptions, src netip.AddrPort, rur
 	var c emitCtx
 	c.o, c.src, c.ruri = o, src, ruri
 	o.Key.putBranch(c.branch[:], m)
+	c.late = o.MarkLateOffer && m.Method == MethodINVITE && m.Body.Len == 0
+	c.lateInitial = c.late && m.To.Tag.Len == 0
 	if o.RouteToken && o.RecordRoute != nil && src.IsValid() {
 		c.rtLen = o.Key.putRouteToken(c.rt[:], m.B(m.CallID), src)
 	}

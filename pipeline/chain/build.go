@@ -129,12 +129,14 @@ type ProxyConfig struct {
 	MaxMessageSize int
 	// PassRegister: REGISTER to the node itself goes on to the registrar.
 	PassRegister bool
+	// MarkLateOffer: the media stages anchor calls (node.Config).
+	MarkLateOffer bool
 }
 
 // Proxy makes the stateless proxy's four stages (their shared, compiled
 // forms) from one configuration.
 func Proxy(cfg ProxyConfig) ([]pipeline.StageMaker, error) {
-	n, err := node.New(node.Config{Key: cfg.Key, Names: cfg.Names, Ports: cfg.Ports})
+	n, err := node.New(node.Config{Key: cfg.Key, Names: cfg.Names, Ports: cfg.Ports, MarkLateOffer: cfg.MarkLateOffer})
 	if err != nil {
 		return nil, err
 	}

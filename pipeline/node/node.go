@@ -17,13 +17,19 @@ type Config struct {
 	// Ports are the ports we listen on; a URI with no port means 5060.
 	// Empty means {5060}.
 	Ports []uint16
+	// MarkLateOffer: media is anchored on this node, so forwarded INVITEs
+	// without SDP are marked for their 2xx (sipcore.ForwardOptions).
+	MarkLateOffer bool
 }
 
 // Node is the compiled Config.
 type Node struct {
-	Key   *sipcore.Key
-	names [][]byte
-	ports []uint16
+	Key *sipcore.Key
+	// MarkLateOffer is Config's: every stage that forwards requests sets
+	// sipcore.ForwardOptions.MarkLateOffer from it.
+	MarkLateOffer bool
+	names         [][]byte
+	ports         []uint16
 }
 
 // New checks cfg and compiles it.
@@ -34,7 +40,7 @@ func New(cfg Config) (*Node, error) {
 	if len(cfg.Names) == 0 {
 		return nil, errors.New("node: Names must list at least the appliance's address ([node] addresses)")
 	}
-	n := &Node{Key: cfg.Key, ports: cfg.Ports}
+	n := &Node{Key: cfg.Key, ports: cfg.Ports, MarkLateOffer: cfg.MarkLateOffer}
 	if len(n.ports) == 0 {
 		n.ports = []uint16{5060}
 	}

@@ -167,7 +167,7 @@ func New(cfg Config) (*Location, error) {
 	}
 	l := &Location{cfg: cfg, hash: newHasher(), retry: pipeline.RetryAfter(cfg.RetryAfter),
 		box: bindings.NewMailbox[*Target](4096 * cfg.Workers), done: make(chan struct{})}
-	l.fwdInDialog = sipcore.ForwardOptions{Key: cfg.Node.Key, SentBy: []byte(cfg.SentBy), IsLocal: cfg.Node.IsLocal}
+	l.fwdInDialog = sipcore.ForwardOptions{Key: cfg.Node.Key, SentBy: []byte(cfg.SentBy), IsLocal: cfg.Node.IsLocal, MarkLateOffer: cfg.Node.MarkLateOffer}
 	l.fwdInitial = l.fwdInDialog
 	if cfg.RecordRoute != "" {
 		l.rr = true

@@ -86,7 +86,7 @@ func New(cfg Config) (*Route, error) {
 		}
 		r.dests = append(r.dests, p.Masked())
 	}
-	r.fwdInDialog = sipcore.ForwardOptions{Key: cfg.Node.Key, SentBy: []byte(cfg.SentBy), IsLocal: cfg.Node.IsLocal}
+	r.fwdInDialog = sipcore.ForwardOptions{Key: cfg.Node.Key, SentBy: []byte(cfg.SentBy), IsLocal: cfg.Node.IsLocal, MarkLateOffer: cfg.Node.MarkLateOffer}
 	r.fwdInitial = r.fwdInDialog
 	if cfg.RecordRoute != "" {
 		r.fwdInitial.RecordRoute = []byte(cfg.RecordRoute)
