@@ -194,6 +194,12 @@ func newMediaRig(t *testing.T, answer string, relays ...*mediatest.Relay) *media
 // extra configuration sections.
 func newMediaRigConf(t *testing.T, answer, relaysTOML, extra string, relays ...*mediatest.Relay) *mediaRig {
 	t.Helper()
+	return newMediaRigUAS(t, "media_uas.xml", answer, relaysTOML, extra, relays...)
+}
+
+// newMediaRigUAS is newMediaRigConf with the UAS scenario uasFile.
+func newMediaRigUAS(t *testing.T, uasFile, answer, relaysTOML, extra string, relays ...*mediatest.Relay) *mediaRig {
+	t.Helper()
 	requireSipp(t)
 	r := &mediaRig{dir: t.TempDir(), sip: freeUDP(t, "127.0.0.1"), admin: freeTCP(t, "127.0.0.1"), relays: relays}
 	r.rtp = newRTPCounter(t, relays...)
@@ -202,7 +208,7 @@ func newMediaRigConf(t *testing.T, answer, relaysTOML, extra string, relays ...*
 	// The answer goes in first: one replacer pass does not rescan what it
 	// inserted.
 	answer = strings.ReplaceAll(answer, "MEDIA_PORT", strconv.Itoa(r.rtp.port()))
-	uasXML := scenario(t, r.dir, "media_uas.xml", "uas.xml", "ANSWER", answer, "PORT_RE", re)
+	uasXML := scenario(t, r.dir, uasFile, "uas.xml", "ANSWER", answer, "PORT_RE", re)
 	r.uas = sipp(t, r.dir, nil, "uas", "-sf", uasXML, "-i", backendIP, "-p", portOf(uasAddr), "-recv_timeout", "20s")
 	var m strings.Builder
 	m.WriteString(e2eGuard)
@@ -333,6 +339,57 @@ func TestE2EMediaRelay(t *testing.T) {
 		{`sipedge_media_ng_requests_total{command="offer"}`, calls},
 		{`sipedge_media_ng_requests_total{command="answer"}`, calls},
 		{`sipedge_media_relays_up`, 1},
+	} {
+		if got := metric(t, m, c.name); got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, got, c.want)
+		}
+	}
+	if f := sumMetric(m, "sipedge_media_offer_fallbacks_total") + sumMetric(m, "sipedge_media_answer_fallbacks_total"); f != 0 {
+		t.Errorf("%v fallbacks, want none", f)
+	}
+}
+
+// A late offer: the INVITE carries no SDP, the callee's 200 the offer and
+// the caller's ACK the answer (what Cisco gateways send with delayed
+// offer). The caller must see the relay in the 200, the callee in the ACK,
+// and RTP the caller plays reaches the callee from the relay's ports.
+func TestE2EMediaLateOffer(t *testing.T) {
+	relay := mediatest.Start(t)
+	var list = fmt.Sprintf("{ address = %q }", relay.NG.String())
+	ackChecked := strings.Replace(answer200, `<recv request="ACK" rtd="true" crlf="true"/>`,
+		`<recv request="ACK" rtd="true" crlf="true">
+    <action>
+      <ereg regexp="m=audio `+portRE(relay)+` " search_in="body" check_it="true" assign_to="relayed"/>
+    </action>
+  </recv>`, 1) // the scenario's one replacer pass does not rescan the answer it inserts
+	r := newMediaRigUAS(t, "media_uas_late.xml", ackChecked, list, "", relay)
+	const calls = 3
+	xml := scenario(t, r.dir, "media_uac_late.xml", "uac.xml", "PORT_RE", portRE(relay),
+		"PLAY", `<nop><action><exec play_pcap_audio="/usr/share/sip-tester/g711a.pcap"/></action></nop>`, "HOLD", "2000")
+	uac := sipp(t, r.dir, nil, "uac", "-sf", xml, "-i", uacIP, "-p", portOf(freeUDP(t, uacIP)), "-mp", portOf(freeUDP(t, uacIP)),
+		"-r", "3", "-m", fmt.Sprint(calls), "-recv_timeout", "10s", "-timeout", "60s", "-timeout_error", r.sip)
+	r.checkUAC(t, uac, "uac", calls)
+	if n, out := r.rtp.n.Load(), r.rtp.fromOut.Load(); n < 25*calls || out != 0 {
+		t.Errorf("the UAS side got %d RTP datagrams (%d not from the relay's ports), want at least %d, all from the relay", n, out, 25*calls)
+	}
+	waitRelayCalls(t, "after BYE", 0, relay)
+	us := stopUAS(t, r.uas, r.dir, "uas")
+	if us["SuccessfulCall(C)"] < calls || us["FailedCall(C)"] != 0 {
+		t.Errorf("uas: %d successful, %d failed, want at least %d and 0 (the ACK's SDP must name the relay)\n%s", us["SuccessfulCall(C)"], us["FailedCall(C)"], calls, errorsLog(r.dir, "uas"))
+	}
+	var m string
+	r.app.get(t, "/metrics", &m)
+	for _, c := range []struct {
+		name string
+		want float64
+	}{
+		// The 200's offer is rewritten on the response side, the ACK's
+		// answer on the request side.
+		{"sipedge_media_answers_rewritten_total", calls},
+		{"sipedge_media_offers_rewritten_total", calls},
+		{`sipedge_media_ng_requests_total{command="offer"}`, calls},
+		{`sipedge_media_ng_requests_total{command="answer"}`, calls},
+		{"sipedge_media_request_deletes_total", calls},
 	} {
 		if got := metric(t, m, c.name); got != c.want {
 			t.Errorf("%s = %v, want %v", c.name, got, c.want)

@@ -334,3 +334,36 @@ func BenchmarkOfferRelaySwaps(b *testing.B) {
 		})
 	}
 }
+
+// A late offer's ACK parks as the answer with the tags swapped (the
+// callee offered) and no branch, without allocating.
+func TestLateOfferAnswerAllocatesNothing(t *testing.T) {
+	so, s := solo(t, false)
+	ack := strings.Replace(strings.Replace(testInvite(), "INVITE sip", "ACK sip", 1), "1 INVITE", "1 ACK", 1)
+	c := parsedCtx(t, strings.Replace(ack, "To: <sip:bob@example.com>", "To: <sip:bob@example.com>;tag=to-alloc", 1))
+	if v := so.Process(c); v != pipeline.Park {
+		t.Fatalf("verdict %v, want park", v)
+	}
+	req := ""
+	for i := range s.jobs {
+		if s.jobs[i].word.Load()&0xff == jobQueued {
+			req = string(s.jobs[i].req)
+		}
+	}
+	for _, want := range []string{"7:command6:answer", "8:from-tag8:to-alloc", "6:to-tag10:from-alloc"} {
+		if !strings.Contains(req, want) {
+			t.Errorf("answer %q lacks %q", req, want)
+		}
+	}
+	if strings.Contains(req, "via-branch") {
+		t.Errorf("answer %q names a branch", req)
+	}
+	if a := testing.AllocsPerRun(1000, func() {
+		c.Now += int64(10 * time.Second)
+		if so.Process(c) != pipeline.Park {
+			t.Fatal("not parked")
+		}
+	}); a != 0 {
+		t.Errorf("Process(late-offer ACK) allocates %v times", a)
+	}
+}

@@ -30,11 +30,11 @@ const (
 // Def declares the request side: offers and deletes.
 var Def = pipeline.StageDef{
 	Name:    "media",
-	Doc:     "requests: SDP offers (INVITE, UPDATE, PRACK) parked while a media relay anchors them, the relay's SDP forwarded; BYE and CANCEL, and initial INVITEs a later stage refuses, delete the call on the relay",
+	Doc:     "requests: SDP offers (INVITE, UPDATE, PRACK) and a late offer's answer (ACK) parked while a media relay anchors them, the relay's SDP forwarded; BYE and CANCEL, and initial INVITEs a later stage refuses, delete the call on the relay",
 	Section: "[media]",
 	Parks:   true,
 	Counters: []pipeline.CounterDef{
-		{Name: "sipedge_media_offers_parked_total", Help: "Requests with an SDP offer parked for a relay."},
+		{Name: "sipedge_media_offers_parked_total", Help: "Requests with SDP parked for a relay: offers, and ACKs answering a late offer."},
 		{Name: "sipedge_media_offers_rewritten_total", Help: "Requests forwarded with the relay's SDP."},
 		{Name: "sipedge_media_request_deletes_total", Help: "Deletes sent to a relay for BYE and CANCEL."},
 		{Name: "sipedge_media_offers_not_anchored_total", Help: "Requests with SDP whose source is not anchored (anchor = \"sources\")."},

@@ -47,7 +47,7 @@ func newRig(t testing.TB, cfg media.Config) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	px, err := chain.Proxy(chain.ProxyConfig{Key: &key, SentBy: edge.String(), Names: []string{"127.0.0.1"}, Backends: bk})
+	px, err := chain.Proxy(chain.ProxyConfig{Key: &key, SentBy: edge.String(), Names: []string{"127.0.0.1"}, Backends: bk, MarkLateOffer: true})
 	if err != nil {
 		t.Fatal(err)
 	}

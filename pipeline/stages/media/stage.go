@@ -104,7 +104,19 @@ func (s *stage) Process(c *pipeline.Ctx) pipeline.Verdict {
 			s.cnt.Inc(cNotAnchored)
 			return pipeline.Continue
 		}
-		return s.park(c, m, opOffer)
+		return s.park(c, m, opOffer, false, m.To.Tag.Len == 0)
+	case sipcore.MethodACK:
+		// An ACK carries SDP only as the answer to an offer its 2xx
+		// made (a late offer, RFC 3264 section 5): the callee offered,
+		// so the tags are the other way round.
+		if m.To.Tag.Len == 0 || !hasSDP(m) {
+			return pipeline.Continue
+		}
+		if !s.m.anchors(c.Src.Addr()) && !s.m.anchorsURI(m) {
+			s.cnt.Inc(cNotAnchored)
+			return pipeline.Continue
+		}
+		return s.park(c, m, opAnswer, true, false)
 	}
 	return pipeline.Continue
 }
@@ -134,7 +146,19 @@ func (s *stage) response(c *pipeline.Ctx, m *sipcore.Msg) pipeline.Verdict {
 			return pipeline.Continue
 		}
 	}
-	return s.park(c, m, opAnswer)
+	// Our Via says whether we forwarded the INVITE without SDP: then this
+	// 2xx carries the offer, made by the callee (tags swapped), and the
+	// caller's ACK will carry the answer. A late offer in a reliable 1xx
+	// (100rel, answered in the PRACK) is not anchored: without state the
+	// PRACK's answer cannot be told from an offer.
+	if late, initial := m.LateOffer(); late && m.CSeqMethod == sipcore.MethodINVITE {
+		if code < 200 {
+			s.cnt.Inc(cNotAnchored)
+			return pipeline.Continue
+		}
+		return s.park(c, m, opOffer, true, initial)
+	}
+	return s.park(c, m, opAnswer, false, false)
 }
 
 // nextHopAddr is the address the response goes back to: the second Via's
@@ -213,15 +237,16 @@ func (s *stage) release(i uint32, j *job) {
 	s.free = append(s.free, i)
 }
 
-// begin fills job j's common part and the dictionary's head.
-func (s *stage) begin(c *pipeline.Ctx, m *sipcore.Msg, j *job, op uint8, relay netip.AddrPort) {
+// begin fills job j's common part and the dictionary's head. fromTag is
+// the offerer's tag: From's, or To's when the callee offered (swapped).
+func (s *stage) begin(c *pipeline.Ctx, m *sipcore.Msg, j *job, op uint8, relay netip.AddrPort, fromTag sipcore.Span) {
 	j.op, j.relay, j.parkedAt = op, relay, c.Now
 	e := &s.enc
 	e.B = j.reqBuf[:0]
 	e.Dict()
 	e.KS("command", OpNames[op])
 	e.KV("call-id", m.B(m.CallID))
-	e.KV("from-tag", m.B(m.From.Tag))
+	e.KV("from-tag", m.B(fromTag))
 }
 
 // commit hands job i to a helper, answered or not.
@@ -239,8 +264,10 @@ func (s *stage) handTo(i uint32, j *job) (pipeline.HelperRef, *pipeline.FuncHelp
 	return s.refs[k], s.fhs[k]
 }
 
-// park asks the relay for an offer or answer and parks the message.
-func (s *stage) park(c *pipeline.Ctx, m *sipcore.Msg, op uint8) pipeline.Verdict {
+// park asks the relay for an offer or answer and parks the message. swap
+// says the callee made the offer (a late offer: its 2xx and the caller's
+// ACK), newCall that an offer opens a call on the relay.
+func (s *stage) park(c *pipeline.Ctx, m *sipcore.Msg, op uint8, swap, newCall bool) pipeline.Verdict {
 	k := s.set.Pick(m.B(m.CallID))
 	if k < 0 {
 		return s.fallback(c, whyNoRelay)
@@ -257,12 +284,19 @@ func (s *stage) park(c *pipeline.Ctx, m *sipcore.Msg, op uint8) pipeline.Verdict
 	if !ok {
 		return s.fallback(c, whyJobsFull)
 	}
-	s.begin(c, m, j, op, s.set.Backends[k].Addr)
-	e := &s.enc
-	if m.To.Tag.Len > 0 {
-		e.KV("to-tag", m.B(m.To.Tag))
+	from, to := m.From.Tag, m.To.Tag
+	if swap {
+		from, to = to, from
 	}
-	if m.NVia > 0 && m.Vias[0].Branch.Len > 0 {
+	s.begin(c, m, j, op, s.set.Backends[k].Addr, from)
+	e := &s.enc
+	if to.Len > 0 {
+		e.KV("to-tag", m.B(to))
+	}
+	// The branch names a fork's leg from the caller's side; a late
+	// offer's 2xx and ACK are in different transactions, so neither
+	// carries one the relay could pair.
+	if !swap && m.NVia > 0 && m.Vias[0].Branch.Len > 0 {
 		e.KV("via-branch", m.B(m.Vias[0].Branch))
 	}
 	e.KV("sdp", sdp)
@@ -280,7 +314,7 @@ func (s *stage) park(c *pipeline.Ctx, m *sipcore.Msg, op uint8) pipeline.Verdict
 	}
 	e.B = append(e.B, s.m.flags...)
 	e.End()
-	j.answered, j.newCall = true, op == opOffer && m.To.Tag.Len == 0
+	j.answered, j.newCall = true, op == opOffer && newCall
 	j.reclaimAt = c.Now + s.wait + reclaimGrace
 	ref, _ := s.handTo(i, j)
 	s.cnt.Inc(cParked)
@@ -319,7 +353,7 @@ func (s *stage) delete(c *pipeline.Ctx, m *sipcore.Msg, counter int) {
 		s.m.stats.Errors[whyDeleteFailed].Add(1) // every job is out: rare, and an atomic is cheap beside a lost delete
 		return
 	}
-	s.begin(c, m, j, opDelete, s.set.Backends[k].Addr)
+	s.begin(c, m, j, opDelete, s.set.Backends[k].Addr, m.From.Tag)
 	if d := s.m.cfg.DeleteDelay; d >= 0 {
 		s.enc.Str("delete-delay")
 		s.enc.Int(int64(d))
@@ -372,6 +406,11 @@ func (s *stage) fallback(c *pipeline.Ctx, why int) pipeline.Verdict {
 	}
 	if s.answer {
 		return c.DropOwn(0) // the sender retransmits the response
+	}
+	if c.Parsed && c.Msg.Method == sipcore.MethodACK {
+		// An ACK is never answered: dropped, its 2xx is retransmitted
+		// and the caller sends it again.
+		return c.DropOwn(0)
 	}
 	return c.Respond(503, "Service Unavailable (media relay)", s.m.retry)
 }

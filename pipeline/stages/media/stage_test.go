@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,4 +155,59 @@ func TestFallback(t *testing.T) {
 			t.Fatalf("pass: SDP changed to %s:%d", ip, port)
 		}
 	}
+}
+
+// A late offer: the INVITE carries no SDP, the callee's 200 carries the
+// offer and the caller's ACK the answer. The INVITE goes through unparked
+// with our Via marked; the 200 is anchored as the callee's offer and the
+// ACK as the caller's answer, each side seeing the relay.
+func TestLateOffer(t *testing.T) {
+	relay := mediatest.Start(t)
+	r := newRig(t, relayConfig(relay))
+	const id = "call-late-offer"
+	fwd, m := r.one(caller, invite(id, ""))
+	if fwd.Dst != backend || m.Body.Len != 0 {
+		t.Fatalf("INVITE went to %v with a %d-byte body, want %v and none", fwd.Dst, m.Body.Len, backend)
+	}
+	if !strings.Contains(string(m.B(m.Vias[0].Value)), ";"+sipcore.LateOfferParam+"=i") {
+		t.Fatalf("our Via %q does not mark the late offer", m.B(m.Vias[0].Value))
+	}
+	if calls, _ := relay.Calls(); slices.Contains(calls, id) {
+		t.Fatal("the relay holds a call for an INVITE without SDP")
+	}
+
+	back, rm := r.one(backend, reply(t, m, 200, sdp("127.0.0.2", 40200)))
+	if back.Dst != caller || rm.StatusCode != 200 {
+		t.Fatalf("%d went to %v, want 200 to the caller %v", rm.StatusCode, back.Dst, caller)
+	}
+	ip, port := mediaOf(t, rm)
+	if ip != "127.0.0.1" || port < relay.PortMin || port > relay.PortMax {
+		t.Fatalf("the caller sees the callee's offer at %s:%d, want the relay's 127.0.0.1:%d-%d", ip, port, relay.PortMin, relay.PortMax)
+	}
+	if calls, _ := relay.Calls(); !slices.Contains(calls, id) {
+		t.Fatalf("relay holds %q after the 200's offer, want %s", calls, id)
+	}
+
+	ack := strings.Replace(inDialog("ACK", id, 1), "Content-Length: 0\r\n\r\n", "", 1)
+	body := sdp("127.0.0.1", 40100)
+	ack += "Content-Type: application/sdp\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+	fa, am := r.one(caller, ack)
+	if fa.Dst != backend || am.Method != sipcore.MethodACK {
+		t.Fatalf("forwarded %v to %v, want the ACK to %v", am.Method, fa.Dst, backend)
+	}
+	ip2, port2 := mediaOf(t, am)
+	if ip2 != "127.0.0.1" || port2 < relay.PortMin || port2 > relay.PortMax || port2 == port {
+		t.Fatalf("the callee sees the caller's answer at %s:%d, want the relay's other port (caller side %d)", ip2, port2, port)
+	}
+	st := r.md.Stats()
+	if st.Requests[0].Load() != 1 || st.Requests[1].Load() != 1 {
+		t.Errorf("ng offer/answer = %d/%d, want 1/1", st.Requests[0].Load(), st.Requests[1].Load())
+	}
+	for i, name := range media.WhyNames {
+		if n := st.Errors[i].Load(); n != 0 {
+			t.Errorf("ng errors %s: %d, want 0", name, n)
+		}
+	}
+	r.one(caller, inDialog("BYE", id, 2))
+	waitCalls(t, relay, "BYE must delete the call", func(c []string) bool { return !slices.Contains(c, id) })
 }
