@@ -62,6 +62,18 @@ func parsedCtx(t testing.TB, msg string) *pipeline.Ctx {
 	return c
 }
 
+// queuedReq is the ng dictionary of the job the stage handed over last
+// (in a Solo nothing takes it).
+func queuedReq(s *stage) string {
+	req := ""
+	for i := range s.jobs {
+		if s.jobs[i].word.Load()&0xff == jobQueued {
+			req = string(s.jobs[i].req)
+		}
+	}
+	return req
+}
+
 // The offer path parks without allocating: the dictionary is encoded into
 // the job, the key into the stage. Jobs are reclaimed as the clock passes
 // their deadline (nothing answers in a Solo).
@@ -71,12 +83,7 @@ func TestProcessOfferAllocatesNothing(t *testing.T) {
 	if v := so.Process(c); v != pipeline.Park {
 		t.Fatalf("verdict %v, want park", v)
 	}
-	req := ""
-	for i := range s.jobs {
-		if s.jobs[i].word.Load()&0xff == jobQueued {
-			req = string(s.jobs[i].req)
-		}
-	}
+	req := queuedReq(s)
 	for _, want := range []string{"7:command5:offer", "7:call-id22:alloc-call@203.0.113.9", "8:from-tag10:from-alloc",
 		"10:via-branch13:z9hG4bK-alloc", "13:received-froml3:IP411:203.0.113.9e", "7:replacel6:origin18:session-connectione",
 		"3:ICE6:remove", "5:flagsl13:trust-addresse", "3:sdp" + itoa(len(testSDP)) + ":" + testSDP} {
@@ -344,12 +351,7 @@ func TestLateOfferAnswerAllocatesNothing(t *testing.T) {
 	if v := so.Process(c); v != pipeline.Park {
 		t.Fatalf("verdict %v, want park", v)
 	}
-	req := ""
-	for i := range s.jobs {
-		if s.jobs[i].word.Load()&0xff == jobQueued {
-			req = string(s.jobs[i].req)
-		}
-	}
+	req := queuedReq(s)
 	for _, want := range []string{"7:command6:answer", "8:from-tag8:to-alloc", "6:to-tag10:from-alloc"} {
 		if !strings.Contains(req, want) {
 			t.Errorf("answer %q lacks %q", req, want)
