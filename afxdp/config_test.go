@@ -63,7 +63,7 @@ func TestParseModes(t *testing.T) {
 // TestBanKey: IPv4 is stored v4-mapped (what the program builds from an
 // IPv4 header), IPv6 as is, and both decode back to the same address.
 func TestBanKey(t *testing.T) {
-	k, err := banKey(netip.MustParseAddr("192.0.2.7"))
+	k, err := banKey(netip.MustParseAddr("192.0.2.7"), 64)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,19 +74,29 @@ func TestBanKey(t *testing.T) {
 	if a := keyAddr(k); a != netip.MustParseAddr("192.0.2.7") {
 		t.Errorf("IPv4 key decodes to %v", a)
 	}
-	mapped, _ := banKey(netip.MustParseAddr("::ffff:192.0.2.7"))
+	mapped, _ := banKey(netip.MustParseAddr("::ffff:192.0.2.7"), 64)
 	if mapped != k {
 		t.Error("a v4-mapped IPv6 address must ban the same host as its IPv4 form")
 	}
 	v6 := netip.MustParseAddr("2001:db8::1")
-	k6, _ := banKey(v6)
+	k6, _ := banKey(v6, 128)
 	if k6 != v6.As16() || keyAddr(k6) != v6 {
 		t.Errorf("IPv6 key % x", k6)
 	}
-	if _, err := banKey(netip.Addr{}); err == nil {
+	// With a prefix, every address of the /64 is one key: its first
+	// address (an IPv4 key is never masked).
+	a, _ := banKey(netip.MustParseAddr("2001:db8:0:7::1"), 64)
+	b, _ := banKey(netip.MustParseAddr("2001:db8:0:7:ffff:ffff:ffff:fffe"), 64)
+	if a != b || keyAddr(a) != netip.MustParseAddr("2001:db8:0:7::") {
+		t.Errorf("/64 keys %v and %v, want both 2001:db8:0:7::", keyAddr(a), keyAddr(b))
+	}
+	if c, _ := banKey(netip.MustParseAddr("2001:db8:0:8::1"), 64); c == a {
+		t.Error("the next /64 shares the key")
+	}
+	if _, err := banKey(netip.Addr{}, 0); err == nil {
 		t.Error("the zero address was accepted")
 	}
-	if _, err := banKey(netip.MustParseAddr("fe80::1%eth0")); err != nil {
+	if _, err := banKey(netip.MustParseAddr("fe80::1%eth0"), 0); err != nil {
 		t.Errorf("zoned address: %v", err)
 	}
 }

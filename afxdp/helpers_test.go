@@ -27,12 +27,17 @@ type rig struct {
 	socks []*Socket
 }
 
-func newRig(t testing.TB, opts vethtest.Options, mode XDPMode, queues int) *rig {
+// newRig makes the rig; tweak, when given, edits the program's config.
+func newRig(t testing.TB, opts vethtest.Options, mode XDPMode, queues int, tweak ...func(*ProgramConfig)) *rig {
 	t.Helper()
 	vethtest.Require(t)
 	r := &rig{pair: vethtest.New(t, opts)}
+	pc := ProgramConfig{Ifindex: r.pair.HostIndex, Mode: mode, Ports: []uint16{sipPort}, Queues: 8}
+	for _, f := range tweak {
+		f(&pc)
+	}
 	var err error
-	r.prog, err = LoadProgram(ProgramConfig{Ifindex: r.pair.HostIndex, Mode: mode, Ports: []uint16{sipPort}, Queues: 8})
+	r.prog, err = LoadProgram(pc)
 	if err != nil {
 		t.Fatal(err)
 	}

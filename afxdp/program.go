@@ -43,6 +43,12 @@ type ProgramConfig struct {
 	Queues int
 	// MaxBans bounds the banned map. 0 means 65536.
 	MaxBans int
+	// IPv6BanPrefix makes a ban of an IPv6 address cover its prefix of
+	// this many bits (the guard's ipv6_source_prefix, 64 by default), so
+	// that a host rotating through its /64 stays dropped here. 0 or 128:
+	// the address alone. Ban, Unban and Bans then name the prefix's
+	// first address.
+	IPv6BanPrefix int
 }
 
 // Counters are the program's verdict counts, summed over CPUs.
@@ -81,6 +87,7 @@ type Program struct {
 	mode    XDPMode
 	ifindex int
 	ncpu    int
+	v6Bits  int // ProgramConfig.IPv6BanPrefix
 }
 
 // LoadProgram builds the program, creates its maps, fills the ports map and
@@ -99,10 +106,13 @@ func LoadProgram(cfg ProgramConfig) (*Program, error) {
 	if cfg.Queues < 0 || cfg.Queues > 4096 || cfg.MaxBans < 0 || cfg.MaxBans > 1<<24 {
 		return nil, fmt.Errorf("afxdp: queues %d (1..4096) or max bans %d (1..16M) out of range", cfg.Queues, cfg.MaxBans)
 	}
+	if cfg.IPv6BanPrefix < 0 || cfg.IPv6BanPrefix > 128 {
+		return nil, fmt.Errorf("afxdp: IPv6 ban prefix /%d out of range: give 1 to 128 (0: the address alone)", cfg.IPv6BanPrefix)
+	}
 	if err := raiseMemlock(0); err != nil {
 		return nil, err
 	}
-	p := &Program{ifindex: cfg.Ifindex}
+	p := &Program{ifindex: cfg.Ifindex, v6Bits: cfg.IPv6BanPrefix}
 	ok := false
 	defer func() {
 		if !ok {
@@ -132,7 +142,7 @@ func LoadProgram(cfg ProgramConfig) (*Program, error) {
 		Name:         "sipedge_xdp",
 		Type:         ebpf.XDP,
 		License:      "Dual MIT/GPL",
-		Instructions: buildProgram(p.banned.FD(), p.ports.FD(), p.xsks.FD(), p.stats.FD()),
+		Instructions: buildProgram(p.banned.FD(), p.ports.FD(), p.xsks.FD(), p.stats.FD(), cfg.IPv6BanPrefix),
 	})
 	if err != nil {
 		var ve *ebpf.VerifierError
@@ -268,15 +278,24 @@ func (p *Program) Ports() ([]uint16, error) {
 	return out, nil
 }
 
-// banKey encodes addr as the banned map's key: IPv6 as is, IPv4 as its
+// banKey encodes addr as the banned map's key: IPv6 masked to its first
+// v6Bits bits (maskV6Key does the same to a packet's source), IPv4 as its
 // v4-mapped IPv6 form (::ffff:a.b.c.d), which is what the program builds
 // from an IPv4 header. A v4-mapped IPv6 source is thus banned together with
 // the IPv4 address, which is the same host.
-func banKey(addr netip.Addr) ([16]byte, error) {
+func banKey(addr netip.Addr, v6Bits int) ([16]byte, error) {
 	if !addr.IsValid() {
 		return [16]byte{}, errors.New("afxdp: cannot ban an invalid (zero) address")
 	}
-	return addr.Unmap().As16(), nil
+	a := addr.Unmap()
+	k := a.As16()
+	if a.Is6() && v6Bits > 0 && v6Bits < 128 {
+		m := v6Mask(v6Bits)
+		for i := range k {
+			k[i] &= m[i]
+		}
+	}
+	return k, nil
 }
 
 // keyAddr decodes a banned map key.
@@ -297,11 +316,11 @@ func monotonicNow() (uint64, error) {
 // recently used ban makes room, so a flood of (spoofed) sources can never
 // make later bans fail.
 func (p *Program) Ban(addr netip.Addr, ttl time.Duration) error {
-	return banIn(&p.mu, p.banned, addr, ttl)
+	return banIn(&p.mu, p.banned, addr, ttl, p.v6Bits)
 }
 
 // Unban lifts a ban; lifting one that does not exist is not an error.
-func (p *Program) Unban(addr netip.Addr) error { return unbanIn(&p.mu, p.banned, addr) }
+func (p *Program) Unban(addr netip.Addr) error { return unbanIn(&p.mu, p.banned, addr, p.v6Bits) }
 
 // Bans lists the bans in force with the time each has left, sorted by
 // address, and deletes the ones that have lapsed.
@@ -317,8 +336,8 @@ func (p *Program) PruneBans() (int, error) {
 // The banned map's operations, shared by the XDP program and the socket
 // filter (SocketBans): mu orders the admin calls on m among themselves.
 
-func banIn(mu *sync.Mutex, m *ebpf.Map, addr netip.Addr, ttl time.Duration) error {
-	key, err := banKey(addr)
+func banIn(mu *sync.Mutex, m *ebpf.Map, addr netip.Addr, ttl time.Duration, v6Bits int) error {
+	key, err := banKey(addr, v6Bits)
 	if err != nil {
 		return err
 	}
@@ -337,8 +356,8 @@ func banIn(mu *sync.Mutex, m *ebpf.Map, addr netip.Addr, ttl time.Duration) erro
 	return nil
 }
 
-func unbanIn(mu *sync.Mutex, m *ebpf.Map, addr netip.Addr) error {
-	key, err := banKey(addr)
+func unbanIn(mu *sync.Mutex, m *ebpf.Map, addr netip.Addr, v6Bits int) error {
+	key, err := banKey(addr, v6Bits)
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ type SocketBans struct {
 	stats  *ebpf.Map // PerCPUArray[1] u64: datagrams dropped
 	prog   *ebpf.Program
 	ncpu   int
+	v6Bits int
 }
 
 // Offsets in struct __sk_buff.
@@ -36,19 +37,23 @@ const (
 )
 
 // NewSocketBans makes the map (maxBans entries, 65536 when 0) and the
-// filter. It needs CAP_BPF (root); without it the socket port keeps its
-// bans in the workers only.
-func NewSocketBans(maxBans int) (*SocketBans, error) {
+// filter; an IPv6 ban covers the source's prefix of v6Bits bits (0 or 128:
+// the address alone), as ProgramConfig.IPv6BanPrefix. It needs CAP_BPF
+// (root); without it the socket port keeps its bans in the workers only.
+func NewSocketBans(maxBans, v6Bits int) (*SocketBans, error) {
 	if maxBans == 0 {
 		maxBans = 65536
 	}
 	if maxBans < 0 || maxBans > 1<<24 {
 		return nil, fmt.Errorf("afxdp: max bans %d out of range (1..16M)", maxBans)
 	}
+	if v6Bits < 0 || v6Bits > 128 {
+		return nil, fmt.Errorf("afxdp: IPv6 ban prefix /%d out of range: give 1 to 128 (0: the address alone)", v6Bits)
+	}
 	if err := raiseMemlock(0); err != nil {
 		return nil, err
 	}
-	s := &SocketBans{}
+	s := &SocketBans{v6Bits: v6Bits}
 	ok := false
 	defer func() {
 		if !ok {
@@ -69,7 +74,7 @@ func NewSocketBans(maxBans int) (*SocketBans, error) {
 		Name:         "sipedge_sockban",
 		Type:         ebpf.SocketFilter,
 		License:      "Dual MIT/GPL",
-		Instructions: buildSocketFilter(s.banned.FD(), s.stats.FD()),
+		Instructions: buildSocketFilter(s.banned.FD(), s.stats.FD(), v6Bits),
 	})
 	if err != nil {
 		var ve *ebpf.VerifierError
@@ -86,7 +91,7 @@ func NewSocketBans(maxBans int) (*SocketBans, error) {
 // v4-mapped, as the XDP program builds it) is looked up in the banned map;
 // a live ban drops the datagram (returns 0) and counts it, anything else
 // is kept whole (returns skb->len). R6 holds the context throughout.
-func buildSocketFilter(banned, stats int) asm.Instructions {
+func buildSocketFilter(banned, stats, v6Bits int) asm.Instructions {
 	p := asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1),
 		asm.LoadMem(asm.R2, asm.R6, skbProtocol, asm.Word),
@@ -117,6 +122,7 @@ func buildSocketFilter(banned, stats int) asm.Instructions {
 		asm.FnSkbLoadBytesRelative.Call(),
 		asm.JNE.Imm(asm.R0, 0, "keep"),
 	}
+	p = append(p, maskV6Key(v6Bits)...)
 	// A live ban jumps to "drop", anything else falls through to "keep".
 	check := banCheck(banned, "keep")
 	check[0] = check[0].WithSymbol("lookup")
@@ -138,11 +144,13 @@ func (s *SocketBans) Attach(fd int) error {
 
 // Ban drops addr's datagrams to the filtered sockets for ttl.
 func (s *SocketBans) Ban(addr netip.Addr, ttl time.Duration) error {
-	return banIn(&s.mu, s.banned, addr, ttl)
+	return banIn(&s.mu, s.banned, addr, ttl, s.v6Bits)
 }
 
 // Unban lifts a ban; lifting one that does not exist is not an error.
-func (s *SocketBans) Unban(addr netip.Addr) error { return unbanIn(&s.mu, s.banned, addr) }
+func (s *SocketBans) Unban(addr netip.Addr) error {
+	return unbanIn(&s.mu, s.banned, addr, s.v6Bits)
+}
 
 // Bans lists the bans in force and deletes the lapsed ones.
 func (s *SocketBans) Bans() ([]Ban, error) { return listBansIn(&s.mu, s.banned) }

@@ -12,7 +12,7 @@ import (
 // and lets the source through again after Unban or when its ban lapses.
 func TestSocketBans(t *testing.T) {
 	requireRoot(t)
-	sb, err := NewSocketBans(64)
+	sb, err := NewSocketBans(64, 64) // IPv6 by /64: the masking must pass the verifier too
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,12 +22,14 @@ func TestProgramVerifies(t *testing.T) {
 	ports := mk(&ebpf.MapSpec{Name: "p", Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 65536})
 	xsks := mk(&ebpf.MapSpec{Name: "x", Type: ebpf.XSKMap, KeySize: 4, ValueSize: 4, MaxEntries: 4})
 	stats := mk(&ebpf.MapSpec{Name: "s", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: statCount})
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Type: ebpf.XDP, License: "Dual MIT/GPL",
-		Instructions: buildProgram(banned.FD(), ports.FD(), xsks.FD(), stats.FD()),
-	})
-	if err != nil {
-		t.Fatalf("verifier: %+v", err)
+	for _, v6Bits := range []int{0, 64, 56} { // exact, /64, a mask inside the first word
+		prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+			Type: ebpf.XDP, License: "Dual MIT/GPL",
+			Instructions: buildProgram(banned.FD(), ports.FD(), xsks.FD(), stats.FD(), v6Bits),
+		})
+		if err != nil {
+			t.Fatalf("verifier, IPv6 ban prefix /%d: %+v", v6Bits, err)
+		}
+		prog.Close()
 	}
-	prog.Close()
 }

@@ -123,16 +123,7 @@ func TestBan(t *testing.T) {
 	if _, err := c6.WriteToUDPAddrPort([]byte("banned6"), r.hostAddr(true, sipPort)); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		cn, _ := r.prog.Counters()
-		if cn.DroppedBanned > before.DroppedBanned {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("banned IPv6 datagram not counted: %+v", cn)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	r.awaitDropped(t, before, "banned IPv6 datagram not counted")
 	if err := r.prog.Unban(r.pair.PeerV6); err != nil {
 		t.Fatal(err)
 	}
@@ -358,16 +349,7 @@ func TestBanSIPPortsOnly(t *testing.T) {
 	if _, err := c.WriteToUDPAddrPort([]byte("sip"), r.hostAddr(false, sipPort)); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		cn, _ := r.prog.Counters()
-		if cn.DroppedBanned > before.DroppedBanned {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the banned source's SIP datagram was not dropped: %+v", cn)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	r.awaitDropped(t, before, "the banned source's SIP datagram was not dropped")
 
 	// LRU: 70,000 bans in a 65,536-entry map, all accepted; the ones
 	// that lapsed at once are pruned.
@@ -388,5 +370,61 @@ func TestBanSIPPortsOnly(t *testing.T) {
 	}
 	if left, _ := r.prog.PruneBans(); left != 0 {
 		t.Errorf("a second PruneBans found %d lapsed bans, want 0", left)
+	}
+}
+
+// TestBanIPv6Prefix: with IPv6BanPrefix 64, banning one address drops
+// another address of its /64 (a host rotating through its prefix), Bans
+// names the prefix, and unbanning any address of it lifts the ban.
+func TestBanIPv6Prefix(t *testing.T) {
+	r := newRig(t, vethtest.Options{}, XDPAuto, 1, func(pc *ProgramConfig) { pc.IPv6BanPrefix = 64 })
+	s := r.socks[0]
+	b := r.pair.PeerV6.As16()
+	b[15] ^= 0x40 // another host part, same /64
+	other := netip.AddrFrom16(b)
+	if _, err := r.pair.Run("ip", "-6", "addr", "add", other.String()+"/64", "dev", r.pair.Peer, "nodad"); err != nil {
+		t.Fatal(err)
+	}
+	c := r.pair.ListenUDP(t, netip.AddrPortFrom(other, 0))
+	d, ok := awaitFrame(t, s, c, r.hostAddr(true, sipPort), []byte("before"), 5*time.Second)
+	if !ok {
+		t.Fatalf("no traffic from %v before the ban", other)
+	}
+	s.Release([]Desc{d})
+	before, _ := r.prog.Counters()
+	if err := r.prog.Ban(r.pair.PeerV6, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	prefix := netip.PrefixFrom(r.pair.PeerV6, 64).Masked().Addr()
+	if bans, err := r.prog.Bans(); err != nil || len(bans) != 1 || bans[0].Addr != prefix {
+		t.Fatalf("Bans() = %v, %v; want one ban of %v (the /64)", bans, err, prefix)
+	}
+	if _, err := c.WriteToUDPAddrPort([]byte("banned"), r.hostAddr(true, sipPort)); err != nil {
+		t.Fatal(err)
+	}
+	r.awaitDropped(t, before, fmt.Sprintf("a datagram from %v, in the banned %v's /64, was not dropped", other, r.pair.PeerV6))
+	if err := r.prog.Unban(other); err != nil {
+		t.Fatal(err)
+	}
+	if d, ok := awaitFrame(t, s, c, r.hostAddr(true, sipPort), []byte("unbanned"), 5*time.Second); !ok {
+		t.Fatal("traffic did not resume after unbanning another address of the /64")
+	} else {
+		s.Release([]Desc{d})
+	}
+}
+
+// awaitDropped polls the program's counters (bounded: 5s) until it has
+// dropped a banned datagram since before; what says which, on failure.
+func (r *rig) awaitDropped(t *testing.T, before Counters, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		cn, _ := r.prog.Counters()
+		if cn.DroppedBanned > before.DroppedBanned {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %+v", what, cn)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

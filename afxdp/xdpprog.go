@@ -1,6 +1,10 @@
 package afxdp
 
-import "github.com/cilium/ebpf/asm"
+import (
+	"encoding/binary"
+
+	"github.com/cilium/ebpf/asm"
+)
 
 // Offsets in struct xdp_md, the XDP program's context.
 const (
@@ -35,7 +39,7 @@ const (
 // Every packet read is preceded by a check that the bytes lie before
 // data_end: the verifier rejects the program otherwise, and a short or
 // truncated frame must pass to the kernel, never be read past its end.
-func buildProgram(banned, ports, xsks, stats int) asm.Instructions {
+func buildProgram(banned, ports, xsks, stats, v6Bits int) asm.Instructions {
 	var p asm.Instructions
 	add := func(ins ...asm.Instruction) { p = append(p, ins...) }
 
@@ -110,6 +114,7 @@ func buildProgram(banned, ports, xsks, stats int) asm.Instructions {
 		asm.LoadMem(asm.R1, asm.R9, 16, asm.DWord),
 		asm.StoreMem(asm.R10, stackBanKey+8, asm.R1, asm.DWord),
 	)
+	add(maskV6Key(v6Bits)...)
 	add(
 		// Only a UDP next header is parsed: extension headers (fragment,
 		// hop-by-hop, routing) and ICMPv6 (neighbour discovery) pass.
@@ -155,6 +160,39 @@ func buildProgram(banned, ports, xsks, stats int) asm.Instructions {
 	add(verdict(stats, "pass", statPassed, xdpPass)...)
 	add(verdict(stats, "drop", statDroppedBanned, xdpDrop)...)
 	return p
+}
+
+// maskV6Key keeps the first bits of the IPv6 source at stackBanKey and
+// zeroes the rest (nothing when bits is 128): one ban then covers the
+// prefix the guard counts as one source, so a host rotating through its
+// /64 stays banned below userspace. banKey masks the same way. Uses R1
+// and R2.
+func maskV6Key(bits int) asm.Instructions {
+	if bits <= 0 || bits >= 128 {
+		return nil
+	}
+	m := v6Mask(bits)
+	// The key is in network order in memory; a DWord load is native
+	// order, so the mask is read from its bytes the same way.
+	var out asm.Instructions
+	for _, off := range []int16{0, 8} {
+		out = append(out,
+			asm.LoadMem(asm.R1, asm.R10, stackBanKey+off, asm.DWord),
+			asm.LoadImm(asm.R2, int64(binary.NativeEndian.Uint64(m[off:off+8])), asm.DWord),
+			asm.And.Reg(asm.R1, asm.R2),
+			asm.StoreMem(asm.R10, stackBanKey+off, asm.R1, asm.DWord),
+		)
+	}
+	return out
+}
+
+// v6Mask is the netmask of an IPv6 prefix of bits bits.
+func v6Mask(bits int) [16]byte {
+	var m [16]byte
+	for i := 0; i < bits && i < 128; i++ {
+		m[i/8] |= 0x80 >> (i % 8)
+	}
+	return m
 }
 
 // banCheck looks up the key at stackBanKey in the banned map and jumps to

@@ -190,7 +190,7 @@ func (d *Daemon) openSockets(cfg *config.Config, listen netip.AddrPort) (netip.A
 	if err != nil {
 		return self, err
 	}
-	filter := d.openSocketBans()
+	filter := d.openSocketBans(cfg)
 	for i := range cfg.IO.Cores {
 		p, err := socketport.Open(socketport.Config{
 			Listen:     listen,
@@ -258,6 +258,8 @@ func (d *Daemon) openAFXDP(cfg *config.Config, listen netip.AddrPort) (netip.Add
 		BusyPoll:   io.BusyPoll == "on" || (io.BusyPoll == "auto" && io.Wait != "block"),
 		Neighbours: d.neigh,
 		MaxMessage: cfg.Guard.MaxMessageSize, // large buffers: SIP above a frame
+		// An IPv6 ban covers the prefix the guard counts as one source.
+		IPv6BanPrefix: cfg.Guard.IPv6SourcePrefix,
 	}
 	if self.Is4() {
 		xc.Addr4 = self

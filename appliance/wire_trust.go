@@ -41,8 +41,9 @@ func foreignSources(cfg *config.Config, ifindex int) ([]netip.Prefix, error) {
 // socket gets: bans then drop a flood in the kernel, before it fills the
 // socket buffer and crowds legitimate datagrams out. Without CAP_BPF the
 // bans stay in the workers, as the log says.
-func (d *Daemon) openSocketBans() func(fd int) error {
-	sb, err := afxdp.NewSocketBans(0)
+func (d *Daemon) openSocketBans(cfg *config.Config) func(fd int) error {
+	// An IPv6 ban covers the prefix the guard counts as one source.
+	sb, err := afxdp.NewSocketBans(0, cfg.Guard.IPv6SourcePrefix)
 	if err != nil {
 		d.log.Warn("bans stay in the workers: no socket filter (needs CAP_BPF)", "err", err)
 		return nil

@@ -112,7 +112,7 @@ func Open(ifname string, queues int, cfg Config) (*Group, error) {
 			g.Close()
 		}
 	}()
-	g.prog, err = afxdp.LoadProgram(afxdp.ProgramConfig{Ifindex: ifi.Index, Mode: cfg.XDPMode, Ports: cfg.Ports, Queues: queues})
+	g.prog, err = afxdp.LoadProgram(afxdp.ProgramConfig{Ifindex: ifi.Index, Mode: cfg.XDPMode, Ports: cfg.Ports, Queues: queues, IPv6BanPrefix: cfg.IPv6BanPrefix})
 	if err != nil {
 		return nil, err
 	}

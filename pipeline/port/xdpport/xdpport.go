@@ -56,6 +56,9 @@ type Config struct {
 	// AllocLarge gives transmit buffers of that size, so messages above a
 	// UMEM frame go through (by the slow-path sockets).
 	MaxMessage int
+	// IPv6BanPrefix is afxdp.ProgramConfig's: an IPv6 ban covers the
+	// source's prefix of this many bits (the guard's ipv6_source_prefix).
+	IPv6BanPrefix int
 	// LargeBuffers is how many such buffers each way (receive, transmit)
 	// a port holds (default 32).
 	LargeBuffers int

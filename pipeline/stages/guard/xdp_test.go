@@ -70,7 +70,7 @@ func newBanRig(t testing.TB, gc guard.Config, where string) *xdpRig {
 	case "xdp":
 		gc.Banner = r.prog
 	case "sockfilter":
-		sb, err := afxdp.NewSocketBans(0)
+		sb, err := afxdp.NewSocketBans(0, 64)
 		if err != nil {
 			t.Fatal(err)
 		}
