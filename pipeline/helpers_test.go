@@ -226,9 +226,12 @@ func callFlows(t testing.TB, n int) []memport.Datagram {
 	var out []memport.Datagram
 	for i := 0; i < n; i++ {
 		c := newCall(i)
-		inv, bye := c.request("INVITE", false), c.request("BYE", true)
+		inv := c.request("INVITE", false)
 		fwd, _ := r.sendOne(caller, inv)
 		be := fwd.Dst
+		// The BYE names the backend's Contact, as a UA's in-dialog
+		// requests do: the route stage follows it (no hash).
+		bye := strings.Replace(c.request("BYE", true), "BYE sip:bob@example.com", "BYE sip:bob@"+be.String(), 1)
 		fbye, _ := r.sendOne(caller, bye)
 		out = append(out,
 			dgram(caller, inv),

@@ -287,3 +287,53 @@ func TestNoLeakOnMixedInput(t *testing.T) {
 }
 
 var _ = sipcore.MethodINVITE
+
+// A backend drained to weight 0 gets no new calls, but an in-dialog
+// request whose next hop (Request-URI: the backend's Contact, or the
+// Route after ours) names it still reaches it; one that names no backend
+// goes by the Call-ID hash, and so does a request to a backend that is
+// down.
+func TestInDialogFollowsDrainedBackend(t *testing.T) {
+	r := newRig(t, pipeline.Config{})
+	bk := r.bk
+	// A call on each backend, found by trying Call-IDs.
+	onto := map[netip.AddrPort]call{}
+	for i := 0; len(onto) < 2 && i < 100; i++ {
+		c := newCall(i)
+		d, _ := r.sendOne(caller, c.request("INVITE", false))
+		if _, ok := onto[d.Dst]; !ok {
+			onto[d.Dst] = c
+		}
+	}
+	cA, ok := onto[backendA]
+	if !ok {
+		t.Fatal("no call went to backend A")
+	}
+	if err := bk.Replace([]pipeline.BackendSpec{{Addr: backendA, Weight: 0}, {Addr: backendB, Weight: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	byeTo := func(ruri string, route ...string) string {
+		bye := strings.Replace(cA.request("BYE", true, route...), "BYE sip:bob@example.com", "BYE "+ruri, 1)
+		return bye
+	}
+	if d, _ := r.sendOne(caller, byeTo("sip:bob@"+backendA.String())); d.Dst != backendA {
+		t.Errorf("BYE to the drained backend's Contact went to %v, want %v", d.Dst, backendA)
+	}
+	// Our Route first, then the backend's own Record-Route: the second
+	// Route is the next hop, whatever the Request-URI says.
+	if d, _ := r.sendOne(caller, byeTo("sip:bob@198.51.100.9:5060", "Route: <sip:"+backendA.String()+";lr>")); d.Dst != backendA {
+		t.Errorf("BYE with the drained backend as the next Route went to %v, want %v", d.Dst, backendA)
+	}
+	if d, _ := r.sendOne(caller, byeTo("sip:bob@example.com")); d.Dst != backendB {
+		t.Errorf("BYE naming no backend went to %v, want the hash's %v", d.Dst, backendB)
+	}
+	for i := 100; i < 150; i++ {
+		if d, _ := r.sendOne(caller, newCall(i).request("INVITE", false)); d.Dst != backendB {
+			t.Fatalf("new call %d went to %v, want only %v (A is drained)", i, d.Dst, backendB)
+		}
+	}
+	bk.SetUp(backendA, false)
+	if d, _ := r.sendOne(caller, byeTo("sip:bob@"+backendA.String())); d.Dst != backendB {
+		t.Errorf("BYE to a backend that is down went to %v, want the hash's %v", d.Dst, backendB)
+	}
+}

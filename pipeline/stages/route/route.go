@@ -13,12 +13,13 @@ import (
 // Def declares the stage.
 var Def = pipeline.StageDef{
 	Name:    "route",
-	Doc:     "requests: a backend by Call-ID hash (dispatcher); from a backend, in-dialog to the caller its signed Record-Route names, initial only to allowed destinations; 503 when no backend is up",
+	Doc:     "requests: a backend by Call-ID hash (dispatcher), in-dialog to the backend their next hop names (so a drained backend keeps its dialogs); from a backend, in-dialog to the caller its signed Record-Route names, initial only to allowed destinations; 503 when no backend is up",
 	Section: "[dispatcher]",
 	Counters: []pipeline.CounterDef{
 		{Name: "sipedge_route_refused_total", Help: "Requests from a backend's address the dispatcher refused (403, ACKs dropped): in-dialog without this node's signed Record-Route token, with a token that does not verify, or initial to a destination [dispatcher] backend_destinations does not allow.",
 			Label: "reason", Values: refusedNames[:]},
 		{Name: "sipedge_route_via_corrected_total", Help: "Forwarded requests whose top Via carried a received or rport naming another address than the one observed: replaced by the observation, so responses cannot be reflected to a third party."},
+		{Name: "sipedge_route_dialog_target_total", Help: "In-dialog requests from the caller side sent to the backend their next hop (Route or Request-URI) names, not by Call-ID hash."},
 	},
 }
 
@@ -29,6 +30,7 @@ const (
 	refusedDestination
 	numRefused
 	cViaCorrected = numRefused // the next counter slot
+	cDialogTarget = cViaCorrected + 1
 )
 
 var refusedNames = [numRefused]string{"no-token", "bad-token", "destination"}
@@ -164,6 +166,42 @@ func (s *stage) fromBackend(c *pipeline.Ctx) (netip.AddrPort, pipeline.Verdict, 
 	return a, 0, true
 }
 
+// dialogBackend is the backend an in-dialog request from the caller side
+// names as its next hop (RFC 3261 16.12: the Route after ours, else the
+// Request-URI, which is the backend's Contact), when that is a backend
+// of the set and up; -1 otherwise, and the Call-ID hash decides. A
+// backend at weight 0 (lingering after it left the DNS) gets no new calls
+// from the hash, but keeps receiving the requests of the dialogs it set
+// up: the hash alone would send them to the backend that wins the Call-ID
+// now, which does not know them.
+func dialogBackend(m *sipcore.Msg, set *pipeline.BackendSet, isLocal func([]byte, *sipcore.URI) bool) int {
+	if m.To.Tag.Len == 0 {
+		return -1
+	}
+	buf := m.Buf()
+	u := &m.RURI
+	switch {
+	case m.NRoute > 0 && !isLocal(buf, &m.Routes[0].URI):
+		u = &m.Routes[0].URI
+	case m.NRoute > 1:
+		u = &m.Routes[1].URI
+	}
+	a, ok := uriAddr(buf, u)
+	if !ok {
+		return -1
+	}
+	a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+	for i := range set.Backends {
+		if b := &set.Backends[i]; b.Addr == a {
+			if b.Up {
+				return i
+			}
+			return -1
+		}
+	}
+	return -1
+}
+
 // StartBatch loads the backend snapshot once per batch, not per packet.
 func (s *stage) StartBatch(int64, int) { s.set = s.backends.Load() }
 
@@ -208,6 +246,9 @@ func (s *stage) Process(c *pipeline.Ctx) pipeline.Verdict {
 			return v
 		}
 		to = a
+	} else if k := dialogBackend(m, set, s.n.IsLocal); k >= 0 {
+		to, picked = set.Backends[k].Addr, k
+		s.cnt.Inc(cDialogTarget)
 	} else {
 		k := set.Pick(m.B(m.CallID))
 		if k < 0 {
