@@ -243,6 +243,7 @@ func (m *mediaModule) WriteMetrics(p promWriter) {
 		}
 		p.sample("sipedge_media_ng_errors_total", float64(st.Errors[i].Load()), "reason", name)
 	}
+	p.counter("sipedge_media_lingering_relay_answers_total", "Answers and deletes a relay that left the DNS took after the Call-ID's relay did not know the call.", st.Lingered.Load())
 	p.latency("sipedge_media_relay_latency_seconds", "Relay answer latency (offer, answer, delete).", st.Latency.Snapshot())
 }
 

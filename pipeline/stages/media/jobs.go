@@ -124,6 +124,9 @@ func (h *ngHelper) lookup(key []byte, a *pipeline.Answer) {
 		st.Latency.Observe(time.Since(t0))
 		j.status = h.result(j)
 	}
+	if j.status == ansUnknownCall && j.op != opOffer {
+		h.askLingering(j, t0.Add(left))
+	}
 	if j.status != ansOK {
 		if j.op == opDelete && j.status != ansUnknownCall {
 			st.Errors[whyDeleteFailed].Add(1)
@@ -147,6 +150,32 @@ func (h *ngHelper) lookup(key []byte, a *pipeline.Answer) {
 	}
 	a.Status = j.status
 	j.word.Store(g<<8 | jobDone)
+}
+
+// askLingering asks the relays that left the DNS and linger (weight 0,
+// still up) for an answer or delete the Call-ID's relay did not know: the
+// call was offered there before it left, and the hash now picks another.
+// The first that knows the call takes the job (j.relay, for its call
+// count). Costs an exchange per lingering relay, only for such calls, and
+// nothing when no relay lingers.
+func (h *ngHelper) askLingering(j *job, deadline time.Time) {
+	set := h.m.relays.Load()
+	for i := range set.Backends {
+		b := &set.Backends[i]
+		if b.Addr == j.relay || !b.Up || b.Weight > 0 || !time.Now().Before(deadline) {
+			continue
+		}
+		h.cl.Begin(&h.enc)
+		h.enc.B = append(h.enc.B, j.req...)
+		if h.cl.Do(b.Addr, h.enc.B, deadline, h.dec) != nil {
+			continue
+		}
+		if st := h.result(j); st != ansUnknownCall {
+			j.status, j.relay = st, b.Addr
+			h.m.stats.Lingered.Add(1)
+			return
+		}
+	}
 }
 
 // result reads the relay's reply into j.reply.

@@ -229,6 +229,9 @@ type Stats struct {
 	Errors [numWhy]atomic.Uint64
 	// Latency of answered requests.
 	Latency pipeline.Latency
+	// Lingered counts answers and deletes a relay that left the DNS (and
+	// lingers) took after the Call-ID's relay did not know the call.
+	Lingered atomic.Uint64
 }
 
 // Ops and error reasons as the exporter labels them.

@@ -1,6 +1,7 @@
 package media_test
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -210,4 +211,45 @@ func TestLateOffer(t *testing.T) {
 	}
 	r.one(caller, inDialog("BYE", id, 2))
 	waitCalls(t, relay, "BYE must delete the call", func(c []string) bool { return !slices.Contains(c, id) })
+}
+
+// A relay that left the DNS lingers with weight 0: no new calls, but the
+// answers and deletes of the calls it anchored still reach it when the
+// Call-ID's relay in the new set does not know them.
+func TestLingeringRelayKeepsItsCalls(t *testing.T) {
+	a, b := mediatest.Start(t), mediatest.Start(t)
+	r := newRig(t, relayConfig(a, b))
+	// A call anchored on a, found by trying Call-IDs.
+	var id string
+	var fwd *sipcore.Msg
+	for i := 0; i < 40 && id == ""; i++ {
+		c := fmt.Sprintf("call-linger-%d", i)
+		_, m := r.one(caller, invite(c, sdp("127.0.0.1", 40100)))
+		if calls, _ := a.Calls(); slices.Contains(calls, c) {
+			id, fwd = c, m
+		}
+	}
+	if id == "" {
+		t.Fatal("no call of 40 went to relay a")
+	}
+	if err := r.md.ReplaceRelays([]pipeline.BackendSpec{{Addr: a.NG, Weight: 0}, {Addr: b.NG, Weight: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	_, rm := r.one(backend, reply(t, fwd, 200, sdp("127.0.0.2", 40200)))
+	if ip, port := mediaOf(t, rm); ip != "127.0.0.1" || port < a.PortMin || port > a.PortMax {
+		t.Fatalf("the 200's SDP names %s:%d, want lingering relay a's 127.0.0.1:%d-%d", ip, port, a.PortMin, a.PortMax)
+	}
+	r.one(caller, inDialog("BYE", id, 2))
+	waitCalls(t, a, "the BYE must delete the call on the lingering relay", func(c []string) bool { return !slices.Contains(c, id) })
+	if n := r.md.Stats().Lingered.Load(); n != 2 {
+		t.Errorf("lingering relay took %d requests, want 2 (the answer and the delete)", n)
+	}
+	// New calls never go to it.
+	for i := 0; i < 10; i++ {
+		c := fmt.Sprintf("call-after-%d", i)
+		r.one(caller, invite(c, sdp("127.0.0.1", 40100)))
+		if calls, _ := a.Calls(); slices.Contains(calls, c) {
+			t.Fatalf("new call %s was anchored on the lingering relay", c)
+		}
+	}
 }
