@@ -408,9 +408,11 @@ func (s *stage) fallback(c *pipeline.Ctx, why int) pipeline.Verdict {
 		return c.DropOwn(0) // the sender retransmits the response
 	}
 	if c.Parsed && c.Msg.Method == sipcore.MethodACK {
-		// An ACK is never answered: dropped, its 2xx is retransmitted
-		// and the caller sends it again.
-		return c.DropOwn(0)
+		// An ACK is never answered, and one dropped for good fails the
+		// call: it goes on unchanged. So does the SDP some UAs repeat in
+		// the ACK of an early offer, which the relay does not take as
+		// the answer of a late one.
+		return pipeline.Continue
 	}
 	return c.Respond(503, "Service Unavailable (media relay)", s.m.retry)
 }

@@ -147,6 +147,15 @@ func TestFallback(t *testing.T) {
 			if out.Dst != caller || m.StatusCode != 503 {
 				t.Fatalf("reject: got status %d to %v, want 503 to the caller", m.StatusCode, out.Dst)
 			}
+			// An ACK with SDP is never answered: it goes on unchanged.
+			ack := strings.Replace(inDialog("ACK", "call-fallback", 1), "Content-Length: 0\r\n\r\n", "", 1)
+			body := sdp("127.0.0.1", 40102)
+			ack += "Content-Type: application/sdp\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+			if out, m := r.one(caller, ack); out.Dst != backend || m.Method != sipcore.MethodACK {
+				t.Fatalf("reject: the ACK went to %v as %v, want the ACK to the backend", out.Dst, m.Method)
+			} else if ip, port := mediaOf(t, m); ip != "127.0.0.1" || port != 40102 {
+				t.Fatalf("reject: the failed ACK's SDP changed to %s:%d", ip, port)
+			}
 			continue
 		}
 		if out.Dst != backend {
