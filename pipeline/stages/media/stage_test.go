@@ -250,6 +250,11 @@ func TestLingeringRelayKeepsItsCalls(t *testing.T) {
 	}
 	r.one(caller, inDialog("BYE", id, 2))
 	waitCalls(t, a, "the BYE must delete the call on the lingering relay", func(c []string) bool { return !slices.Contains(c, id) })
+	// The relay deletes the call before it replies, and the helper counts
+	// after the reply: the count is awaited, not read at once (CI saw 1).
+	for end := time.Now().Add(5 * time.Second); r.md.Stats().Lingered.Load() < 2 && time.Now().Before(end); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if n := r.md.Stats().Lingered.Load(); n != 2 {
 		t.Errorf("lingering relay took %d requests, want 2 (the answer and the delete)", n)
 	}
