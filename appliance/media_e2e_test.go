@@ -341,8 +341,7 @@ func (r *mediaRig) checkAnchored(t *testing.T, relay *mediatest.Relay, calls int
 	if us["SuccessfulCall(C)"] < calls || us["FailedCall(C)"] != 0 { // probes count as calls too
 		t.Errorf("uas: %d successful, %d failed, want at least %d and 0 (%s)\n%s", us["SuccessfulCall(C)"], us["FailedCall(C)"], calls, uasWhy, errorsLog(r.dir, "uas"))
 	}
-	var m string
-	r.app.get(t, "/metrics", &m)
+	want := map[string]float64{}
 	for _, name := range []string{
 		// A late offer's 2xx is rewritten on the response side and its
 		// ACK on the request side: the same counts.
@@ -352,8 +351,12 @@ func (r *mediaRig) checkAnchored(t *testing.T, relay *mediatest.Relay, calls int
 		`sipedge_media_ng_requests_total{command="offer"}`,
 		`sipedge_media_ng_requests_total{command="answer"}`,
 	} {
-		if got := metric(t, m, name); got != float64(calls) {
-			t.Errorf("%s = %v, want %d", name, got, calls)
+		want[name] = float64(calls)
+	}
+	m := r.app.scrapeWhen(t, want)
+	for name, v := range want {
+		if got := metric(t, m, name); got != v {
+			t.Errorf("%s = %v, want %v", name, got, v)
 		}
 	}
 	if f := sumMetric(m, "sipedge_media_offer_fallbacks_total") + sumMetric(m, "sipedge_media_answer_fallbacks_total"); f != 0 {
@@ -394,8 +397,7 @@ func TestE2EMediaBusyDeletes(t *testing.T) {
 		"-r", "10", "-m", fmt.Sprint(calls), "-recv_timeout", "10s", "-timeout", "60s", "-timeout_error", r.sip)
 	r.checkUAC(t, uac, "uac", calls)
 	waitRelayCalls(t, "after 486", 0, relay)
-	var m string
-	r.app.get(t, "/metrics", &m)
+	m := r.app.scrapeWhen(t, map[string]float64{"sipedge_media_response_deletes_total": calls, `sipedge_media_ng_requests_total{command="offer"}`: calls})
 	if got := metric(t, m, "sipedge_media_response_deletes_total"); got != calls {
 		t.Errorf("sipedge_media_response_deletes_total = %v, want %d", got, calls)
 	}
@@ -447,8 +449,8 @@ func TestE2EMediaRelayKilled(t *testing.T) {
 	r.checkUAC(t, uac2, "uac2", second)
 	r.checkUAC(t, uac1, "uac1", first) // SIP goes on; only a's calls' media is lost
 	waitRelayCalls(t, "after every BYE", 0, b)
-	var m string
-	r.app.get(t, "/metrics", &m)
+	// b's list does not move for a's calls' deletes: await their count.
+	m := r.app.scrapeWhen(t, map[string]float64{`sipedge_media_ng_errors_total{reason="unknown-call"}`: float64(len(held))})
 	if got := metric(t, m, `sipedge_media_relay_orphaned_calls_total{relay="`+a.NG.String()+`"}`); got != float64(len(held)) {
 		t.Errorf("orphaned calls metric %v, want %d", got, len(held))
 	}
@@ -502,8 +504,7 @@ func TestE2EMediaCancelDeletes(t *testing.T) {
 		"-r", "10", "-m", fmt.Sprint(calls), "-recv_timeout", "10s", "-timeout", "60s", "-timeout_error", r.sip)
 	r.checkUAC(t, uac, "uac", calls)
 	waitRelayCalls(t, "after CANCEL", 0, relay)
-	var m string
-	r.app.get(t, "/metrics", &m)
+	m := r.app.scrapeWhen(t, map[string]float64{"sipedge_media_request_deletes_total": calls})
 	if got := metric(t, m, "sipedge_media_request_deletes_total"); got != calls {
 		t.Errorf("deletes for CANCEL %v, want %d", got, calls)
 	}

@@ -83,21 +83,18 @@ func TestE2EMediaToRegisteredUser(t *testing.T) {
 		}
 		waitRelayCalls(t, fmt.Sprintf("after the %d to an anchored INVITE", c.want), 0, relay)
 	}
-	var m string
-	e.get(t, "/metrics", &m)
-	for _, c := range []struct {
-		name string
-		want float64
-	}{
-		{"sipedge_media_offers_rewritten_total", n + 2}, // the refused INVITEs were anchored first
-		{"sipedge_media_answers_rewritten_total", n},
-		{"sipedge_media_request_deletes_total", n},
-		{"sipedge_media_refused_deletes_total", 2},
-		{"sipedge_location_not_found_total", 1},
-		{"sipedge_location_unavailable_total", 1},
-	} {
-		if got := metric(t, m, c.name); got != c.want {
-			t.Errorf("%s = %v, want %v", c.name, got, c.want)
+	want := map[string]float64{
+		"sipedge_media_offers_rewritten_total":  n + 2, // the refused INVITEs were anchored first
+		"sipedge_media_answers_rewritten_total": n,
+		"sipedge_media_request_deletes_total":   n,
+		"sipedge_media_refused_deletes_total":   2,
+		"sipedge_location_not_found_total":      1,
+		"sipedge_location_unavailable_total":    1,
+	}
+	m := e.scrapeWhen(t, want) // CI once scraped before the last 480's counts were published
+	for name, v := range want {
+		if got := metric(t, m, name); got != v {
+			t.Errorf("%s = %v, want %v", name, got, v)
 		}
 	}
 }

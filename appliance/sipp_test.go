@@ -275,6 +275,40 @@ func (a *app) waitBackends(t testing.TB, what string, within time.Duration, cond
 	}
 }
 
+// scrapeWhen scrapes /metrics until every sample in want has its value, or
+// 5s pass, and returns the last scrape for the caller's assertions: a worker
+// publishes its counters after the batch that sent its last message, so a
+// scrape just after a response may come a moment before they add up.
+func (a *app) scrapeWhen(t testing.TB, want map[string]float64) string {
+	t.Helper()
+	var m string
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		a.get(t, "/metrics", &m)
+		ok := true
+		for name, v := range want {
+			if got, found := sample(m, name); !found || got != v {
+				ok = false
+				break
+			}
+		}
+		if ok || time.Now().After(deadline) {
+			return m
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// sample is metric without failing: the value and whether the line is there.
+func sample(text, name string) (float64, bool) {
+	for _, line := range strings.Split(text, "\n") {
+		if rest, ok := strings.CutPrefix(line, name+" "); ok {
+			v, err := strconv.ParseFloat(rest, 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
+}
+
 // metric returns the value of one sample line of /metrics ("name{labels}").
 func metric(t testing.TB, text, sample string) float64 {
 	t.Helper()
