@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +41,26 @@ func FreeAddr(t testing.TB) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// freeClusterAddr is FreeAddr for a cluster node, whose bus listens on
+// the port plus 10000: that one must be free too (CI once saw a node
+// abort because another test's socket held it).
+func freeClusterAddr(t testing.TB) string {
+	for i := 0; i < 100; i++ {
+		addr := FreeAddr(t)
+		_, ps, _ := net.SplitHostPort(addr)
+		p, _ := strconv.Atoi(ps)
+		if p+10000 > 65535 {
+			continue
+		}
+		if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p+10000))); err == nil {
+			l.Close()
+			return addr
+		}
+	}
+	t.Fatal("redistest: no free port pair (port, port+10000) for a cluster node in 100 tries")
+	return ""
 }
 
 // Start runs a standalone redis-server on a free port, with its own
@@ -170,7 +191,7 @@ func StartCluster(t testing.TB) *Cluster {
 	cli := binary(t, "redis-cli")
 	c := &Cluster{}
 	for i := 0; i < 6; i++ {
-		c.Nodes = append(c.Nodes, Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1000"))
+		c.Nodes = append(c.Nodes, StartOn(t, freeClusterAddr(t), "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1000"))
 	}
 	args := []string{"--cluster", "create"}
 	args = append(args, c.Addrs()...)
